@@ -1,2 +1,1252 @@
 //! Configuration: environment, `<root>/.env`, `ao.toml`, with the precedence product.md gives.
-//! (Filled in by the model-layer work.)
+//!
+//! Precedence, highest first: CLI flags > the real environment > `<root>/.env` > `ao.toml` >
+//! defaults. The environment is *injected* as a snapshot ([`ConfigInputs::env`]), so loading
+//! never reads or mutates the process environment by itself; [`env_snapshot`] takes the real one.
+//! `.env` is parsed with `dotenvy` but never exported into the process. CLI flags are passed as
+//! the env-var names they override (`--leader-model x` → `LEADER_MODEL_NAME=x`), so every
+//! setting has one name across flags, env and `.env`.
+//!
+//! Every effective value is a [`Sourced`] value that remembers where it came from, so `ao doctor`
+//! can print it ([`Config::doctor_rows`]); API keys are [`Secret`]s and are never printed.
+//!
+//! What this module is not: it does not parse the `[policy]` table or the `AO_DRY_RUN` /
+//! `AO_ALLOW_WRITE` / `AO_ALLOWED_COMMANDS` values (the tools crate owns their meaning; they are
+//! kept raw here, layered), and it makes no network calls.
+//!
+//! ```
+//! use ao_core::config::{Config, ConfigInputs};
+//! use std::collections::BTreeMap;
+//! let mut env = BTreeMap::new();
+//! env.insert("LEADER_MODEL_PROVIDER".into(), "ollama".into());
+//! env.insert("LEADER_MODEL_NAME".into(), "qwen2.5-coder:7b".into());
+//! let dir = std::env::temp_dir().join("ao-config-doc-example-nonexistent");
+//! let config = Config::load(&ConfigInputs::new(&dir).with_env(env)).unwrap();
+//! let leader = config.leader().unwrap();
+//! assert_eq!(leader.base_url.value, "http://localhost:11434/v1");
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// File name of the project configuration, looked up in the project root.
+pub const AO_TOML: &str = "ao.toml";
+/// File name of the dotenv file, looked up in the project root.
+pub const DOTENV: &str = ".env";
+/// Name of the worker defined by the `WORKER_MODEL_*` variables.
+pub const DEFAULT_WORKER: &str = "default";
+/// Role name of the leader.
+pub const LEADER: &str = "leader";
+
+const DEFAULT_CONNECT_SECS: f64 = 10.0;
+const DEFAULT_TOTAL_SECS: f64 = 300.0;
+const DEFAULT_IDLE_SECS: f64 = 60.0;
+const DEFAULT_OVERALL_SECS: f64 = 600.0;
+const DEFAULT_MAX_RETRIES: u32 = 3;
+const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+
+/// Takes a snapshot of the real process environment (the only place this module reads it).
+pub fn env_snapshot() -> BTreeMap<String, String> {
+    std::env::vars().collect()
+}
+
+/// Where an effective value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    /// A command-line flag.
+    Flag,
+    /// The real process environment.
+    Env,
+    /// `<root>/.env`.
+    DotEnv,
+    /// `<root>/ao.toml`.
+    AoToml,
+    /// Built into `ao`.
+    Default,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Source::Flag => "flag",
+            Source::Env => "env",
+            Source::DotEnv => ".env",
+            Source::AoToml => "ao.toml",
+            Source::Default => "default",
+        })
+    }
+}
+
+/// A value and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sourced<T> {
+    pub value: T,
+    pub source: Source,
+    /// The variable or ao.toml key that supplied it (e.g. `LEADER_MODEL_NAME`,
+    /// `leader.model`), for messages.
+    pub origin: String,
+}
+
+impl<T> Sourced<T> {
+    fn new(value: T, source: Source, origin: impl Into<String>) -> Self {
+        Sourced {
+            value,
+            source,
+            origin: origin.into(),
+        }
+    }
+
+    fn default_value(value: T) -> Self {
+        Sourced::new(value, Source::Default, "default")
+    }
+}
+
+/// A secret (an API key). `Debug` and `Display` never show its value; use [`Secret::expose`]
+/// only to put it on the wire.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret value, for the `Authorization` header and for redaction only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Which kind of endpoint a role talks to. All speak OpenAI chat completions; the presets only
+/// differ by their default base URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Provider {
+    #[serde(rename = "openai")]
+    OpenAi,
+    #[serde(rename = "litellm")]
+    LiteLlm,
+    OpenaiCompatible,
+    Ollama,
+    Vllm,
+    #[serde(rename = "lmstudio")]
+    LmStudio,
+    #[serde(rename = "llamacpp")]
+    LlamaCpp,
+}
+
+impl Provider {
+    /// Every accepted spelling, for messages.
+    pub const NAMES: &'static [&'static str] = &[
+        "openai",
+        "litellm",
+        "openai-compatible",
+        "ollama",
+        "vllm",
+        "lmstudio",
+        "llamacpp",
+    ];
+
+    /// Parses a provider name (case-insensitive, surrounding spaces ignored).
+    pub fn parse(name: &str) -> Option<Provider> {
+        Some(match name.trim().to_ascii_lowercase().as_str() {
+            "openai" => Provider::OpenAi,
+            "litellm" => Provider::LiteLlm,
+            "openai-compatible" => Provider::OpenaiCompatible,
+            "ollama" => Provider::Ollama,
+            "vllm" => Provider::Vllm,
+            "lmstudio" => Provider::LmStudio,
+            "llamacpp" => Provider::LlamaCpp,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::OpenAi => "openai",
+            Provider::LiteLlm => "litellm",
+            Provider::OpenaiCompatible => "openai-compatible",
+            Provider::Ollama => "ollama",
+            Provider::Vllm => "vllm",
+            Provider::LmStudio => "lmstudio",
+            Provider::LlamaCpp => "llamacpp",
+        }
+    }
+
+    /// The base URL a local-server preset uses when none is set.
+    pub fn preset_base_url(self) -> Option<&'static str> {
+        match self {
+            Provider::Ollama => Some("http://localhost:11434/v1"),
+            Provider::Vllm => Some("http://localhost:8000/v1"),
+            Provider::LmStudio => Some("http://localhost:1234/v1"),
+            Provider::LlamaCpp => Some("http://localhost:8080/v1"),
+            Provider::OpenAi | Provider::LiteLlm | Provider::OpenaiCompatible => None,
+        }
+    }
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Price of a model in US dollars per one million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    /// Dollars per 1M prompt (input) tokens.
+    pub input: f64,
+    /// Dollars per 1M completion (output) tokens.
+    pub output: f64,
+}
+
+/// Per-call time limits of a role.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timeouts {
+    /// Establishing the TCP/TLS connection.
+    pub connect: Duration,
+    /// One HTTP attempt, from sending the request to the end of the reply.
+    pub total: Duration,
+    /// Streaming only: the longest pause between two chunks.
+    pub idle: Duration,
+    /// One `complete` call as a whole: all attempts, back-off waits, fallbacks and repairs.
+    pub overall: Duration,
+}
+
+/// The effective configuration of one model role (the leader or a named worker).
+#[derive(Debug, Clone)]
+pub struct ModelConfig {
+    /// `leader` or the worker's name.
+    pub role: String,
+    pub provider: Sourced<Provider>,
+    pub model: Sourced<String>,
+    /// Endpoint base URL, without a trailing slash (`…/v1`).
+    pub base_url: Sourced<String>,
+    pub api_key: Option<Sourced<Secret>>,
+    pub timeouts: Sourced<Timeouts>,
+    pub max_tokens: Option<Sourced<u32>>,
+    pub temperature: Option<Sourced<f32>>,
+    /// Model ids at the same endpoint, tried in order when the primary is rate-limited or down.
+    pub fallback: Sourced<Vec<String>>,
+    pub price: Option<Sourced<Price>>,
+    /// Retries per model after the first attempt, for retryable failures.
+    pub max_retries: Sourced<u32>,
+    /// The env-var prefix of this role (`LEADER_MODEL`, `WORKER_MODEL`), or `None` for a
+    /// worker only ao.toml defines. Used in messages that say what to set.
+    pub env_prefix: Option<String>,
+}
+
+impl ModelConfig {
+    /// What to set to change this role's key, for error messages.
+    pub fn api_key_hint(&self) -> String {
+        match &self.env_prefix {
+            Some(p) => format!("{p}_API_KEY (or `{}.api_key` in ao.toml)", self.toml_path()),
+            None => format!("`{}.api_key` in ao.toml", self.toml_path()),
+        }
+    }
+
+    /// What to set to change this role's model, for error messages.
+    pub fn model_hint(&self) -> String {
+        match &self.env_prefix {
+            Some(p) => format!("{p}_NAME (or `{}.model` in ao.toml)", self.toml_path()),
+            None => format!("`{}.model` in ao.toml", self.toml_path()),
+        }
+    }
+
+    /// What to set to change this role's base URL, for error messages.
+    pub fn base_url_hint(&self) -> String {
+        match &self.env_prefix {
+            Some(p) => format!("{p}_BASE_URL (or `{}.base_url` in ao.toml)", self.toml_path()),
+            None => format!("`{}.base_url` in ao.toml", self.toml_path()),
+        }
+    }
+
+    fn toml_path(&self) -> String {
+        if self.role == LEADER {
+            LEADER.to_string()
+        } else {
+            format!("workers.{}", self.role)
+        }
+    }
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub root: PathBuf,
+    /// `<root>/ao.toml` if it exists.
+    pub ao_toml_path: Option<PathBuf>,
+    /// `<root>/.env` if it exists.
+    pub dotenv_path: Option<PathBuf>,
+    /// `None` when no layer configures a leader; [`Config::leader`] turns that into an error.
+    pub leader_config: Option<ModelConfig>,
+    /// Named workers; `WORKER_MODEL_*` define the one named [`DEFAULT_WORKER`].
+    pub workers: BTreeMap<String, ModelConfig>,
+    pub state_dir: Sourced<PathBuf>,
+    pub mcp_server_name: Sourced<String>,
+    pub mcp_server_version: Sourced<String>,
+    pub log_level: Option<Sourced<String>>,
+    /// `AO_DRY_RUN`, `AO_ALLOW_WRITE`, `AO_ALLOWED_COMMANDS` as layered raw strings (flag > env >
+    /// .env); the tools crate parses them.
+    pub policy_env: BTreeMap<String, Sourced<String>>,
+    /// The `[policy]` table of ao.toml, raw (`Null` when absent); the tools crate parses it.
+    pub policy: serde_json::Value,
+}
+
+/// One line of `ao doctor`: a setting, its displayable value, and where it came from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SettingRow {
+    pub setting: String,
+    /// The value, or for secrets `set (from X)` / `unset`.
+    pub value: String,
+    /// `None` when the setting is unset.
+    pub source: Option<Source>,
+}
+
+/// What [`Config::load`] reads: the project root, an environment snapshot and CLI flags.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigInputs {
+    pub root: PathBuf,
+    pub env: BTreeMap<String, String>,
+    /// CLI flags keyed by the env-var name they override (e.g. `LEADER_MODEL_NAME`).
+    pub flags: BTreeMap<String, String>,
+}
+
+impl ConfigInputs {
+    /// Inputs for `root` with an empty environment and no flags.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        ConfigInputs {
+            root: root.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Inputs for `root` with the real process environment.
+    pub fn from_process_env(root: impl Into<PathBuf>) -> Self {
+        ConfigInputs::new(root).with_env(env_snapshot())
+    }
+
+    pub fn with_env(mut self, env: BTreeMap<String, String>) -> Self {
+        self.env = env;
+        self
+    }
+
+    pub fn with_flag(mut self, var: impl Into<String>, value: impl Into<String>) -> Self {
+        self.flags.insert(var.into(), value.into());
+        self
+    }
+}
+
+/// A configuration problem, saying where and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Toml {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: line {line}: cannot parse: {message}")]
+    DotEnv {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error(
+        "unknown model provider `{value}` in {origin}; use one of: {}",
+        Provider::NAMES.join(", ")
+    )]
+    UnknownProvider { value: String, origin: String },
+    #[error("invalid value `{value}` for {origin}: {reason}")]
+    InvalidValue {
+        value: String,
+        origin: String,
+        reason: String,
+    },
+    #[error("{role} model is incomplete: {missing} is not set; set {hint}")]
+    Incomplete {
+        role: String,
+        missing: String,
+        hint: String,
+    },
+    #[error(
+        "no leader model is configured. Set LEADER_MODEL_PROVIDER and LEADER_MODEL_NAME \
+         (and LEADER_MODEL_BASE_URL / LEADER_MODEL_API_KEY when needed) in the environment or \
+         in <root>/.env, or a [leader] table in ao.toml. Any OpenAI-compatible endpoint works: \
+         OpenAI (provider openai, OPENAI_API_KEY), a LiteLLM proxy (provider litellm, \
+         LITELLM_BASE_URL), or a local server: Ollama (provider ollama), LM Studio (lmstudio), \
+         llama.cpp server (llamacpp), vLLM (vllm). See .env.example."
+    )]
+    MissingLeader,
+}
+
+// ---------------------------------------------------------------------------------------------
+// ao.toml shape
+
+/// The shape of `ao.toml`. Unknown keys are errors.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "ao.toml")]
+pub struct AoTomlFile {
+    /// The leader model.
+    #[serde(default)]
+    pub leader: Option<RoleToml>,
+    /// Named worker models (`[workers.NAME]`).
+    #[serde(default)]
+    pub workers: BTreeMap<String, RoleToml>,
+    /// State directory (default `<root>/.ao`); `AO_STATE_DIR` overrides it.
+    #[serde(default)]
+    pub state_dir: Option<String>,
+    /// `error`/`warn`/`info`/`debug`/`trace`; `LOG_LEVEL` overrides it.
+    #[serde(default)]
+    pub log_level: Option<String>,
+    /// Identity reported by `ao mcp serve`.
+    #[serde(default)]
+    pub mcp_server: Option<McpServerToml>,
+    /// Policy settings (allowed commands, writable globs, …), defined by the policy docs.
+    #[serde(default)]
+    pub policy: Option<serde_json::Value>,
+}
+
+/// `[mcp_server]` in ao.toml.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct McpServerToml {
+    pub name: Option<String>,
+    pub version: Option<String>,
+}
+
+/// `[leader]` or `[workers.NAME]` in ao.toml.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleToml {
+    /// `openai`, `litellm`, `openai-compatible`, `ollama`, `vllm`, `lmstudio`, `llamacpp`.
+    pub provider: Option<String>,
+    /// Model id as the endpoint names it.
+    pub model: Option<String>,
+    /// Endpoint base URL (`…/v1`).
+    pub base_url: Option<String>,
+    /// API key. Prefer the environment or `.env` for keys.
+    pub api_key: Option<String>,
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f32>,
+    /// Models at the same endpoint tried in order when the primary is rate-limited or down.
+    pub fallback: Option<Vec<String>>,
+    /// Retries per model after the first attempt (default 3).
+    pub max_retries: Option<u32>,
+    pub timeout: Option<TimeoutToml>,
+    /// Dollars per 1M tokens.
+    pub price: Option<Price>,
+}
+
+/// `timeout = { … }` of a role, in seconds.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutToml {
+    /// Connect timeout (default 10).
+    pub connect: Option<f64>,
+    /// One HTTP attempt (default 300).
+    pub total: Option<f64>,
+    /// Streaming: longest pause between chunks (default 60).
+    pub idle: Option<f64>,
+    /// One call including retries, fallbacks and repairs (default 600).
+    pub overall: Option<f64>,
+}
+
+/// The JSON Schema of `ao.toml` (`ao schema config`).
+pub fn config_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(AoTomlFile)).unwrap_or(serde_json::Value::Null)
+}
+
+// ---------------------------------------------------------------------------------------------
+// loading
+
+/// Layered lookup of variables: flags > env > .env.
+struct Vars<'a> {
+    flags: &'a BTreeMap<String, String>,
+    env: &'a BTreeMap<String, String>,
+    dotenv: BTreeMap<String, String>,
+}
+
+impl Vars<'_> {
+    /// Empty values count as unset, so a copied `.env.example` with blank lines sets nothing.
+    fn get(&self, var: &str) -> Option<Sourced<String>> {
+        let layers = [
+            (self.flags, Source::Flag),
+            (self.env, Source::Env),
+            (&self.dotenv, Source::DotEnv),
+        ];
+        layers.into_iter().find_map(|(map, source)| {
+            map.get(var)
+                .map(|v| v.trim())
+                .filter(|v| !v.is_empty())
+                .map(|v| Sourced::new(v.to_string(), source, var))
+        })
+    }
+}
+
+fn from_toml<T>(value: Option<T>, key: String) -> Option<Sourced<T>> {
+    value.map(|v| Sourced::new(v, Source::AoToml, key))
+}
+
+impl Config {
+    /// Loads the effective configuration. Fails on unreadable or malformed files, unknown
+    /// keys, unknown providers and incomplete roles; a *missing* leader is reported later by
+    /// [`Config::leader`], so commands that need no model still work.
+    pub fn load(inputs: &ConfigInputs) -> Result<Config, ConfigError> {
+        let root = inputs.root.clone();
+        let toml_path = root.join(AO_TOML);
+        let (ao_toml_path, file) = match std::fs::read_to_string(&toml_path) {
+            Ok(text) => (Some(toml_path.clone()), parse_ao_toml(&text, &toml_path)?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, AoTomlFile::default()),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: toml_path,
+                    source,
+                });
+            }
+        };
+        let dotenv_file = root.join(DOTENV);
+        let (dotenv_path, dotenv) = match std::fs::read(&dotenv_file) {
+            Ok(bytes) => (Some(dotenv_file.clone()), parse_dotenv(&bytes, &dotenv_file)?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, BTreeMap::new()),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: dotenv_file,
+                    source,
+                });
+            }
+        };
+        let vars = Vars {
+            flags: &inputs.flags,
+            env: &inputs.env,
+            dotenv,
+        };
+
+        let leader_config = resolve_role(LEADER, Some("LEADER_MODEL"), file.leader.as_ref(), &vars)?;
+        let mut workers = BTreeMap::new();
+        let mut names: Vec<&String> = file.workers.keys().collect();
+        let default_name = DEFAULT_WORKER.to_string();
+        if !names.contains(&&default_name) {
+            names.push(&default_name);
+        }
+        for name in names {
+            let prefix = (name == DEFAULT_WORKER).then_some("WORKER_MODEL");
+            if let Some(cfg) = resolve_role(name, prefix, file.workers.get(name), &vars)? {
+                workers.insert(name.clone(), cfg);
+            }
+        }
+
+        let state_dir = vars
+            .get("AO_STATE_DIR")
+            .or_else(|| from_toml(file.state_dir.clone(), "state_dir".into()))
+            .map(|s| {
+                let p = PathBuf::from(&s.value);
+                let p = if p.is_absolute() { p } else { root.join(p) };
+                Sourced::new(p, s.source, s.origin)
+            })
+            .unwrap_or_else(|| Sourced::default_value(root.join(".ao")));
+        let mcp = file.mcp_server.clone().unwrap_or_default();
+        let mcp_server_name = vars
+            .get("MCP_SERVER_NAME")
+            .or_else(|| from_toml(mcp.name, "mcp_server.name".into()))
+            .unwrap_or_else(|| Sourced::default_value("ao".to_string()));
+        let mcp_server_version = vars
+            .get("MCP_SERVER_VERSION")
+            .or_else(|| from_toml(mcp.version, "mcp_server.version".into()))
+            .unwrap_or_else(|| Sourced::default_value(env!("CARGO_PKG_VERSION").to_string()));
+        let log_level = vars
+            .get("LOG_LEVEL")
+            .or_else(|| from_toml(file.log_level.clone(), "log_level".into()));
+        let policy_env = ["AO_DRY_RUN", "AO_ALLOW_WRITE", "AO_ALLOWED_COMMANDS"]
+            .into_iter()
+            .filter_map(|v| vars.get(v).map(|s| (v.to_string(), s)))
+            .collect();
+
+        Ok(Config {
+            root,
+            ao_toml_path,
+            dotenv_path,
+            leader_config,
+            workers,
+            state_dir,
+            mcp_server_name,
+            mcp_server_version,
+            log_level,
+            policy_env,
+            policy: file.policy.unwrap_or(serde_json::Value::Null),
+        })
+    }
+
+    /// The leader's configuration, or an error naming what to set.
+    pub fn leader(&self) -> Result<&ModelConfig, ConfigError> {
+        self.leader_config.as_ref().ok_or(ConfigError::MissingLeader)
+    }
+
+    /// Every configured model role: the leader first (if configured), then the workers by name.
+    pub fn model_roles(&self) -> impl Iterator<Item = &ModelConfig> {
+        self.leader_config.iter().chain(self.workers.values())
+    }
+
+    /// The effective value of every setting and where it came from, secrets never shown.
+    pub fn doctor_rows(&self) -> Vec<SettingRow> {
+        fn row(setting: String, value: String, source: Option<Source>) -> SettingRow {
+            SettingRow {
+                setting,
+                value,
+                source,
+            }
+        }
+        let mut rows = Vec::new();
+        match &self.leader_config {
+            Some(cfg) => model_rows(cfg, "leader", &mut rows),
+            None => rows.push(row("leader".into(), "unset".into(), None)),
+        }
+        for (name, cfg) in &self.workers {
+            model_rows(cfg, &format!("workers.{name}"), &mut rows);
+        }
+        let s = &self.state_dir;
+        rows.push(row(
+            "state_dir".into(),
+            s.value.display().to_string(),
+            Some(s.source),
+        ));
+        for (k, s) in [
+            ("mcp_server.name", &self.mcp_server_name),
+            ("mcp_server.version", &self.mcp_server_version),
+        ] {
+            rows.push(row(k.into(), s.value.clone(), Some(s.source)));
+        }
+        match &self.log_level {
+            Some(s) => rows.push(row("log_level".into(), s.value.clone(), Some(s.source))),
+            None => rows.push(row("log_level".into(), "unset".into(), None)),
+        }
+        for (k, s) in &self.policy_env {
+            rows.push(row(k.clone(), s.value.clone(), Some(s.source)));
+        }
+        let policy = if self.policy.is_null() {
+            row("policy".into(), "unset".into(), None)
+        } else {
+            row(
+                "policy".into(),
+                self.policy.to_string(),
+                Some(Source::AoToml),
+            )
+        };
+        rows.push(policy);
+        rows
+    }
+}
+
+fn model_rows(cfg: &ModelConfig, prefix: &str, rows: &mut Vec<SettingRow>) {
+    let mut push = |name: &str, value: String, source: Option<Source>| {
+        rows.push(SettingRow {
+            setting: format!("{prefix}.{name}"),
+            value,
+            source,
+        })
+    };
+    push(
+        "provider",
+        cfg.provider.value.to_string(),
+        Some(cfg.provider.source),
+    );
+    push("model", cfg.model.value.clone(), Some(cfg.model.source));
+    push(
+        "base_url",
+        cfg.base_url.value.clone(),
+        Some(cfg.base_url.source),
+    );
+    match &cfg.api_key {
+        Some(k) => push("api_key", format!("set (from {})", k.source), Some(k.source)),
+        None => push("api_key", "unset".into(), None),
+    }
+    let t = &cfg.timeouts;
+    push(
+        "timeout",
+        format!(
+            "connect {}s, total {}s, idle {}s, overall {}s",
+            t.value.connect.as_secs_f64(),
+            t.value.total.as_secs_f64(),
+            t.value.idle.as_secs_f64(),
+            t.value.overall.as_secs_f64()
+        ),
+        Some(t.source),
+    );
+    match &cfg.max_tokens {
+        Some(v) => push("max_tokens", v.value.to_string(), Some(v.source)),
+        None => push("max_tokens", "unset".into(), None),
+    }
+    match &cfg.temperature {
+        Some(v) => push("temperature", v.value.to_string(), Some(v.source)),
+        None => push("temperature", "unset".into(), None),
+    }
+    push(
+        "fallback",
+        if cfg.fallback.value.is_empty() {
+            "none".into()
+        } else {
+            cfg.fallback.value.join(", ")
+        },
+        Some(cfg.fallback.source),
+    );
+    push(
+        "max_retries",
+        cfg.max_retries.value.to_string(),
+        Some(cfg.max_retries.source),
+    );
+    match &cfg.price {
+        Some(p) => push(
+            "price",
+            format!(
+                "${} in / ${} out per 1M tokens",
+                p.value.input, p.value.output
+            ),
+            Some(p.source),
+        ),
+        None => push("price", "unset".into(), None),
+    }
+}
+
+/// Parses ao.toml, turning error spans into line and column.
+pub fn parse_ao_toml(text: &str, path: &Path) -> Result<AoTomlFile, ConfigError> {
+    toml::from_str::<AoTomlFile>(text).map_err(|e| {
+        let (line, column) = e
+            .span()
+            .map(|span| line_column(text, span.start))
+            .unwrap_or((1, 1));
+        ConfigError::Toml {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: e.message().trim().to_string(),
+        }
+    })
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+/// Parses a `.env` file without touching the process environment.
+fn parse_dotenv(bytes: &[u8], path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for item in dotenvy::from_read_iter(bytes) {
+        match item {
+            Ok((k, v)) => {
+                out.insert(k, v);
+            }
+            Err(dotenvy::Error::LineParse(line_text, index)) => {
+                let line = String::from_utf8_lossy(bytes)
+                    .lines()
+                    .position(|l| l.contains(line_text.trim()) && !line_text.trim().is_empty())
+                    .map(|i| i + 1)
+                    .unwrap_or(0);
+                return Err(ConfigError::DotEnv {
+                    path: path.to_path_buf(),
+                    line,
+                    message: format!("at character {index} of `{}`", line_text.trim()),
+                });
+            }
+            Err(e) => {
+                return Err(ConfigError::DotEnv {
+                    path: path.to_path_buf(),
+                    line: 0,
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn parse_secs(value: f64, origin: &str) -> Result<Duration, ConfigError> {
+    if value <= 0.0 {
+        return Err(ConfigError::InvalidValue {
+            value: value.to_string(),
+            origin: origin.to_string(),
+            reason: "a timeout must be a positive number of seconds".into(),
+        });
+    }
+    Duration::try_from_secs_f64(value).map_err(|e| ConfigError::InvalidValue {
+        value: value.to_string(),
+        origin: origin.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn parse_env_number<T: std::str::FromStr>(
+    s: Sourced<String>,
+    what: &str,
+) -> Result<Sourced<T>, ConfigError> {
+    match s.value.parse::<T>() {
+        Ok(v) => Ok(Sourced::new(v, s.source, s.origin)),
+        Err(_) => Err(ConfigError::InvalidValue {
+            reason: format!("expected {what}"),
+            value: s.value,
+            origin: s.origin,
+        }),
+    }
+}
+
+/// Resolves one role from env vars (when it has a prefix) over its ao.toml table. `None` when
+/// no layer says anything about the role's provider or model.
+fn resolve_role(
+    role: &str,
+    prefix: Option<&str>,
+    table: Option<&RoleToml>,
+    vars: &Vars<'_>,
+) -> Result<Option<ModelConfig>, ConfigError> {
+    let empty = RoleToml::default();
+    let t = table.unwrap_or(&empty);
+    let key_path = if role == LEADER {
+        LEADER.to_string()
+    } else {
+        format!("workers.{role}")
+    };
+    let var = |suffix: &str| prefix.and_then(|p| vars.get(&format!("{p}_{suffix}")));
+    let tkey = |k: &str| format!("{}:{key_path}.{k}", AO_TOML);
+
+    let provider_raw = var("PROVIDER").or_else(|| from_toml(t.provider.clone(), tkey("provider")));
+    let model = var("NAME").or_else(|| from_toml(t.model.clone(), tkey("model")));
+    let env_hint = |suffix: &str| match prefix {
+        Some(p) => format!("{p}_{suffix} or `{key_path}.{}` in ao.toml", suffix.to_lowercase()),
+        None => format!("`{key_path}.{}` in ao.toml", suffix.to_lowercase()),
+    };
+    if provider_raw.is_none() && model.is_none() && table.is_none() {
+        return Ok(None);
+    }
+    let provider_raw = provider_raw.ok_or_else(|| ConfigError::Incomplete {
+        role: role.to_string(),
+        missing: "the provider".into(),
+        hint: format!("{} (one of: {})", env_hint("PROVIDER"), Provider::NAMES.join(", ")),
+    })?;
+    let provider = Provider::parse(&provider_raw.value).ok_or_else(|| {
+        ConfigError::UnknownProvider {
+            value: provider_raw.value.clone(),
+            origin: describe_origin(&provider_raw),
+        }
+    })?;
+    let provider = Sourced::new(provider, provider_raw.source, provider_raw.origin);
+    let model = model.ok_or_else(|| ConfigError::Incomplete {
+        role: role.to_string(),
+        missing: "the model name".into(),
+        hint: env_hint("NAME").replace(".name`", ".model`"),
+    })?;
+
+    let shared = |name: &str| vars.get(name);
+    let base_url = var("BASE_URL")
+        .or_else(|| from_toml(t.base_url.clone(), tkey("base_url")))
+        .or_else(|| match provider.value {
+            Provider::OpenAi => shared("OPENAI_BASE_URL")
+                .or_else(|| Some(Sourced::default_value(OPENAI_BASE_URL.to_string()))),
+            Provider::LiteLlm => shared("LITELLM_BASE_URL"),
+            p => p
+                .preset_base_url()
+                .map(|u| Sourced::default_value(u.to_string())),
+        })
+        .ok_or_else(|| ConfigError::Incomplete {
+            role: role.to_string(),
+            missing: "the base URL".into(),
+            hint: match provider.value {
+                Provider::LiteLlm => format!("{} (or LITELLM_BASE_URL)", env_hint("BASE_URL")),
+                _ => env_hint("BASE_URL"),
+            },
+        })?;
+    let base_url = Sourced::new(
+        base_url.value.trim_end_matches('/').to_string(),
+        base_url.source,
+        base_url.origin,
+    );
+    if !(base_url.value.starts_with("http://") || base_url.value.starts_with("https://")) {
+        return Err(ConfigError::InvalidValue {
+            value: base_url.value.clone(),
+            origin: describe_origin(&base_url),
+            reason: "a base URL starts with http:// or https://, e.g. http://localhost:11434/v1"
+                .into(),
+        });
+    }
+    let api_key = var("API_KEY")
+        .or_else(|| from_toml(t.api_key.clone(), tkey("api_key")))
+        .or_else(|| match provider.value {
+            Provider::OpenAi => shared("OPENAI_API_KEY"),
+            Provider::LiteLlm => shared("LITELLM_API_KEY"),
+            _ => None,
+        })
+        .map(|s| Sourced::new(Secret::new(s.value), s.source, s.origin));
+
+    let max_tokens = match var("MAX_TOKENS") {
+        Some(s) => Some(parse_env_number::<u32>(s, "a whole number of tokens")?),
+        None => from_toml(t.max_tokens, tkey("max_tokens")),
+    };
+    let temperature = match var("TEMPERATURE") {
+        Some(s) => Some(parse_env_number::<f32>(s, "a number such as 0.2")?),
+        None => from_toml(t.temperature, tkey("temperature")),
+    };
+    let fallback = match var("FALLBACK") {
+        Some(s) => Sourced::new(
+            s.value
+                .split(',')
+                .map(str::trim)
+                .filter(|m| !m.is_empty())
+                .map(String::from)
+                .collect(),
+            s.source,
+            s.origin,
+        ),
+        None => from_toml(t.fallback.clone(), tkey("fallback"))
+            .unwrap_or_else(|| Sourced::default_value(Vec::new())),
+    };
+    let max_retries = match var("MAX_RETRIES") {
+        Some(s) => parse_env_number::<u32>(s, "a whole number")?,
+        None => from_toml(t.max_retries, tkey("max_retries"))
+            .unwrap_or_else(|| Sourced::default_value(DEFAULT_MAX_RETRIES)),
+    };
+    let timeouts = {
+        let tt = t.timeout.clone().unwrap_or_default();
+        let origin = tkey("timeout");
+        let get = |v: Option<f64>, default: f64, k: &str| {
+            parse_secs(v.unwrap_or(default), &format!("{origin}.{k}"))
+        };
+        let value = Timeouts {
+            connect: get(tt.connect, DEFAULT_CONNECT_SECS, "connect")?,
+            total: get(tt.total, DEFAULT_TOTAL_SECS, "total")?,
+            idle: get(tt.idle, DEFAULT_IDLE_SECS, "idle")?,
+            overall: get(tt.overall, DEFAULT_OVERALL_SECS, "overall")?,
+        };
+        match t.timeout {
+            Some(_) => Sourced::new(value, Source::AoToml, origin),
+            None => Sourced::default_value(value),
+        }
+    };
+    let price = from_toml(t.price, tkey("price"));
+    if let Some(p) = &price
+        && (p.value.input < 0.0 || p.value.output < 0.0)
+    {
+        return Err(ConfigError::InvalidValue {
+            value: format!("{{ input = {}, output = {} }}", p.value.input, p.value.output),
+            origin: p.origin.clone(),
+            reason: "prices are non-negative dollars per 1M tokens".into(),
+        });
+    }
+
+    Ok(Some(ModelConfig {
+        role: role.to_string(),
+        provider,
+        model,
+        base_url,
+        api_key,
+        timeouts,
+        max_tokens,
+        temperature,
+        fallback,
+        price,
+        max_retries,
+        env_prefix: prefix.map(String::from),
+    }))
+}
+
+/// `LEADER_MODEL_PROVIDER (env)` or `ao.toml:leader.provider`.
+fn describe_origin<T>(s: &Sourced<T>) -> String {
+    match s.source {
+        Source::AoToml => s.origin.clone(),
+        Source::Default => "the built-in default".into(),
+        other => format!("{} (from {other})", s.origin),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct TempRoot(PathBuf);
+
+    impl TempRoot {
+        fn new(tag: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!(
+                "ao-config-test-{tag}-{}-{}",
+                std::process::id(),
+                ulid::Ulid::generate()
+            ));
+            std::fs::create_dir_all(&dir).expect("create temp dir");
+            TempRoot(dir)
+        }
+        fn write(&self, name: &str, text: &str) {
+            std::fs::write(self.0.join(name), text).expect("write file");
+        }
+    }
+
+    impl Drop for TempRoot {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn precedence_is_flag_over_env_over_dotenv_over_toml() {
+        let root = TempRoot::new("precedence");
+        root.write(
+            "ao.toml",
+            "[leader]\nprovider = \"ollama\"\nmodel = \"from-toml\"\ntemperature = 0.5\n\
+             base_url = \"http://toml:1/v1\"\nmax_tokens = 100\n",
+        );
+        root.write(
+            ".env",
+            "LEADER_MODEL_NAME=from-dotenv\nLEADER_MODEL_BASE_URL=http://dotenv:2/v1\n\
+             LEADER_MODEL_MAX_TOKENS=200\n",
+        );
+        let inputs = ConfigInputs::new(&root.0).with_env(env(&[
+            ("LEADER_MODEL_NAME", "from-env"),
+            ("LEADER_MODEL_MAX_TOKENS", "300"),
+        ]));
+        let cfg = Config::load(&inputs).expect("load");
+        let leader = cfg.leader().expect("leader");
+        assert_eq!(leader.model.value, "from-env");
+        assert_eq!(leader.model.source, Source::Env);
+        assert_eq!(leader.base_url.value, "http://dotenv:2/v1");
+        assert_eq!(leader.base_url.source, Source::DotEnv);
+        assert_eq!(leader.temperature.as_ref().map(|t| t.value), Some(0.5));
+        assert_eq!(
+            leader.temperature.as_ref().map(|t| t.source),
+            Some(Source::AoToml)
+        );
+        assert_eq!(leader.max_tokens.as_ref().map(|t| t.value), Some(300));
+        assert_eq!(leader.provider.value, Provider::Ollama);
+        assert_eq!(leader.timeouts.source, Source::Default);
+
+        let inputs = inputs.with_flag("LEADER_MODEL_NAME", "from-flag");
+        let cfg = Config::load(&inputs).expect("load");
+        let leader = cfg.leader().expect("leader");
+        assert_eq!(leader.model.value, "from-flag");
+        assert_eq!(leader.model.source, Source::Flag);
+    }
+
+    #[test]
+    fn dotenv_never_touches_process_env() {
+        let root = TempRoot::new("noexport");
+        let var = format!("AO_TEST_DOTENV_{}", ulid::Ulid::generate());
+        root.write(".env", &format!("{var}=x\nLOG_LEVEL=debug\n"));
+        let cfg = Config::load(&ConfigInputs::new(&root.0)).expect("load");
+        assert!(std::env::var(&var).is_err());
+        let level = cfg.log_level.expect("log level");
+        assert_eq!(
+            (level.value.as_str(), level.source),
+            ("debug", Source::DotEnv)
+        );
+    }
+
+    #[test]
+    fn presets_and_shared_fallback_variables() {
+        let root = TempRoot::new("presets");
+        for (name, url) in [
+            ("ollama", "http://localhost:11434/v1"),
+            ("vllm", "http://localhost:8000/v1"),
+            ("lmstudio", "http://localhost:1234/v1"),
+            ("llamacpp", "http://localhost:8080/v1"),
+        ] {
+            let e = env(&[("LEADER_MODEL_PROVIDER", name), ("LEADER_MODEL_NAME", "m")]);
+            let cfg = Config::load(&ConfigInputs::new(&root.0).with_env(e)).expect("load");
+            let leader = cfg.leader().expect("leader");
+            assert_eq!(leader.base_url.value, url);
+            assert_eq!(leader.base_url.source, Source::Default);
+            assert!(leader.api_key.is_none());
+        }
+        let e = env(&[
+            ("LEADER_MODEL_PROVIDER", "litellm"),
+            ("LEADER_MODEL_NAME", "m"),
+            ("LITELLM_BASE_URL", "http://proxy:4000/v1/"),
+            ("LITELLM_API_KEY", "sk-lite"),
+            ("WORKER_MODEL_PROVIDER", "openai"),
+            ("WORKER_MODEL_NAME", "gpt"),
+            ("OPENAI_API_KEY", "sk-open"),
+        ]);
+        let cfg = Config::load(&ConfigInputs::new(&root.0).with_env(e)).expect("load");
+        let leader = cfg.leader().expect("leader");
+        assert_eq!(leader.base_url.value, "http://proxy:4000/v1");
+        assert_eq!(leader.base_url.origin, "LITELLM_BASE_URL");
+        assert_eq!(
+            leader.api_key.as_ref().map(|k| k.value.expose()),
+            Some("sk-lite")
+        );
+        let worker = &cfg.workers[DEFAULT_WORKER];
+        assert_eq!(worker.base_url.value, "https://api.openai.com/v1");
+        assert_eq!(
+            worker.api_key.as_ref().map(|k| k.value.expose()),
+            Some("sk-open")
+        );
+    }
+
+    #[test]
+    fn unknown_provider_names_the_variable_or_file() {
+        let root = TempRoot::new("unknown");
+        let e = env(&[("LEADER_MODEL_PROVIDER", "mock"), ("LEADER_MODEL_NAME", "m")]);
+        let err = Config::load(&ConfigInputs::new(&root.0).with_env(e)).expect_err("error");
+        let msg = err.to_string();
+        assert!(msg.contains("`mock`"), "{msg}");
+        assert!(msg.contains("LEADER_MODEL_PROVIDER"), "{msg}");
+        assert!(msg.contains("ollama"), "{msg}");
+
+        root.write("ao.toml", "[workers.w]\nprovider = \"nope\"\nmodel = \"m\"\n");
+        let err = Config::load(&ConfigInputs::new(&root.0)).expect_err("error");
+        let msg = err.to_string();
+        assert!(msg.contains("ao.toml:workers.w.provider"), "{msg}");
+    }
+
+    #[test]
+    fn missing_leader_names_variables_and_local_servers() {
+        let root = TempRoot::new("missing");
+        let cfg = Config::load(&ConfigInputs::new(&root.0)).expect("load");
+        let msg = cfg.leader().expect_err("missing").to_string();
+        for needle in [
+            "LEADER_MODEL_PROVIDER",
+            "LEADER_MODEL_NAME",
+            "Ollama",
+            "LM Studio",
+            "llama.cpp",
+            "vLLM",
+            "LiteLLM",
+        ] {
+            assert!(msg.contains(needle), "{needle} missing from: {msg}");
+        }
+    }
+
+    #[test]
+    fn incomplete_role_says_what_to_set() {
+        let root = TempRoot::new("incomplete");
+        let e = env(&[("LEADER_MODEL_PROVIDER", "openai-compatible"), ("LEADER_MODEL_NAME", "m")]);
+        let msg = Config::load(&ConfigInputs::new(&root.0).with_env(e))
+            .expect_err("error")
+            .to_string();
+        assert!(msg.contains("LEADER_MODEL_BASE_URL"), "{msg}");
+        let e = env(&[("LEADER_MODEL_PROVIDER", "ollama")]);
+        let msg = Config::load(&ConfigInputs::new(&root.0).with_env(e))
+            .expect_err("error")
+            .to_string();
+        assert!(msg.contains("LEADER_MODEL_NAME"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_toml_key_reports_line_and_column() {
+        let root = TempRoot::new("unknownkey");
+        root.write(
+            "ao.toml",
+            "[leader]\nprovider = \"ollama\"\nmodel = \"m\"\n  temprature = 0.2\n",
+        );
+        let err = Config::load(&ConfigInputs::new(&root.0)).expect_err("error");
+        match &err {
+            ConfigError::Toml { line, column, .. } => {
+                assert_eq!((*line, *column), (4, 3), "{err}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let msg = err.to_string();
+        assert!(msg.contains("ao.toml:4:3"), "{msg}");
+        assert!(msg.contains("temprature"), "{msg}");
+    }
+
+    #[test]
+    fn workers_policy_and_doctor_rows_hide_secrets() {
+        let root = TempRoot::new("doctor");
+        root.write(
+            "ao.toml",
+            "[leader]\nprovider = \"litellm\"\nmodel = \"claude\"\nfallback = [\"gpt-4.1\"]\n\
+             base_url = \"http://proxy/v1\"\nprice = { input = 3.0, output = 15.0 }\n\
+             timeout = { connect = 2, total = 30.5 }\n\
+             [workers.local]\nprovider = \"ollama\"\nmodel = \"qwen\"\n\
+             [policy]\nallowed_commands = [\"cargo test\"]\nwritable = [\"src/**\"]\n",
+        );
+        let planted = "sk-planted-doctor-0123456789";
+        let e = env(&[
+            ("LEADER_MODEL_API_KEY", planted),
+            ("AO_DRY_RUN", "false"),
+            ("AO_STATE_DIR", "state"),
+        ]);
+        let cfg = Config::load(&ConfigInputs::new(&root.0).with_env(e)).expect("load");
+        let leader = cfg.leader().expect("leader");
+        assert_eq!(leader.fallback.value, vec!["gpt-4.1".to_string()]);
+        assert_eq!(leader.timeouts.value.connect, Duration::from_secs(2));
+        assert_eq!(leader.timeouts.value.total, Duration::from_millis(30_500));
+        assert_eq!(cfg.workers["local"].base_url.value, "http://localhost:11434/v1");
+        assert_eq!(cfg.policy["writable"][0], "src/**");
+        assert_eq!(cfg.policy_env["AO_DRY_RUN"].value, "false");
+        assert_eq!(cfg.state_dir.value, root.0.join("state"));
+
+        let rows = cfg.doctor_rows();
+        let text = format!("{rows:?} {:?}", cfg);
+        assert!(!text.contains(planted), "secret leaked: {text}");
+        let key = rows
+            .iter()
+            .find(|r| r.setting == "leader.api_key")
+            .expect("row");
+        assert_eq!(key.value, "set (from env)");
+        let wkey = rows
+            .iter()
+            .find(|r| r.setting == "workers.local.api_key")
+            .expect("row");
+        assert_eq!(wkey.value, "unset");
+        let fallback = rows
+            .iter()
+            .find(|r| r.setting == "leader.fallback")
+            .expect("row");
+        assert_eq!(
+            (fallback.value.as_str(), fallback.source),
+            ("gpt-4.1", Some(Source::AoToml))
+        );
+    }
+
+    #[test]
+    fn schema_describes_roles_and_rejects_nothing_valid() {
+        let schema = config_schema();
+        let text = schema.to_string();
+        assert!(text.contains("workers"), "{text}");
+        assert!(text.contains("fallback"), "{text}");
+        assert_eq!(schema["additionalProperties"], serde_json::Value::Bool(false));
+    }
+
+    #[test]
+    fn line_column_counts_characters() {
+        assert_eq!(line_column("ab\ncd", 4), (2, 2));
+        assert_eq!(line_column("é\nx", 3), (2, 1));
+    }
+}
