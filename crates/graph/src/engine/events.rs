@@ -1,0 +1,109 @@
+//! The typed event stream of a run.
+//!
+//! Events are stored with the run (so `ao runs events` can print them later, from any process)
+//! and handed to an optional [`EventSink`] as they happen (progress display, MCP notifications).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    RunStarted {
+        workflow: String,
+        input: Value,
+    },
+    RunResumed {
+        workflow: String,
+        step: u64,
+    },
+    StepStarted {
+        nodes: Vec<String>,
+        tasks: usize,
+    },
+    TaskStarted {
+        node: String,
+        index: Option<usize>,
+        attempt: u32,
+    },
+    TaskFinished {
+        node: String,
+        index: Option<usize>,
+        attempt: u32,
+        duration_ms: u64,
+        /// The channels the task wrote.
+        channels: Vec<String>,
+    },
+    TaskRetrying {
+        node: String,
+        index: Option<usize>,
+        attempt: u32,
+        delay_ms: u64,
+        error: String,
+    },
+    TaskFailed {
+        node: String,
+        index: Option<usize>,
+        attempts: u32,
+        error: String,
+    },
+    Interrupted {
+        node: String,
+        prompt: String,
+    },
+    CheckpointSaved {
+        /// The nodes the next step will run.
+        next: Vec<String>,
+    },
+    /// A model call (emitted by the host's `llm` node runner).
+    LlmCall {
+        node: String,
+        model: String,
+        input_tokens: u64,
+        output_tokens: u64,
+        latency_ms: u64,
+    },
+    /// A tool call and the policy's decision (emitted by the host's tool runner).
+    ToolCall {
+        node: String,
+        tool: String,
+        decision: String,
+    },
+    RunFinished {
+        status: String,
+        error: Option<String>,
+    },
+}
+
+/// One event: which run, its order within the run, when, at which step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub run_id: String,
+    pub seq: u64,
+    /// Milliseconds since the Unix epoch.
+    pub ts_ms: u64,
+    pub step: u64,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// Receives events as they happen. Must be quick; it is called on the engine's task.
+pub trait EventSink: Send + Sync {
+    fn event(&self, event: &Event);
+}
+
+impl<F: Fn(&Event) + Send + Sync> EventSink for F {
+    fn event(&self, event: &Event) {
+        self(event)
+    }
+}
+
+pub type SharedSink = Arc<dyn EventSink>;
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,224 @@
+//! The compiled workflow: what the scheduler runs. Built only by [`super::compile`], so every
+//! name in it resolves, every expression compiled, and every schema is a valid JSON Schema.
+
+use super::expr::{Expr, Templates};
+use super::spec::{NodeKindName, Reducer};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A compiled JSON Schema together with its source.
+pub struct Schema {
+    pub source: Value,
+    pub validator: jsonschema::Validator,
+}
+
+impl std::fmt::Debug for Schema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Schema({})", self.source)
+    }
+}
+
+impl Schema {
+    pub fn compile(source: &Value) -> Result<Self, String> {
+        let validator = jsonschema::validator_for(source).map_err(|e| format!("invalid JSON Schema: {e}"))?;
+        Ok(Schema {
+            source: source.clone(),
+            validator,
+        })
+    }
+
+    /// Every violation, each prefixed with where in the value it is (`/steps/0/id: ...`).
+    pub fn errors(&self, value: &Value) -> Vec<String> {
+        self.validator
+            .iter_errors(value)
+            .map(|e| {
+                let at = e.instance_path().to_string();
+                let at = if at.is_empty() { "/".to_string() } else { at };
+                format!("{at}: {e}")
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug)]
+pub struct Channel {
+    pub name: String,
+    pub reducer: Reducer,
+    pub schema: Option<Schema>,
+    pub default: Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl RetryPolicy {
+    /// The wait before attempt `attempt + 1` (attempt counts from 1): exponential, capped, with
+    /// full jitter so that retries of many tasks do not fire together.
+    pub fn delay_after(&self, attempt: u32) -> Duration {
+        let exp = self
+            .backoff
+            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(20)));
+        let cap = exp.min(self.max_backoff);
+        let millis = cap.as_millis() as u64;
+        Duration::from_millis(if millis == 0 { 0 } else { fastrand::u64(0..=millis) })
+    }
+}
+
+#[derive(Debug)]
+pub struct Limits {
+    pub max_steps: u64,
+    pub concurrency: usize,
+    pub timeout: Option<Duration>,
+}
+
+/// A tool argument: a literal, a template rendered to text, or a lone `{{ expr }}` evaluated
+/// to a typed value (so `paths: "{{ state.files }}"` passes a list, not its text).
+#[derive(Debug)]
+pub enum ArgValue {
+    Literal(Value),
+    Template(String),
+    Expr(Expr),
+    List(Vec<ArgValue>),
+    Map(BTreeMap<String, ArgValue>),
+}
+
+#[derive(Debug)]
+pub struct LlmNode {
+    pub role: String,
+    pub system: Option<String>,
+    pub prompt: String,
+    /// `"text"`, `{"schema": …}` or `{"type": NAME}`, as written.
+    pub output: Value,
+    pub tools: Vec<String>,
+    pub writes: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum NodeKind {
+    Transform {
+        set: Vec<(String, Expr)>,
+    },
+    Interrupt {
+        /// Template key of the prompt.
+        prompt: String,
+        schema: Arc<Schema>,
+        writes: String,
+    },
+    Workflow {
+        workflow: String,
+        input: Vec<(String, Expr)>,
+        writes: Option<String>,
+    },
+    Builtin {
+        name: String,
+        with: Vec<(String, Expr)>,
+        writes: Option<String>,
+    },
+    Llm(LlmNode),
+    Tool {
+        tool: String,
+        args: ArgValue,
+        writes: Option<String>,
+    },
+}
+
+impl NodeKind {
+    pub fn name(&self) -> NodeKindName {
+        match self {
+            NodeKind::Transform { .. } => NodeKindName::Transform,
+            NodeKind::Interrupt { .. } => NodeKindName::Interrupt,
+            NodeKind::Workflow { .. } => NodeKindName::Workflow,
+            NodeKind::Builtin { .. } => NodeKindName::Builtin,
+            NodeKind::Llm(_) => NodeKindName::Llm,
+            NodeKind::Tool { .. } => NodeKindName::Tool,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Node {
+    pub name: String,
+    pub description: Option<String>,
+    pub kind: NodeKind,
+    pub for_each: Option<Expr>,
+    pub retry: RetryPolicy,
+    pub timeout: Option<Duration>,
+    /// The channels this node may write.
+    pub writes: Vec<String>,
+}
+
+/// Where an edge leads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Node(String),
+    End,
+}
+
+impl Target {
+    pub fn label(&self) -> &str {
+        match self {
+            Target::Node(n) => n,
+            Target::End => "END",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Branch {
+    /// `None` for the `else` branch.
+    pub condition: Option<Expr>,
+    pub to: Target,
+}
+
+#[derive(Debug)]
+pub enum Edge {
+    Static { from: String, to: Target },
+    Conditional { from: String, branches: Vec<Branch> },
+    Join { from: Vec<String>, to: Target },
+}
+
+#[derive(Debug)]
+pub enum Output {
+    Expr(Expr),
+    Map(Vec<(String, Expr)>),
+}
+
+/// A loaded, checked workflow.
+#[derive(Debug)]
+pub struct Workflow {
+    pub name: String,
+    pub description: Option<String>,
+    /// The YAML text it was compiled from (stored with each run, so a resume runs the same
+    /// graph even if the file changed since).
+    pub source: Arc<str>,
+    /// Where it came from: a file path, or `builtin:NAME`.
+    pub origin: String,
+    /// The folder relative paths of sub-workflows resolve against.
+    pub dir: Option<PathBuf>,
+    pub input_schema: Option<Schema>,
+    pub channels: BTreeMap<String, Channel>,
+    pub nodes: BTreeMap<String, Node>,
+    pub edges: Vec<Edge>,
+    /// Nodes triggered by `START`, sorted.
+    pub entry: Vec<String>,
+    pub output: Option<Output>,
+    pub limits: Limits,
+    pub templates: Templates,
+}
+
+impl Workflow {
+    /// Indexes of the edges leaving `node` (static and conditional), in document order.
+    pub fn edges_from<'a>(&'a self, node: &'a str) -> impl Iterator<Item = (usize, &'a Edge)> + 'a {
+        self.edges.iter().enumerate().filter(move |(_, e)| match e {
+            Edge::Static { from, .. } | Edge::Conditional { from, .. } => from == node,
+            Edge::Join { from, .. } => from.iter().any(|f| f == node),
+        })
+    }
+}

@@ -1,0 +1,118 @@
+//! What the embedding application plugs into the engine: `builtin` nodes, the runners of `llm`
+//! and `tool` nodes, and the resolver of sub-workflow names.
+//!
+//! The engine knows nothing about models or tools; it renders a node's templates and hands the
+//! result to the runner registered here. A node whose runner is missing fails with a clear
+//! "not available" error.
+
+use super::events::EventKind;
+use super::graph::Workflow;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why one attempt of a node failed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeFailure {
+    pub message: String,
+    /// Whether another attempt could succeed (a network fault) or not (bad arguments).
+    pub retryable: bool,
+    /// A stable word for the failure (`node`, `not_available`, `expression`, …).
+    pub kind: &'static str,
+}
+
+impl NodeFailure {
+    pub fn retryable(message: impl Into<String>) -> Self {
+        NodeFailure {
+            message: message.into(),
+            retryable: true,
+            kind: "node",
+        }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> Self {
+        NodeFailure {
+            message: message.into(),
+            retryable: false,
+            kind: "node",
+        }
+    }
+}
+
+/// Emits host events (LLM calls, tool calls) into the run's event stream.
+pub trait EventEmitter: Send + Sync {
+    fn emit(&self, kind: EventKind);
+}
+
+/// One call into a host-provided node.
+pub struct NodeCall<'a> {
+    pub run_id: &'a str,
+    pub step: u64,
+    pub node: &'a str,
+    pub index: Option<usize>,
+    pub attempt: u32,
+    pub events: &'a dyn EventEmitter,
+}
+
+/// A `builtin` node: gets its evaluated `with` mapping, returns the value written to `writes`.
+pub trait BuiltinNode: Send + Sync {
+    fn call<'a>(&'a self, call: NodeCall<'a>, with: Value) -> BoxFuture<'a, Result<Value, NodeFailure>>;
+}
+
+/// An `llm` node's rendered request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlmRequest {
+    pub role: String,
+    pub system: Option<String>,
+    pub prompt: String,
+    /// `"text"`, `{"schema": …}` or `{"type": NAME}`.
+    pub output: Value,
+    pub tools: Vec<String>,
+}
+
+pub trait LlmRunner: Send + Sync {
+    fn run<'a>(&'a self, call: NodeCall<'a>, request: LlmRequest) -> BoxFuture<'a, Result<Value, NodeFailure>>;
+}
+
+pub trait ToolRunner: Send + Sync {
+    fn run<'a>(&'a self, call: NodeCall<'a>, tool: &'a str, args: Value) -> BoxFuture<'a, Result<Value, NodeFailure>>;
+}
+
+/// Finds the workflow a `workflow` node names (`relative_to`: the folder of the calling file).
+pub trait WorkflowResolver: Send + Sync {
+    fn resolve(&self, name: &str, relative_to: Option<&Path>) -> Result<Arc<Workflow>, String>;
+}
+
+/// The plug-ins of one engine.
+#[derive(Clone, Default)]
+pub struct Host {
+    pub builtins: BTreeMap<String, Arc<dyn BuiltinNode>>,
+    pub llm: Option<Arc<dyn LlmRunner>>,
+    pub tools: Option<Arc<dyn ToolRunner>>,
+    pub resolver: Option<Arc<dyn WorkflowResolver>>,
+}
+
+impl Host {
+    pub fn with_builtin(mut self, name: &str, node: Arc<dyn BuiltinNode>) -> Self {
+        self.builtins.insert(name.to_string(), node);
+        self
+    }
+}
+
+/// A builtin made from an async closure, for hosts and tests.
+pub struct FnBuiltin<F>(pub F);
+
+impl<F, Fut> BuiltinNode for FnBuiltin<F>
+where
+    F: Fn(Value) -> Fut + Send + Sync,
+    Fut: Future<Output = Result<Value, NodeFailure>> + Send + 'static,
+{
+    fn call<'a>(&'a self, _call: NodeCall<'a>, with: Value) -> BoxFuture<'a, Result<Value, NodeFailure>> {
+        Box::pin((self.0)(with))
+    }
+}

@@ -1,0 +1,997 @@
+//! The scheduler: runs a workflow in supersteps, persists as it goes, resumes from the store.
+//!
+//! One step: every triggered node (each `for_each` item a task of its own) runs against the
+//! same state snapshot, at most `concurrency` at once. Each completed task's writes are stored
+//! the moment it completes. When all tasks are done, the writes are applied in node-name then
+//! index order, edges are evaluated on the new state, and the step boundary is checkpointed.
+
+use super::cancel::CancelToken;
+use super::channel::{check_write, sort_task_writes, State, TaskWrites};
+use super::compile::{load_file, load_str};
+use super::error::{EngineError, RunError};
+use super::events::{now_ms, Event, EventKind, SharedSink};
+use super::expr::{from_json, Scope};
+use super::graph::{ArgValue, Edge, Node, NodeKind, Output, Target, Workflow};
+use super::host::{EventEmitter, Host, LlmRequest, NodeCall, NodeFailure};
+use super::store::{Checkpoint, InterruptInfo, JoinProgress, RunEnd, RunStore};
+use ao_core::run::RunStatus;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use minijinja::value::Value as JValue;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+/// The result of starting or resuming a run.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub run_id: String,
+    pub workflow: String,
+    pub status: RunStatus,
+    pub state: Value,
+    /// The workflow's output (completed runs only).
+    pub output: Option<Value>,
+    /// Steps completed so far.
+    pub steps: u64,
+    pub interrupt: Option<InterruptInfo>,
+    pub error: Option<RunError>,
+}
+
+/// Options of one start or resume.
+#[derive(Clone, Default)]
+pub struct RunOptions {
+    pub cancel: CancelToken,
+    /// Use this id for a new run (so a caller can report it before the run ends).
+    pub run_id: Option<String>,
+}
+
+/// Snapshots are taken when the writes since the last one reach its size (and at least this
+/// much), so snapshot bytes stay within a constant factor of the data written.
+const SNAPSHOT_MIN_BYTES: usize = 256 * 1024;
+
+/// Runs workflows. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    host: Host,
+    store: Option<Arc<RunStore>>,
+    sink: Option<SharedSink>,
+}
+
+impl Engine {
+    /// An engine whose runs live only in memory (no resume).
+    pub fn in_memory(host: Host) -> Self {
+        Engine {
+            host,
+            store: None,
+            sink: None,
+        }
+    }
+
+    /// An engine that persists every run in `store`.
+    pub fn durable(host: Host, store: Arc<RunStore>) -> Self {
+        Engine {
+            host,
+            store: Some(store),
+            sink: None,
+        }
+    }
+
+    pub fn with_sink(mut self, sink: SharedSink) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    pub fn store(&self) -> Option<&Arc<RunStore>> {
+        self.store.as_ref()
+    }
+
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    /// Validates `input` against the workflow's schema, applying its defaults.
+    pub fn check_input(wf: &Workflow, input: Value) -> Result<Value, EngineError> {
+        let mut input = if input.is_null() { Value::Object(Default::default()) } else { input };
+        if let Some(schema) = &wf.input_schema {
+            apply_defaults(&schema.source, &mut input);
+            let errors = schema.errors(&input);
+            if !errors.is_empty() {
+                return Err(EngineError::InvalidInput {
+                    workflow: wf.name.clone(),
+                    errors,
+                });
+            }
+        }
+        Ok(input)
+    }
+
+    /// Starts a run and drives it until it completes, fails, is interrupted or cancelled.
+    pub async fn start(&self, wf: Arc<Workflow>, input: Value, opts: RunOptions) -> Result<RunOutcome, EngineError> {
+        let input = Self::check_input(&wf, input)?;
+        self.start_checked(wf, input, opts, None).await
+    }
+
+    async fn start_checked(&self, wf: Arc<Workflow>, input: Value, opts: RunOptions, parent: Option<(&str, &str)>) -> Result<RunOutcome, EngineError> {
+        let run_id = opts.run_id.clone().unwrap_or_else(|| ao_core::ids::RunId::new().to_string());
+        let state = State::initial(&wf);
+        let ctx = RunCtx::new(self, wf.clone(), run_id, input.clone(), opts.cancel.clone(), 0);
+        let first = Checkpoint {
+            step: 0,
+            next: wf.entry.clone(),
+            joins: JoinProgress::new(),
+            snapshot: Some(state.values().clone()),
+        };
+        ctx.emit(EventKind::RunStarted {
+            workflow: wf.name.clone(),
+            input: input.clone(),
+        });
+        if let Some(store) = &self.store {
+            store.create_run(&ctx.run_id, parent, &wf.name, &wf.origin, &wf.source, &input, &first, &ctx.take_events())?;
+        }
+        ctx.drive(state, first, Vec::new()).await
+    }
+
+    /// Continues a stored run: an interrupted one with `answer`, a failed or crashed one from
+    /// its last checkpoint. Only tasks that had not completed run again.
+    pub async fn resume(&self, run_id: &str, answer: Option<Value>, opts: RunOptions) -> Result<RunOutcome, EngineError> {
+        self.resume_inner(run_id, answer, opts, false).await
+    }
+
+    fn resume_inner<'a>(&'a self, run_id: &'a str, answer: Option<Value>, opts: RunOptions, internal: bool) -> super::host::BoxFuture<'a, Result<RunOutcome, EngineError>> {
+        Box::pin(async move {
+            let store = self.store.clone().ok_or_else(|| EngineError::NotResumable {
+                run_id: run_id.to_string(),
+                reason: "was not stored (in-memory engine)".into(),
+            })?;
+            let record = store.run(run_id)?.ok_or_else(|| EngineError::RunNotFound(run_id.to_string()))?;
+            let not = |reason: String| EngineError::NotResumable {
+                run_id: run_id.to_string(),
+                reason,
+            };
+            match record.status {
+                RunStatus::Completed => return Err(not("is already completed; nothing to resume".into())),
+                RunStatus::Cancelled => return Err(not(format!("was cancelled{}; start a new run", record.cancel_requested.map(|b| format!(" by {b}")).unwrap_or_default()))),
+                RunStatus::Running => {
+                    if let Some(pid) = record.owner_pid {
+                        if pid != std::process::id() && process_alive(pid) {
+                            return Err(not(format!("is still running in process {pid}; cancel it first or wait")));
+                        }
+                    }
+                }
+                RunStatus::Interrupted if answer.is_none() && !internal => {
+                    let node = record.interrupt.as_ref().map(|i| i.node.clone()).unwrap_or_default();
+                    return Err(not(format!("is waiting for an answer to interrupt `{node}`; pass --answer JSON")));
+                }
+                RunStatus::Interrupted | RunStatus::Failed => {}
+            }
+            if answer.is_some() && record.status != RunStatus::Interrupted {
+                return Err(not(format!("is {}, not interrupted; it takes no answer", record.status)));
+            }
+
+            let wf = Arc::new(self.reload(&record.source, &record.origin)?);
+            let point = store.resume_point(run_id)?.ok_or_else(|| not("has no checkpoint".into()))?;
+            let mut state = State::from_values(point.snapshot);
+            for (_, mut tasks) in point.replay {
+                sort_task_writes(&mut tasks);
+                state.apply(&wf, &tasks).map_err(|e| not(format!("cannot be rebuilt from the store: {e}")))?;
+            }
+            let mut completed = point.completed;
+
+            let seq = store.last_event_seq(run_id)?.map(|s| s + 1).unwrap_or(0);
+            let ctx = RunCtx::new(self, wf.clone(), run_id.to_string(), record.input.clone(), opts.cancel.clone(), seq);
+
+            if let (Some(answer), Some(interrupt)) = (answer, record.interrupt.as_ref()) {
+                if let Some(child) = &interrupt.child_run {
+                    // The question came from a sub-run: the answer is that run's.
+                    Box::pin(self.resume_inner(child, Some(answer), opts.clone(), false)).await?;
+                } else {
+                    let node = wf.nodes.get(&interrupt.node).ok_or_else(|| not(format!("asked at node `{}`, which the workflow no longer has", interrupt.node)))?;
+                    let NodeKind::Interrupt { schema, writes, .. } = &node.kind else {
+                        return Err(not(format!("node `{}` is not an interrupt", interrupt.node)));
+                    };
+                    let errors = schema.errors(&answer);
+                    if !errors.is_empty() {
+                        return Err(EngineError::InvalidAnswer {
+                            run_id: run_id.to_string(),
+                            node: interrupt.node.clone(),
+                            errors,
+                        });
+                    }
+                    let task = TaskWrites {
+                        node: interrupt.node.clone(),
+                        index: interrupt.index,
+                        writes: vec![(writes.clone(), answer)],
+                    };
+                    store.task_completed(run_id, interrupt.step, &task, 1, &[])?;
+                    completed.retain(|t| !(t.node == task.node && t.index == task.index));
+                    completed.push(task);
+                }
+            }
+
+            ctx.emit(EventKind::RunResumed {
+                workflow: wf.name.clone(),
+                step: point.checkpoint.step,
+            });
+            store.claim(run_id, &ctx.take_events())?;
+            ctx.drive(state, point.checkpoint, completed).await
+        })
+    }
+
+    fn reload(&self, source: &str, origin: &str) -> Result<Workflow, EngineError> {
+        let mut wf = load_str(source, origin)?;
+        let path = Path::new(origin);
+        if path.is_file() {
+            wf.dir = path.parent().map(Path::to_path_buf);
+        }
+        Ok(wf)
+    }
+
+    /// Runs `wf` as a sub-run of a task, or continues the sub-run that task already started.
+    async fn sub_run(&self, parent: &RunCtx, task_key: &str, wf: Arc<Workflow>, input: Value) -> Result<RunOutcome, EngineError> {
+        let opts = RunOptions {
+            cancel: parent.cancel.clone(),
+            run_id: None,
+        };
+        if let Some(store) = &self.store {
+            if let Some(child) = store.child_run(&parent.run_id, task_key)? {
+                return match child.status {
+                    RunStatus::Completed | RunStatus::Cancelled => Ok(outcome_of_record(&child)),
+                    _ => self.resume_inner(&child.id, None, opts, true).await,
+                };
+            }
+        }
+        let input = Self::check_input(&wf, input)?;
+        Box::pin(self.start_checked(wf, input, opts, Some((&parent.run_id, task_key)))).await
+    }
+}
+
+/// A stored run as an outcome (for runs that are already finished).
+pub fn outcome_of_record(r: &super::store::RunRecord) -> RunOutcome {
+    RunOutcome {
+        run_id: r.id.clone(),
+        workflow: r.workflow.clone(),
+        status: r.status,
+        state: r.state.clone().unwrap_or(Value::Null),
+        output: r.output.clone(),
+        steps: r.step,
+        interrupt: r.interrupt.clone(),
+        error: r.error.clone(),
+    }
+}
+
+/// Whether a process with this id exists (Linux `/proc`; elsewhere assume it does, which only
+/// makes `resume` more cautious).
+pub fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true
+    }
+}
+
+/// Fills in `default`s of the input schema's top-level properties.
+fn apply_defaults(schema: &Value, input: &mut Value) {
+    let (Some(props), Value::Object(obj)) = (schema.get("properties").and_then(Value::as_object), input) else {
+        return;
+    };
+    for (key, prop) in props {
+        if let Some(default) = prop.get("default") {
+            obj.entry(key.clone()).or_insert_with(|| default.clone());
+        }
+    }
+}
+
+/// How one task ended.
+enum TaskEnd {
+    Done(TaskWrites),
+    Interrupted(InterruptInfo),
+    Failed(RunError),
+}
+
+/// A task to run: a node, and for `for_each` its item.
+struct TaskSpec<'w> {
+    node: &'w Node,
+    item: Option<(Value, usize)>,
+}
+
+/// The state of one run while it executes.
+struct RunCtx {
+    engine: Engine,
+    wf: Arc<Workflow>,
+    run_id: String,
+    input_view: JValue,
+    cancel: CancelToken,
+    seq: AtomicU64,
+    step: AtomicU64,
+    /// Events not yet written to the store.
+    pending: Mutex<Vec<Event>>,
+    /// Writes (in bytes) since the last snapshot, and that snapshot's size.
+    since_snapshot: AtomicU64,
+    snapshot_size: AtomicU64,
+    record_events: bool,
+}
+
+impl EventEmitter for RunCtx {
+    fn emit(&self, kind: EventKind) {
+        RunCtx::emit(self, kind)
+    }
+}
+
+impl RunCtx {
+    fn new(engine: &Engine, wf: Arc<Workflow>, run_id: String, input: Value, cancel: CancelToken, seq: u64) -> Self {
+        let record_events = engine.store.is_some() || engine.sink.is_some();
+        RunCtx {
+            engine: engine.clone(),
+            input_view: from_json(&input),
+            wf,
+            run_id,
+            cancel,
+            seq: AtomicU64::new(seq),
+            step: AtomicU64::new(0),
+            pending: Mutex::new(Vec::new()),
+            since_snapshot: AtomicU64::new(0),
+            snapshot_size: AtomicU64::new(0),
+            record_events,
+        }
+    }
+
+    fn emit(&self, kind: EventKind) {
+        if !self.record_events {
+            return;
+        }
+        let event = Event {
+            run_id: self.run_id.clone(),
+            seq: self.seq.fetch_add(1, Ordering::SeqCst),
+            ts_ms: now_ms(),
+            step: self.step.load(Ordering::SeqCst),
+            kind,
+        };
+        if let Some(sink) = &self.engine.sink {
+            sink.event(&event);
+        }
+        if self.engine.store.is_some() {
+            self.pending.lock().unwrap_or_else(|p| p.into_inner()).push(event);
+        }
+    }
+
+    fn take_events(&self) -> Vec<Event> {
+        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn store(&self) -> Option<&RunStore> {
+        self.engine.store.as_deref()
+    }
+
+    /// Runs steps from `cp` on. `done`: tasks of the next step that already completed.
+    async fn drive(&self, mut state: State, mut cp: Checkpoint, mut done: Vec<TaskWrites>) -> Result<RunOutcome, EngineError> {
+        let started = Instant::now();
+        let poller = self.spawn_cancel_poller();
+        let result = self.drive_steps(&mut state, &mut cp, &mut done, started).await;
+        if let Some(p) = poller {
+            p.abort();
+        }
+        let end = match result {
+            Ok(end) => end,
+            Err(EngineError::Store(e)) => StepsEnd::Failed(RunError {
+                node: None,
+                kind: "store".into(),
+                message: e.to_string(),
+            }),
+            Err(other) => return Err(other),
+        };
+        self.finish(state, cp.step, end)
+    }
+
+    /// Polls the store for `ao runs cancel` from another process.
+    fn spawn_cancel_poller(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let store = self.engine.store.clone()?;
+        let run_id = self.run_id.clone();
+        let cancel = self.cancel.clone();
+        Some(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if let Ok(Some(by)) = store.cancel_requested(&run_id) {
+                    cancel.cancel(&by);
+                    return;
+                }
+            }
+        }))
+    }
+
+    fn finish(&self, state: State, steps: u64, end: StepsEnd) -> Result<RunOutcome, EngineError> {
+        let state_json = state.to_json();
+        let (status, output, interrupt, error) = match end {
+            StepsEnd::Completed => match self.output(&state) {
+                Ok(out) => (RunStatus::Completed, Some(out), None, None),
+                Err(e) => (RunStatus::Failed, None, None, Some(e)),
+            },
+            StepsEnd::Interrupted(i) => (RunStatus::Interrupted, None, Some(i), None),
+            StepsEnd::Failed(e) => (RunStatus::Failed, None, None, Some(e)),
+            StepsEnd::Cancelled(by) => (
+                RunStatus::Cancelled,
+                None,
+                None,
+                Some(RunError {
+                    node: None,
+                    kind: "cancelled".into(),
+                    message: format!("cancelled by {by}"),
+                }),
+            ),
+        };
+        self.emit(EventKind::RunFinished {
+            status: status.as_str().into(),
+            error: error.as_ref().map(|e| e.to_string()),
+        });
+        if let Some(store) = self.store() {
+            let end = RunEnd {
+                error: error.clone(),
+                interrupt: interrupt.clone(),
+                output: output.clone(),
+                state: Some(state_json.clone()),
+            };
+            store.set_status(&self.run_id, status, &end, &self.take_events())?;
+        }
+        Ok(RunOutcome {
+            run_id: self.run_id.clone(),
+            workflow: self.wf.name.clone(),
+            status,
+            state: state_json,
+            output,
+            steps,
+            interrupt,
+            error,
+        })
+    }
+
+    fn output(&self, state: &State) -> Result<Value, RunError> {
+        let scope = Scope::new(self.input_view.clone(), state.view(), &self.run_id, self.step.load(Ordering::SeqCst));
+        let fail = |source: &str, e: String| RunError {
+            node: None,
+            kind: "expression".into(),
+            message: format!("output expression `{source}` failed: {e}"),
+        };
+        match &self.wf.output {
+            None => Ok(state.to_json()),
+            Some(Output::Expr(e)) => e.eval(&scope).map_err(|m| fail(e.source(), m)),
+            Some(Output::Map(items)) => {
+                let mut out = serde_json::Map::new();
+                for (k, e) in items {
+                    out.insert(k.clone(), e.eval(&scope).map_err(|m| fail(e.source(), m))?);
+                }
+                Ok(Value::Object(out))
+            }
+        }
+    }
+
+    async fn drive_steps(&self, state: &mut State, cp: &mut Checkpoint, done: &mut Vec<TaskWrites>, started: Instant) -> Result<StepsEnd, EngineError> {
+        let wf = self.wf.clone();
+        loop {
+            if self.cancel.is_cancelled() {
+                return Ok(StepsEnd::Cancelled(self.cancel.cancelled_by().unwrap_or_default()));
+            }
+            if cp.next.is_empty() {
+                return Ok(StepsEnd::Completed);
+            }
+            let step = cp.step + 1;
+            if step > wf.limits.max_steps {
+                return Ok(StepsEnd::Failed(RunError {
+                    node: None,
+                    kind: "max_steps".into(),
+                    message: format!(
+                        "the run exceeded limits.max_steps ({}); nodes still active: {}",
+                        wf.limits.max_steps,
+                        cp.next.join(", ")
+                    ),
+                }));
+            }
+            self.step.store(step, Ordering::SeqCst);
+
+            let step_fut = self.run_step(state, cp, std::mem::take(done), step);
+            let result = match wf.limits.timeout {
+                Some(limit) => {
+                    let remaining = limit.saturating_sub(started.elapsed());
+                    match tokio::time::timeout(remaining, step_fut).await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            return Ok(StepsEnd::Failed(RunError {
+                                node: None,
+                                kind: "timeout".into(),
+                                message: format!(
+                                    "the run exceeded limits.timeout_s ({}s) in step {step}; completed tasks are kept, resume to continue",
+                                    limit.as_secs_f64()
+                                ),
+                            }))
+                        }
+                    }
+                }
+                None => step_fut.await,
+            }?;
+            match result {
+                StepResult::Next(next_cp) => *cp = next_cp,
+                StepResult::End(end) => return Ok(end),
+            }
+        }
+    }
+
+    /// Expands the triggered nodes into tasks (evaluating `for_each` on the step's state).
+    fn tasks<'w>(&self, wf: &'w Workflow, next: &[String], scope: &Scope) -> Result<(Vec<TaskSpec<'w>>, Vec<String>), RunError> {
+        let mut tasks = Vec::new();
+        let mut nodes = Vec::new();
+        for name in next {
+            let Some(node) = wf.nodes.get(name) else {
+                return Err(RunError {
+                    node: Some(name.clone()),
+                    kind: "node".into(),
+                    message: "the checkpoint names a node the workflow does not have".into(),
+                });
+            };
+            nodes.push(name.clone());
+            match &node.for_each {
+                None => tasks.push(TaskSpec { node, item: None }),
+                Some(expr) => {
+                    let items = expr.eval(scope).map_err(|e| RunError {
+                        node: Some(name.clone()),
+                        kind: "expression".into(),
+                        message: format!("for_each `{}` failed: {e}", expr.source()),
+                    })?;
+                    let Value::Array(items) = items else {
+                        return Err(RunError {
+                            node: Some(name.clone()),
+                            kind: "expression".into(),
+                            message: format!("for_each `{}` must give a list, it gave {items}", expr.source()),
+                        });
+                    };
+                    for (i, item) in items.into_iter().enumerate() {
+                        tasks.push(TaskSpec { node, item: Some((item, i)) });
+                    }
+                }
+            }
+        }
+        Ok((tasks, nodes))
+    }
+
+    async fn run_step(&self, state: &mut State, cp: &Checkpoint, done: Vec<TaskWrites>, step: u64) -> Result<StepResult, EngineError> {
+        let wf = self.wf.clone();
+        let scope = Scope::new(self.input_view.clone(), state.view(), &self.run_id, step);
+        let (tasks, nodes) = match self.tasks(&wf, &cp.next, &scope) {
+            Ok(t) => t,
+            Err(e) => return Ok(StepResult::End(StepsEnd::Failed(e))),
+        };
+        self.emit(EventKind::StepStarted {
+            nodes: nodes.clone(),
+            tasks: tasks.len(),
+        });
+
+        let mut results: Vec<TaskWrites> = Vec::with_capacity(tasks.len());
+        let mut interrupts: Vec<InterruptInfo> = Vec::new();
+        let mut failures: Vec<RunError> = Vec::new();
+        let mut to_run = Vec::new();
+        for t in tasks {
+            let index = t.item.as_ref().map(|(_, i)| *i);
+            match done.iter().find(|d| d.node == t.node.name && d.index == index) {
+                Some(d) => results.push(d.clone()),
+                None => to_run.push(t),
+            }
+        }
+
+        let mut record = |end: TaskEnd, results: &mut Vec<TaskWrites>| match end {
+            TaskEnd::Done(w) => results.push(w),
+            TaskEnd::Interrupted(i) => interrupts.push(i),
+            TaskEnd::Failed(e) => failures.push(e),
+        };
+        if to_run.len() == 1 {
+            // The common case of a chain: no need for the concurrent machinery.
+            let t = to_run.pop().into_iter().next();
+            if let Some(t) = t {
+                let end = tokio::select! {
+                    end = self.run_task(t, &scope, step) => Some(end?),
+                    _ = self.cancel.cancelled() => None,
+                };
+                match end {
+                    Some(end) => record(end, &mut results),
+                    None => return Ok(StepResult::End(StepsEnd::Cancelled(self.cancel.cancelled_by().unwrap_or_default()))),
+                }
+            }
+        } else if !to_run.is_empty() {
+            let limit = Arc::new(Semaphore::new(wf.limits.concurrency));
+            let mut running: FuturesUnordered<_> = to_run
+                .into_iter()
+                .map(|t| {
+                    let limit = limit.clone();
+                    let scope = &scope;
+                    async move {
+                        let _permit = limit.acquire_owned().await;
+                        self.run_task(t, scope, step).await
+                    }
+                })
+                .collect();
+            loop {
+                tokio::select! {
+                    next = running.next() => match next {
+                        Some(end) => record(end?, &mut results),
+                        None => break,
+                    },
+                    _ = self.cancel.cancelled() => {
+                        return Ok(StepResult::End(StepsEnd::Cancelled(self.cancel.cancelled_by().unwrap_or_default())));
+                    }
+                }
+            }
+        }
+
+        if let Some(first) = failures.into_iter().min_by(|a, b| a.node.cmp(&b.node)) {
+            return Ok(StepResult::End(StepsEnd::Failed(first)));
+        }
+        if !interrupts.is_empty() {
+            interrupts.sort_by(|a, b| a.node.cmp(&b.node).then(a.index.cmp(&b.index)));
+            let first = interrupts.swap_remove(0);
+            self.emit(EventKind::Interrupted {
+                node: first.node.clone(),
+                prompt: first.prompt.clone(),
+            });
+            return Ok(StepResult::End(StepsEnd::Interrupted(first)));
+        }
+
+        sort_task_writes(&mut results);
+        if let Err(e) = state.apply(&wf, &results) {
+            return Ok(StepResult::End(StepsEnd::Failed(e)));
+        }
+
+        // Edges, evaluated on the new state, node by node in name order.
+        let scope = Scope::new(self.input_view.clone(), state.view(), &self.run_id, step);
+        let mut next: BTreeSet<String> = BTreeSet::new();
+        let mut joins = cp.joins.clone();
+        for name in &nodes {
+            for (idx, edge) in wf.edges_from(name) {
+                match edge {
+                    Edge::Static { to, .. } => add_target(&mut next, to),
+                    Edge::Conditional { branches, .. } => {
+                        for b in branches {
+                            let taken = match &b.condition {
+                                None => true,
+                                Some(cond) => match cond.eval_truthy(&scope) {
+                                    Ok(t) => t,
+                                    Err(e) => {
+                                        return Ok(StepResult::End(StepsEnd::Failed(RunError {
+                                            node: Some(name.clone()),
+                                            kind: "expression".into(),
+                                            message: format!("edge condition `{}` failed: {e}", cond.source()),
+                                        })))
+                                    }
+                                },
+                            };
+                            if taken {
+                                add_target(&mut next, &b.to);
+                                break;
+                            }
+                        }
+                    }
+                    Edge::Join { from, to } => {
+                        let arrived = joins.entry(idx).or_default();
+                        arrived.insert(name.clone());
+                        if from.iter().all(|f| arrived.contains(f)) {
+                            joins.remove(&idx);
+                            add_target(&mut next, to);
+                        }
+                    }
+                }
+            }
+        }
+
+        let written: u64 = results.iter().flat_map(|t| t.writes.iter()).map(|(_, v)| approx_size(v)).sum();
+        let since = self.since_snapshot.fetch_add(written, Ordering::Relaxed) + written;
+        let snapshot = if since as usize >= SNAPSHOT_MIN_BYTES && since >= self.snapshot_size.load(Ordering::Relaxed) {
+            let values = state.values().clone();
+            self.snapshot_size.store(approx_size(&state.to_json()), Ordering::Relaxed);
+            self.since_snapshot.store(0, Ordering::Relaxed);
+            Some(values)
+        } else {
+            None
+        };
+        let next_cp = Checkpoint {
+            step,
+            next: next.into_iter().collect(),
+            joins,
+            snapshot,
+        };
+        self.emit(EventKind::CheckpointSaved { next: next_cp.next.clone() });
+        if let Some(store) = self.store() {
+            store.checkpoint(&self.run_id, &next_cp, &self.take_events())?;
+        }
+        Ok(StepResult::Next(next_cp))
+    }
+
+    /// Runs one task with its retries, persisting its writes when it completes.
+    async fn run_task(&self, t: TaskSpec<'_>, step_scope: &Scope, step: u64) -> Result<TaskEnd, EngineError> {
+        let node = t.node;
+        let index = t.item.as_ref().map(|(_, i)| *i);
+        let scope = match &t.item {
+            Some((item, i)) => step_scope.with_item(item, *i),
+            None => step_scope.clone(),
+        };
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            self.emit(EventKind::TaskStarted {
+                node: node.name.clone(),
+                index,
+                attempt,
+            });
+            let began = Instant::now();
+            let result = match node.timeout {
+                Some(limit) => match tokio::time::timeout(limit, self.attempt(node, index, &scope, step, attempt)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(NodeFailure::retryable(format!("timed out after {}s (timeout_s)", limit.as_secs_f64()))),
+                },
+                None => self.attempt(node, index, &scope, step, attempt).await,
+            };
+            let result = result.and_then(|outcome| match outcome {
+                Attempt::Writes(writes) => {
+                    for (channel, value) in &writes {
+                        if let Some(ch) = self.wf.channels.get(channel) {
+                            check_write(ch, value).map_err(|e| NodeFailure {
+                                message: format!("the value written to channel `{channel}` does not match its schema: {e}"),
+                                retryable: false,
+                                kind: "channel",
+                            })?;
+                        }
+                    }
+                    Ok(Attempt::Writes(writes))
+                }
+                other => Ok(other),
+            });
+            match result {
+                Ok(Attempt::Writes(writes)) => {
+                    let task = TaskWrites {
+                        node: node.name.clone(),
+                        index,
+                        writes,
+                    };
+                    self.emit(EventKind::TaskFinished {
+                        node: node.name.clone(),
+                        index,
+                        attempt,
+                        duration_ms: began.elapsed().as_millis() as u64,
+                        channels: task.writes.iter().map(|(c, _)| c.clone()).collect(),
+                    });
+                    if let Some(store) = self.store() {
+                        store.task_completed(&self.run_id, step, &task, attempt, &self.take_events())?;
+                    }
+                    return Ok(TaskEnd::Done(task));
+                }
+                Ok(Attempt::Interrupt(info)) => return Ok(TaskEnd::Interrupted(info)),
+                Err(failure) => {
+                    if failure.retryable && attempt < node.retry.max_attempts {
+                        let delay = node.retry.delay_after(attempt);
+                        self.emit(EventKind::TaskRetrying {
+                            node: node.name.clone(),
+                            index,
+                            attempt,
+                            delay_ms: delay.as_millis() as u64,
+                            error: failure.message.clone(),
+                        });
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
+                    let at = match index {
+                        Some(i) => format!("{}[{i}]", node.name),
+                        None => node.name.clone(),
+                    };
+                    let message = format!(
+                        "{} (attempt {attempt} of {}, task {at}, step {step})",
+                        failure.message, node.retry.max_attempts
+                    );
+                    self.emit(EventKind::TaskFailed {
+                        node: node.name.clone(),
+                        index,
+                        attempts: attempt,
+                        error: message.clone(),
+                    });
+                    if let Some(store) = self.store() {
+                        store.task_failed(&self.run_id, step, &node.name, index, attempt, &message, &self.take_events())?;
+                    }
+                    return Ok(TaskEnd::Failed(RunError {
+                        node: Some(node.name.clone()),
+                        kind: failure.kind.into(),
+                        message,
+                    }));
+                }
+            }
+        }
+    }
+
+    /// One attempt of one task.
+    async fn attempt(&self, node: &Node, index: Option<usize>, scope: &Scope, step: u64, attempt: u32) -> Result<Attempt, NodeFailure> {
+        let expr_fail = |what: &str, source: &str, e: String| NodeFailure {
+            message: format!("{what} `{source}` failed: {e}"),
+            retryable: false,
+            kind: "expression",
+        };
+        let call = NodeCall {
+            run_id: &self.run_id,
+            step,
+            node: &node.name,
+            index,
+            attempt,
+            events: self,
+        };
+        let written = |writes: &Option<String>, value: Value| -> Attempt { Attempt::Writes(writes.iter().map(|w| (w.clone(), value.clone())).collect()) };
+        let eval_map = |items: &[(String, super::expr::Expr)]| -> Result<Value, NodeFailure> {
+            let mut out = serde_json::Map::new();
+            for (k, e) in items {
+                out.insert(k.clone(), e.eval(scope).map_err(|m| expr_fail("expression", e.source(), m))?);
+            }
+            Ok(Value::Object(out))
+        };
+        match &node.kind {
+            NodeKind::Transform { set } => {
+                let mut writes = Vec::with_capacity(set.len());
+                for (channel, e) in set {
+                    writes.push((channel.clone(), e.eval(scope).map_err(|m| expr_fail("expression", e.source(), m))?));
+                }
+                Ok(Attempt::Writes(writes))
+            }
+            NodeKind::Interrupt { prompt, schema, .. } => {
+                let text = self.wf.templates.render(prompt, scope).map_err(|m| expr_fail("prompt template", prompt, m))?;
+                Ok(Attempt::Interrupt(InterruptInfo {
+                    node: node.name.clone(),
+                    prompt: text,
+                    schema: schema.source.clone(),
+                    step,
+                    index,
+                    child_run: None,
+                }))
+            }
+            NodeKind::Builtin { name, with, writes } => {
+                let Some(builtin) = self.engine.host.builtins.get(name) else {
+                    let known: Vec<&str> = self.engine.host.builtins.keys().map(String::as_str).collect();
+                    return Err(NodeFailure {
+                        message: format!("builtin `{name}` is not available in this host (available: {})", if known.is_empty() { "none".into() } else { known.join(", ") }),
+                        retryable: false,
+                        kind: "not_available",
+                    });
+                };
+                let args = eval_map(with)?;
+                Ok(written(writes, builtin.call(call, args).await?))
+            }
+            NodeKind::Llm(llm) => {
+                let Some(runner) = &self.engine.host.llm else {
+                    return Err(NodeFailure {
+                        message: "`llm` nodes are not available in this host: no model layer is configured".into(),
+                        retryable: false,
+                        kind: "not_available",
+                    });
+                };
+                let render = |key: &str| self.wf.templates.render(key, scope).map_err(|m| expr_fail("template", key, m));
+                let request = LlmRequest {
+                    role: llm.role.clone(),
+                    system: llm.system.as_deref().map(render).transpose()?,
+                    prompt: render(&llm.prompt)?,
+                    output: llm.output.clone(),
+                    tools: llm.tools.clone(),
+                };
+                Ok(written(&llm.writes, runner.run(call, request).await?))
+            }
+            NodeKind::Tool { tool, args, writes } => {
+                let Some(runner) = &self.engine.host.tools else {
+                    return Err(NodeFailure {
+                        message: format!("`tool` nodes are not available in this host: tool `{tool}` cannot run"),
+                        retryable: false,
+                        kind: "not_available",
+                    });
+                };
+                let args = self.render_args(args, scope)?;
+                Ok(written(writes, runner.run(call, tool, args).await?))
+            }
+            NodeKind::Workflow { workflow, input, writes } => {
+                let Some(resolver) = &self.engine.host.resolver else {
+                    return Err(NodeFailure {
+                        message: format!("sub-workflow `{workflow}` cannot be resolved: this host has no workflow resolver"),
+                        retryable: false,
+                        kind: "not_available",
+                    });
+                };
+                let child = resolver.resolve(workflow, self.wf.dir.as_deref()).map_err(NodeFailure::permanent)?;
+                let input = eval_map(input)?;
+                let key = format!("{step}/{}/{}", node.name, index.map(|i| i as i64).unwrap_or(-1));
+                let outcome = self
+                    .engine
+                    .sub_run(self, &key, child, input)
+                    .await
+                    .map_err(|e| NodeFailure::permanent(format!("sub-workflow `{workflow}`: {e}")))?;
+                match outcome.status {
+                    RunStatus::Completed => Ok(written(writes, outcome.output.unwrap_or(Value::Null))),
+                    RunStatus::Interrupted => {
+                        let inner = outcome.interrupt.unwrap_or_else(|| InterruptInfo {
+                            node: String::new(),
+                            prompt: String::new(),
+                            schema: Value::Bool(true),
+                            step,
+                            index,
+                            child_run: None,
+                        });
+                        Ok(Attempt::Interrupt(InterruptInfo {
+                            node: node.name.clone(),
+                            prompt: inner.prompt,
+                            schema: inner.schema,
+                            step,
+                            index,
+                            child_run: Some(outcome.run_id),
+                        }))
+                    }
+                    _ => Err(NodeFailure::permanent(format!(
+                        "sub-run {} of `{workflow}` {}: {}",
+                        outcome.run_id,
+                        outcome.status,
+                        outcome.error.map(|e| e.to_string()).unwrap_or_default()
+                    ))),
+                }
+            }
+        }
+    }
+
+    fn render_args(&self, arg: &ArgValue, scope: &Scope) -> Result<Value, NodeFailure> {
+        let fail = |what: &str, m: String| NodeFailure {
+            message: format!("tool argument {what} failed: {m}"),
+            retryable: false,
+            kind: "expression",
+        };
+        Ok(match arg {
+            ArgValue::Literal(v) => v.clone(),
+            ArgValue::Template(key) => Value::String(self.wf.templates.render(key, scope).map_err(|m| fail(key, m))?),
+            ArgValue::Expr(e) => e.eval(scope).map_err(|m| fail(e.source(), m))?,
+            ArgValue::List(items) => Value::Array(items.iter().map(|a| self.render_args(a, scope)).collect::<Result<_, _>>()?),
+            ArgValue::Map(m) => Value::Object(m.iter().map(|(k, a)| Ok((k.clone(), self.render_args(a, scope)?))).collect::<Result<_, NodeFailure>>()?),
+        })
+    }
+}
+
+enum Attempt {
+    Writes(Vec<(String, Value)>),
+    Interrupt(InterruptInfo),
+}
+
+enum StepResult {
+    Next(Checkpoint),
+    End(StepsEnd),
+}
+
+enum StepsEnd {
+    Completed,
+    Interrupted(InterruptInfo),
+    Failed(RunError),
+    Cancelled(String),
+}
+
+fn add_target(next: &mut BTreeSet<String>, to: &Target) {
+    if let Target::Node(n) = to {
+        next.insert(n.clone());
+    }
+}
+
+/// An estimate of a value's stored size, without serializing it.
+fn approx_size(v: &Value) -> u64 {
+    match v {
+        Value::Null | Value::Bool(_) => 5,
+        Value::Number(_) => 8,
+        Value::String(s) => s.len() as u64 + 2,
+        Value::Array(a) => 2 + a.iter().map(approx_size).sum::<u64>(),
+        Value::Object(o) => 2 + o.iter().map(|(k, v)| k.len() as u64 + 3 + approx_size(v)).sum::<u64>(),
+    }
+}
+
+/// Loads a workflow from a path (file, or folder holding `workflow.yaml`).
+pub fn load_path(path: &Path) -> Result<Workflow, EngineError> {
+    let file = if path.is_dir() { path.join("workflow.yaml") } else { path.to_path_buf() };
+    Ok(load_file(&file)?)
+}
+
+/// Hosts spawn runs on a multi-threaded runtime: the futures must be `Send`.
+#[allow(dead_code)]
+fn assert_futures_are_send(e: &Engine, wf: Arc<Workflow>) {
+    fn is_send<T: Send>(_: T) {}
+    is_send(e.start(wf, Value::Null, RunOptions::default()));
+    is_send(e.resume("", None, RunOptions::default()));
+}
