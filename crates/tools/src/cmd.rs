@@ -1,0 +1,76 @@
+//! The `cmd.run` tool: an argv list, never a shell string, behind the command allowlist.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::decision::Decision;
+use crate::error::ToolError;
+use crate::policy::CommandVerdict;
+use crate::registry::{Call, ToolOutcome};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunArgs {
+    argv: Vec<String>,
+    timeout_s: Option<u64>,
+}
+
+pub(crate) async fn run(call: &Call<'_>, args: &Value) -> Result<ToolOutcome, ToolError> {
+    let a: RunArgs = serde_json::from_value(args.clone()).map_err(|e| ToolError::InvalidArgs {
+        tool: call.tool.to_string(),
+        errors: vec![e.to_string()],
+    })?;
+    let policy = call.policy();
+    match policy.check_command(&a.argv) {
+        CommandVerdict::Deny(reason) => Ok(call.deny(reason, Some(&a.argv))),
+        CommandVerdict::Simulate => {
+            let reason = format!(
+                "dry-run: not started; in apply mode this argv would run: {}",
+                shell_words::join(&a.argv)
+            );
+            call.simulate(&reason, Some(&a.argv));
+            Ok(call.outcome(
+                Decision::Simulated,
+                Some(reason),
+                json!({"argv": a.argv, "simulated": true}),
+            ))
+        }
+        CommandVerdict::Run => {
+            call.allow(Some(&a.argv));
+            let limits = policy.limits();
+            let timeout = a
+                .timeout_s
+                .map(Duration::from_secs)
+                .unwrap_or(limits.command_timeout)
+                .min(limits.max_timeout);
+            let out = crate::exec::run(
+                &a.argv,
+                policy.root(),
+                policy.child_env(),
+                timeout,
+                limits.output_cap_bytes,
+            )
+            .await
+            .map_err(|e| call.fail(Some(&shell_words::join(&a.argv)), e))?;
+            let mut output = serde_json::to_value(&out)
+                .map_err(|e| call.fail(None, format!("cannot encode the output: {e}")))?;
+            if let Value::Object(map) = &mut output {
+                map.insert("argv".into(), json!(a.argv));
+                map.insert("simulated".into(), json!(false));
+                if out.timed_out {
+                    map.insert(
+                        "stderr".into(),
+                        json!(format!(
+                            "{}\n[ao: killed after the {} s timeout]",
+                            out.stderr,
+                            timeout.as_secs()
+                        )),
+                    );
+                }
+            }
+            Ok(call.outcome(Decision::Allowed, None, output))
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! Starting a process: argv only (no shell), in its own process group, with a scrubbed
+//! environment, a timeout that kills the whole group, and output caps that hold however much
+//! the process prints (output is read incrementally; only the first `cap` bytes are kept).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// Variables every child gets on top of the scrubbed environment, so nothing waits on a
+/// terminal or a pager.
+const CHILD_FIXED_ENV: [(&str, &str); 4] = [
+    ("GIT_PAGER", "cat"),
+    ("PAGER", "cat"),
+    ("GIT_TERMINAL_PROMPT", "0"),
+    ("GIT_OPTIONAL_LOCKS", "0"),
+];
+
+/// What a finished (or killed) process left.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ExecOutput {
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub timed_out: bool,
+    pub duration_ms: u64,
+    pub stdout: String,
+    pub stderr: String,
+    pub stdout_bytes: u64,
+    pub stderr_bytes: u64,
+    pub stdout_truncated: bool,
+    pub stderr_truncated: bool,
+}
+
+struct Capture {
+    buf: Vec<u8>,
+    total: u64,
+    cap: usize,
+}
+
+impl Capture {
+    fn new(cap: usize) -> Self {
+        Capture {
+            buf: Vec::new(),
+            total: 0,
+            cap,
+        }
+    }
+
+    fn push(&mut self, chunk: &[u8]) {
+        self.total += chunk.len() as u64;
+        let room = self.cap.saturating_sub(self.buf.len());
+        self.buf.extend_from_slice(&chunk[..room.min(chunk.len())]);
+    }
+
+    fn truncated(&self) -> bool {
+        self.total > self.buf.len() as u64
+    }
+
+    fn text(&self) -> String {
+        let mut s = String::from_utf8_lossy(&self.buf).into_owned();
+        if self.truncated() {
+            s.push_str(&truncation_marker(self.buf.len() as u64, self.total));
+        }
+        s
+    }
+}
+
+/// The marker appended to capped output.
+pub(crate) fn truncation_marker(kept: u64, total: u64) -> String {
+    format!("\n[... output truncated by ao: {kept} of {total} bytes shown ...]")
+}
+
+async fn drain<R: AsyncRead + Unpin>(reader: Option<R>, capture: &mut Capture) {
+    let Some(mut reader) = reader else { return };
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        match reader.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => capture.push(&chunk[..n]),
+        }
+    }
+}
+
+fn kill_group(pid: Option<u32>) {
+    if let Some(pgid) = pid.and_then(|p| i32::try_from(p).ok()) {
+        // SAFETY: `kill` has no memory-safety preconditions. The child was started with
+        // `process_group(0)`, so its pgid equals its pid; a negative pid addresses the group.
+        // If the group is already gone this fails with ESRCH, which is fine.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+    }
+}
+
+/// Runs `argv` in `cwd` with exactly `env` (plus pager/prompt suppressors), killing the
+/// process group after `timeout`. `Err` only when the process cannot be started.
+pub(crate) async fn run(
+    argv: &[String],
+    cwd: &Path,
+    env: &BTreeMap<String, String>,
+    timeout: Duration,
+    cap: usize,
+) -> Result<ExecOutput, String> {
+    let Some((program, args)) = argv.split_first() else {
+        return Err("empty argv".to_string());
+    };
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
+        .current_dir(cwd)
+        .env_clear()
+        .envs(env)
+        .envs(CHILD_FIXED_ENV)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .process_group(0);
+    let started = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start `{program}`: {e}; is it installed and on PATH?"))?;
+    let pid = child.id();
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let mut out = Capture::new(cap);
+    let mut err = Capture::new(cap);
+    let result = {
+        let work = async {
+            let (status, (), ()) = tokio::join!(
+                async {
+                    let status = child.wait().await;
+                    // Descendants that kept the pipes open would otherwise hold us until the
+                    // timeout.
+                    kill_group(pid);
+                    status
+                },
+                drain(stdout, &mut out),
+                drain(stderr, &mut err),
+            );
+            status
+        };
+        tokio::time::timeout(timeout, work).await
+    };
+    let (status, timed_out) = match result {
+        Ok(status) => (status.ok(), false),
+        Err(_elapsed) => {
+            kill_group(pid);
+            let _ = child.start_kill();
+            (child.wait().await.ok(), true)
+        }
+    };
+    use std::os::unix::process::ExitStatusExt;
+    Ok(ExecOutput {
+        exit_code: status.and_then(|s| s.code()),
+        signal: status.and_then(|s| s.signal()),
+        timed_out,
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        stdout: out.text(),
+        stderr: err.text(),
+        stdout_bytes: out.total,
+        stderr_bytes: err.total,
+        stdout_truncated: out.truncated(),
+        stderr_truncated: err.truncated(),
+    })
+}

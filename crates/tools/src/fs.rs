@@ -1,0 +1,518 @@
+//! The `fs.*` tools. Synchronous: the registry runs them on the blocking pool.
+//!
+//! In dry-run, writes go to the run's overlay and reads look there first; in apply mode the
+//! disk is written (atomically) and the overlay only records the change.
+
+use std::path::Path;
+
+use globset::GlobMatcher;
+use grep_regex::RegexMatcher;
+use grep_searcher::{BinaryDetection, SearcherBuilder, sinks::Lossy};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::changeset::atomic_write;
+use crate::decision::Decision;
+use crate::error::ToolError;
+use crate::exec::truncation_marker;
+use crate::policy::{Mode, ResolvedPath};
+use crate::registry::{Call, ToolOutcome};
+
+/// Files larger than this are not read whole (fs.read, fs.edit); searching streams them.
+const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+/// Longest line text returned by fs.search.
+const MAX_MATCH_LINE_CHARS: usize = 500;
+
+const SIMULATED_WRITE: &str = "dry-run: recorded in the run's changeset, not written; `ao apply RUN_ID` (or running with --apply) writes it";
+
+fn parse<T: for<'de> Deserialize<'de>>(call: &Call<'_>, args: &Value) -> Result<T, ToolError> {
+    serde_json::from_value(args.clone()).map_err(|e| ToolError::InvalidArgs {
+        tool: call.tool.to_string(),
+        errors: vec![e.to_string()],
+    })
+}
+
+pub(crate) fn run(call: &Call<'_>, args: &Value) -> Result<ToolOutcome, ToolError> {
+    match call.tool {
+        "fs.read" => read(call, parse(call, args)?),
+        "fs.list" => list(call, parse(call, args)?),
+        "fs.search" => search(call, parse(call, args)?),
+        "fs.write" => write(call, parse(call, args)?),
+        "fs.edit" => edit(call, parse(call, args)?),
+        "fs.delete" => delete(call, parse(call, args)?),
+        other => Err(ToolError::UnknownTool {
+            name: other.to_string(),
+        }),
+    }
+}
+
+/// The content of a file as this run sees it.
+enum View {
+    Missing,
+    Text(String, &'static str),
+}
+
+fn view(call: &Call<'_>, path: &ResolvedPath) -> Result<View, ToolError> {
+    if call.policy().mode() == Mode::DryRun {
+        match call.ctx.overlay().lookup(&path.rel) {
+            Some(None) => return Ok(View::Missing),
+            Some(Some(c)) => return Ok(View::Text(c, "changeset")),
+            None => {}
+        }
+    }
+    Ok(match disk_text(call, path)? {
+        Some(t) => View::Text(t, "disk"),
+        None => View::Missing,
+    })
+}
+
+/// The file's text on disk; `None` if it does not exist.
+fn disk_text(call: &Call<'_>, path: &ResolvedPath) -> Result<Option<String>, ToolError> {
+    let meta = match std::fs::metadata(&path.abs) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(call.fail(Some(&path.rel), format!("cannot inspect: {e}"))),
+    };
+    if meta.is_dir() {
+        return Err(call.fail(
+            Some(&path.rel),
+            "is a directory; use fs.list to see its files",
+        ));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(call.fail(
+            Some(&path.rel),
+            format!(
+                "file is {} bytes, larger than the {MAX_FILE_BYTES}-byte limit for reading whole; use fs.search",
+                meta.len()
+            ),
+        ));
+    }
+    let bytes = std::fs::read(&path.abs)
+        .map_err(|e| call.fail(Some(&path.rel), format!("cannot read: {e}")))?;
+    String::from_utf8(bytes).map(Some).map_err(|_| {
+        call.fail(
+            Some(&path.rel),
+            "not a UTF-8 text file; the fs tools handle text only",
+        )
+    })
+}
+
+fn cap_text(text: &str, cap: usize) -> (String, bool) {
+    if text.len() <= cap {
+        return (text.to_string(), false);
+    }
+    let mut end = cap;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut s = text[..end].to_string();
+    s.push_str(&truncation_marker(end as u64, text.len() as u64));
+    (s, true)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadArgs {
+    path: String,
+    #[serde(default)]
+    offset: usize,
+    limit: Option<usize>,
+}
+
+fn read(call: &Call<'_>, a: ReadArgs) -> Result<ToolOutcome, ToolError> {
+    let path = match call.policy().check_read(&a.path) {
+        Ok(p) => p,
+        Err(reason) => return Ok(call.deny(reason, None)),
+    };
+    call.allow(None);
+    let (text, source) = match view(call, &path)? {
+        View::Missing => {
+            return Err(call.fail(
+                Some(&a.path),
+                "no such file; use fs.list to see what exists",
+            ));
+        }
+        View::Text(t, s) => (t, s),
+    };
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let total = lines.len();
+    let start = a.offset.min(total);
+    let end = match a.limit {
+        Some(l) => start.saturating_add(l).min(total),
+        None => total,
+    };
+    let selected: String = lines[start..end].concat();
+    let (content, truncated) = cap_text(&selected, call.policy().limits().output_cap_bytes);
+    Ok(call.outcome(
+        Decision::Allowed,
+        None,
+        json!({
+            "path": path.rel,
+            "content": content,
+            "offset": start,
+            "lines": end - start,
+            "total_lines": total,
+            "truncated": truncated,
+            "source": source,
+        }),
+    ))
+}
+
+fn build_glob(call: &Call<'_>, glob: Option<&str>) -> Result<Option<GlobMatcher>, ToolError> {
+    let Some(g) = glob else { return Ok(None) };
+    let g = g.trim_start_matches("./");
+    let pattern = if g.contains('/') {
+        g.trim_start_matches('/').to_string()
+    } else {
+        format!("**/{g}")
+    };
+    globset::GlobBuilder::new(&pattern)
+        .literal_separator(true)
+        .build()
+        .map(|g| Some(g.compile_matcher()))
+        .map_err(|e| ToolError::InvalidArgs {
+            tool: call.tool.to_string(),
+            errors: vec![format!("invalid glob `{pattern}`: {e}")],
+        })
+}
+
+/// One file found under a directory: root-relative path, absolute path, kind, size.
+struct Found {
+    rel: String,
+    abs: std::path::PathBuf,
+    kind: &'static str,
+    size: u64,
+}
+
+/// Walks `dir` respecting .gitignore, skipping denied paths, yielding files and symlinks.
+fn walk(call: &Call<'_>, dir: &ResolvedPath, glob: Option<&GlobMatcher>) -> Vec<Found> {
+    let policy = call.ctx.policy().clone();
+    let root = policy.root().to_path_buf();
+    let rel_of = move |p: &Path| -> Option<String> {
+        p.strip_prefix(&root)
+            .ok()
+            .map(|r| r.to_string_lossy().replace('\\', "/"))
+    };
+    let filter_rel = rel_of.clone();
+    let mut builder = ignore::WalkBuilder::new(&dir.abs);
+    builder
+        .hidden(false)
+        .git_ignore(true)
+        .git_exclude(true)
+        .git_global(false)
+        .require_git(false)
+        .parents(true)
+        .follow_links(false)
+        .sort_by_file_name(|a, b| a.cmp(b))
+        .filter_entry(move |e| match filter_rel(e.path()) {
+            Some(rel) => policy.denied_match(&rel).is_none(),
+            None => false,
+        });
+    let mut found = Vec::new();
+    for entry in builder.build().flatten() {
+        let Some(ft) = entry.file_type() else {
+            continue;
+        };
+        let kind = if ft.is_symlink() {
+            "symlink"
+        } else if ft.is_file() {
+            "file"
+        } else {
+            continue;
+        };
+        let Some(rel) = rel_of(entry.path()) else {
+            continue;
+        };
+        if glob.is_some_and(|g| !g.is_match(&rel)) {
+            continue;
+        }
+        let size = entry
+            .path()
+            .symlink_metadata()
+            .map(|m| m.len())
+            .unwrap_or(0);
+        found.push(Found {
+            rel,
+            abs: entry.path().to_path_buf(),
+            kind,
+            size,
+        });
+    }
+    found
+}
+
+fn under(dir_rel: &str, rel: &str) -> bool {
+    dir_rel.is_empty() || rel == dir_rel || rel.starts_with(&format!("{dir_rel}/"))
+}
+
+/// Merges the overlay into a disk listing (dry-run): drops deleted files, adds new ones.
+fn merge_overlay(
+    call: &Call<'_>,
+    dir: &ResolvedPath,
+    glob: Option<&GlobMatcher>,
+    found: &mut Vec<Found>,
+) {
+    if call.policy().mode() != Mode::DryRun {
+        return;
+    }
+    for (rel, content) in call.ctx.overlay().entries() {
+        if !under(&dir.rel, &rel) {
+            continue;
+        }
+        let existing = found.iter().position(|f| f.rel == rel);
+        match (content, existing) {
+            (None, Some(i)) => {
+                found.remove(i);
+            }
+            (Some(c), Some(i)) => found[i].size = c.len() as u64,
+            (Some(c), None) => {
+                if glob.is_none_or(|g| g.is_match(&rel)) {
+                    found.push(Found {
+                        abs: call.policy().root().join(&rel),
+                        rel,
+                        kind: "file",
+                        size: c.len() as u64,
+                    });
+                }
+            }
+            (None, None) => {}
+        }
+    }
+    found.sort_by(|a, b| a.rel.cmp(&b.rel));
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListArgs {
+    path: Option<String>,
+    glob: Option<String>,
+}
+
+fn list(call: &Call<'_>, a: ListArgs) -> Result<ToolOutcome, ToolError> {
+    let input = a.path.as_deref().unwrap_or(".");
+    let dir = match call.policy().check_read(input) {
+        Ok(p) => p,
+        Err(reason) => return Ok(call.deny(reason, None)),
+    };
+    let glob = build_glob(call, a.glob.as_deref())?;
+    call.allow(None);
+    let mut found = walk(call, &dir, glob.as_ref());
+    merge_overlay(call, &dir, glob.as_ref(), &mut found);
+    let max = call.policy().limits().max_results;
+    let truncated = found.len() > max;
+    let entries: Vec<Value> = found
+        .iter()
+        .take(max)
+        .map(|f| json!({"path": f.rel, "kind": f.kind, "size": f.size}))
+        .collect();
+    Ok(call.outcome(
+        Decision::Allowed,
+        None,
+        json!({"entries": entries, "truncated": truncated}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchArgs {
+    pattern: String,
+    path: Option<String>,
+    glob: Option<String>,
+}
+
+fn search(call: &Call<'_>, a: SearchArgs) -> Result<ToolOutcome, ToolError> {
+    let input = a.path.as_deref().unwrap_or(".");
+    let dir = match call.policy().check_read(input) {
+        Ok(p) => p,
+        Err(reason) => return Ok(call.deny(reason, None)),
+    };
+    let matcher = RegexMatcher::new(&a.pattern).map_err(|e| ToolError::InvalidArgs {
+        tool: call.tool.to_string(),
+        errors: vec![format!("invalid regular expression: {e}")],
+    })?;
+    let glob = build_glob(call, a.glob.as_deref())?;
+    call.allow(None);
+    let mut found = walk(call, &dir, glob.as_ref());
+    merge_overlay(call, &dir, glob.as_ref(), &mut found);
+    let max = call.policy().limits().max_results;
+    let mut searcher = SearcherBuilder::new()
+        .line_number(true)
+        .binary_detection(BinaryDetection::quit(b'\x00'))
+        .build();
+    let mut matches: Vec<Value> = Vec::new();
+    let mut truncated = false;
+    let mut files_searched = 0u64;
+    for f in found.iter().filter(|f| f.kind == "file") {
+        if matches.len() >= max {
+            truncated = true;
+            break;
+        }
+        files_searched += 1;
+        let rel = f.rel.clone();
+        let mut sink = Lossy(|line: u64, text: &str| {
+            if matches.len() >= max {
+                truncated = true;
+                return Ok(false);
+            }
+            let text = text.trim_end_matches(['\n', '\r']);
+            let text: String = if text.chars().count() > MAX_MATCH_LINE_CHARS {
+                let mut t: String = text.chars().take(MAX_MATCH_LINE_CHARS).collect();
+                t.push_str(" [...]");
+                t
+            } else {
+                text.to_string()
+            };
+            matches.push(json!({"path": rel, "line": line, "text": text}));
+            Ok(true)
+        });
+        let overlay = if call.policy().mode() == Mode::DryRun {
+            call.ctx.overlay().lookup(&f.rel)
+        } else {
+            None
+        };
+        // Unreadable files are skipped, as ripgrep does; the search as a whole still answers.
+        let _ = match overlay {
+            Some(Some(content)) => searcher.search_slice(&matcher, content.as_bytes(), &mut sink),
+            Some(None) => Ok(()),
+            None => searcher.search_path(&matcher, &f.abs, &mut sink),
+        };
+    }
+    Ok(call.outcome(
+        Decision::Allowed,
+        None,
+        json!({"matches": matches, "files_searched": files_searched, "truncated": truncated}),
+    ))
+}
+
+/// Common tail of the write tools: record in the overlay, and in apply mode write the disk.
+fn commit(
+    call: &Call<'_>,
+    path: &ResolvedPath,
+    before: &View,
+    new_content: Option<String>,
+) -> Result<ToolOutcome, ToolError> {
+    let action = match (&new_content, before) {
+        (None, _) => "delete",
+        (Some(_), View::Missing) => "create",
+        (Some(_), View::Text(..)) => "modify",
+    };
+    let bytes = new_content.as_ref().map(|c| c.len()).unwrap_or(0);
+    let dry = call.policy().mode() == Mode::DryRun;
+    let base = || disk_text(call, path);
+    if dry {
+        call.ctx.overlay().record(&path.rel, new_content, base)?;
+    } else {
+        // Read the base before touching the disk, so the record holds the old content.
+        let base_now = base()?;
+        let result = match &new_content {
+            Some(c) => atomic_write(&path.abs, c.as_bytes()),
+            None => std::fs::remove_file(&path.abs),
+        };
+        result.map_err(|e| call.fail(Some(&path.rel), format!("cannot write: {e}")))?;
+        call.ctx
+            .overlay()
+            .record::<ToolError>(&path.rel, new_content, || Ok(base_now))?;
+    }
+    let output = json!({"path": path.rel, "action": action, "bytes": bytes, "written": !dry});
+    Ok(if dry {
+        call.outcome(
+            Decision::Simulated,
+            Some(SIMULATED_WRITE.to_string()),
+            output,
+        )
+    } else {
+        call.outcome(Decision::Allowed, None, output)
+    })
+}
+
+/// The gate for the write tools: containment, `denied`, and in apply mode `writable`. Records
+/// the decision (denied, simulated in dry-run, allowed in apply mode).
+fn check_write(call: &Call<'_>, input: &str) -> Result<ResolvedPath, ToolOutcome> {
+    let policy = call.policy();
+    match policy.check_write(input, policy.tool_write_check()) {
+        Err(reason) => Err(call.deny(reason, None)),
+        Ok(p) => {
+            if policy.mode() == Mode::DryRun {
+                call.simulate(SIMULATED_WRITE, None);
+            } else {
+                call.allow(None);
+            }
+            Ok(p)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WriteArgs {
+    path: String,
+    content: String,
+}
+
+fn write(call: &Call<'_>, a: WriteArgs) -> Result<ToolOutcome, ToolError> {
+    let path = match check_write(call, &a.path) {
+        Ok(p) => p,
+        Err(denied) => return Ok(denied),
+    };
+    let before = view(call, &path)?;
+    commit(call, &path, &before, Some(a.content))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EditArgs {
+    path: String,
+    search: String,
+    replace: String,
+}
+
+fn edit(call: &Call<'_>, a: EditArgs) -> Result<ToolOutcome, ToolError> {
+    let path = match check_write(call, &a.path) {
+        Ok(p) => p,
+        Err(denied) => return Ok(denied),
+    };
+    let before = view(call, &path)?;
+    let View::Text(text, _) = &before else {
+        return Err(call.fail(Some(&path.rel), "no such file; use fs.write to create it"));
+    };
+    if a.search.is_empty() {
+        return Err(call.fail(
+            Some(&path.rel),
+            "`search` is empty; give the exact text to replace",
+        ));
+    }
+    let count = text.matches(a.search.as_str()).count();
+    if count == 0 {
+        return Err(call.fail(
+            Some(&path.rel),
+            "the search text does not occur in the file; read the file and copy the exact text, including whitespace and line breaks",
+        ));
+    }
+    if count > 1 {
+        return Err(call.fail(
+            Some(&path.rel),
+            format!("the search text occurs {count} times; include more surrounding lines so it occurs exactly once"),
+        ));
+    }
+    let new = text.replacen(a.search.as_str(), &a.replace, 1);
+    commit(call, &path, &before, Some(new))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteArgs {
+    path: String,
+}
+
+fn delete(call: &Call<'_>, a: DeleteArgs) -> Result<ToolOutcome, ToolError> {
+    let path = match check_write(call, &a.path) {
+        Ok(p) => p,
+        Err(denied) => return Ok(denied),
+    };
+    let before = view(call, &path)?;
+    if matches!(before, View::Missing) {
+        return Err(call.fail(Some(&path.rel), "no such file"));
+    }
+    commit(call, &path, &before, None)
+}
