@@ -1,1 +1,73 @@
-//! placeholder
+//! The model layer: one client for every OpenAI-compatible chat-completions endpoint.
+//!
+//! `ao-models` sends `POST {base_url}/chat/completions` for the leader and the named workers
+//! configured in [`ao_core::config`] (OpenAI, a LiteLLM proxy, Ollama, vLLM, LM Studio, the
+//! llama.cpp server, anything that speaks the protocol) and returns a [`Completion`]: the text,
+//! the parsed and validated JSON when a schema was asked for, tool calls, usage and cost, the
+//! model that actually answered and the latency.
+//!
+//! What it does on top of one HTTP call:
+//!
+//! - **structured output** ([`structured`]): `json_schema` (strict) → `json_object` with the
+//!   schema in the system prompt → schema in the prompt only, the working mode learned per
+//!   endpoint (base URL + model) and exportable ([`ModelClient::learned_modes`]); lenient JSON
+//!   extraction (fences, leading prose, `<think>` blocks), validation with `jsonschema`, and
+//!   bounded repair rounds that send the validation errors back;
+//! - **retries** ([`retry`]): 408/409/429/5xx, connection errors and timeouts, exponential
+//!   back-off with full jitter honouring `Retry-After`, bounded attempts and an overall time
+//!   limit; 400/401/403/404 fail at once with a message that says what is wrong;
+//! - **fallback models** tried in order when the primary is rate-limited or down, with a
+//!   cool-down per model;
+//! - **streaming** with an idle timeout between chunks, assembled into the same [`Completion`];
+//! - **recording**: every HTTP attempt becomes an [`Exchange`] handed to a caller-supplied
+//!   [`ExchangeRecorder`], with API keys redacted.
+//!
+//! What it is not: it stores nothing (the caller records exchanges and persists learned modes),
+//! runs no tools (it passes tool schemas and returns tool calls; the loop lives above it), and
+//! has no mock provider.
+//!
+//! Design choice: `async-openai` is used for its *request types* only (feature
+//! `chat-completion-types`, no HTTP client of its own). Requests are sent with `reqwest` and
+//! replies parsed into our own lenient types ([`wire`]), because its strict response types
+//! reject what real servers send (`finish_reason: "eos"`, float `created`, tool calls without
+//! `type`, …) and because our retry policy, per-attempt recording and error messages need the
+//! status code, the headers and the raw body, which its client hides behind its own retries.
+//!
+//! ```no_run
+//! use ao_core::config::{Config, ConfigInputs};
+//! use ao_models::{CompletionRequest, DiscardExchanges, Message, ModelClient, OutputSchema};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = Config::load(&ConfigInputs::from_process_env("."))?;
+//! let client = ModelClient::new(&config)?;
+//! let request = CompletionRequest::new(vec![
+//!     Message::system("You plan software changes."),
+//!     Message::user("Plan: add a --verbose flag."),
+//! ])
+//! .with_schema(OutputSchema::new(
+//!     "plan",
+//!     serde_json::json!({"type": "object", "required": ["steps"],
+//!                        "properties": {"steps": {"type": "array"}}}),
+//! ));
+//! let done = client.complete("leader", request, &DiscardExchanges).await?;
+//! println!("{} steps, {} tokens", done.json.unwrap()["steps"].as_array().map_or(0, |s| s.len()),
+//!          done.usage.total_tokens());
+//! # Ok(()) }
+//! ```
+
+mod client;
+mod error;
+pub mod exchange;
+mod request;
+pub mod retry;
+pub mod structured;
+mod usage;
+pub mod wire;
+
+pub use client::ModelClient;
+pub use error::{ModelError, SchemaIssue, TimeoutKind};
+pub use exchange::{DiscardExchanges, Exchange, ExchangeRecorder, MemoryRecorder};
+pub use request::{Completion, CompletionRequest, Message, OutputSchema, ToolCall, ToolSpec};
+pub use retry::RetryTiming;
+pub use structured::{LearnedModes, StructuredMode};
+pub use usage::{Usage, UsageTotals};

@@ -1,0 +1,233 @@
+//! Errors of the model layer. Each says what failed, for which role, model and endpoint, and
+//! what to do about it. None ever contains an API key (messages pass through redaction).
+
+use std::time::Duration;
+
+use ao_core::config::ConfigError;
+
+/// One schema violation: where in the reply, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaIssue {
+    /// JSON pointer into the reply (`""` for the whole value, `/steps/0/title`, …).
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for SchemaIssue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let path = if self.path.is_empty() {
+            "/"
+        } else {
+            &self.path
+        };
+        write!(f, "at {path}: {}", self.message)
+    }
+}
+
+/// Which time limit ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutKind {
+    /// Establishing the connection.
+    Connect,
+    /// One HTTP attempt as a whole.
+    Total,
+    /// The pause between two streamed chunks.
+    Idle,
+    /// The whole call, across retries, fallbacks and repairs.
+    Overall,
+}
+
+impl std::fmt::Display for TimeoutKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TimeoutKind::Connect => "connect",
+            TimeoutKind::Total => "total",
+            TimeoutKind::Idle => "idle (between stream chunks)",
+            TimeoutKind::Overall => "overall",
+        })
+    }
+}
+
+fn join_issues(issues: &[SchemaIssue]) -> String {
+    issues
+        .iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A model call that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+
+    #[error("unknown model role `{role}`; configured roles: {}", if known.is_empty() { "none".to_string() } else { known.join(", ") })]
+    UnknownRole { role: String, known: Vec<String> },
+
+    #[error(
+        "bad API key for {base_url} (role {role}, model `{model}`): the server answered {status}{}; \
+         check {hint}",
+        detail_suffix(detail)
+    )]
+    BadApiKey {
+        role: String,
+        model: String,
+        base_url: String,
+        status: u16,
+        detail: String,
+        hint: String,
+    },
+
+    #[error(
+        "unknown model `{model}` at {base_url} (role {role}){}; check {hint} against the models \
+         the endpoint serves",
+        detail_suffix(detail)
+    )]
+    UnknownModel {
+        role: String,
+        model: String,
+        base_url: String,
+        detail: String,
+        hint: String,
+    },
+
+    #[error(
+        "wrong base URL: {url} answered 404 (role {role}, model `{model}`); the base URL usually \
+         ends in /v1 — check {hint}"
+    )]
+    WrongBaseUrl {
+        role: String,
+        model: String,
+        base_url: String,
+        url: String,
+        hint: String,
+    },
+
+    #[error(
+        "{base_url} rejected the request with {status} (role {role}, model `{model}`){}; this is \
+         not retried",
+        detail_suffix(detail)
+    )]
+    Rejected {
+        role: String,
+        model: String,
+        base_url: String,
+        status: u16,
+        detail: String,
+    },
+
+    #[error(
+        "{base_url} is rate-limiting model `{model}` (role {role}) after {attempts} attempt(s){}; \
+         wait, lower the load, or configure `fallback` models",
+        retry_after.map(|d| format!(", retry after {}s", d.as_secs_f64().ceil())).unwrap_or_default()
+    )]
+    RateLimited {
+        role: String,
+        model: String,
+        base_url: String,
+        attempts: u32,
+        retry_after: Option<Duration>,
+    },
+
+    #[error(
+        "{base_url} failed with {status} for model `{model}` (role {role}) after {attempts} \
+         attempt(s){}; the server is down or overloaded",
+        detail_suffix(detail)
+    )]
+    ServerError {
+        role: String,
+        model: String,
+        base_url: String,
+        status: u16,
+        attempts: u32,
+        detail: String,
+    },
+
+    #[error(
+        "cannot connect to {base_url} (role {role}, model `{model}`) after {attempts} attempt(s): \
+         {detail}; is the server running and the base URL right?"
+    )]
+    Connect {
+        role: String,
+        model: String,
+        base_url: String,
+        attempts: u32,
+        detail: String,
+    },
+
+    #[error(
+        "{kind} timeout of {}s reached calling {base_url} (role {role}, model `{model}`) after \
+         {attempts} attempt(s); raise the role's `timeout` in ao.toml or use a faster model",
+        after.as_secs_f64()
+    )]
+    Timeout {
+        role: String,
+        model: String,
+        base_url: String,
+        kind: TimeoutKind,
+        after: Duration,
+        attempts: u32,
+    },
+
+    #[error(
+        "{base_url} sent a reply that is not a chat completion (role {role}, model `{model}`): \
+         {detail}"
+    )]
+    InvalidReply {
+        role: String,
+        model: String,
+        base_url: String,
+        detail: String,
+    },
+
+    #[error("the output schema `{name}` is not a valid JSON Schema: {detail}")]
+    InvalidSchema { name: String, detail: String },
+
+    #[error(
+        "the reply of model `{model}` (role {role}, {base_url}) does not match schema `{schema}` \
+         after {repairs} repair attempt(s): {}",
+        join_issues(issues)
+    )]
+    SchemaViolation {
+        role: String,
+        model: String,
+        base_url: String,
+        schema: String,
+        repairs: u32,
+        issues: Vec<SchemaIssue>,
+        /// The last reply, redacted.
+        last_reply: String,
+    },
+}
+
+fn detail_suffix(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!(" ({detail})")
+    }
+}
+
+impl ModelError {
+    /// Whether a fallback model could do better (the primary is rate-limited or down).
+    pub fn is_fallback_worthy(&self) -> bool {
+        matches!(
+            self,
+            ModelError::RateLimited { .. }
+                | ModelError::ServerError { .. }
+                | ModelError::Connect { .. }
+                | ModelError::Timeout { .. }
+        )
+    }
+
+    /// The schema error paths, when the reply did not match the schema.
+    pub fn schema_paths(&self) -> Vec<&str> {
+        match self {
+            ModelError::SchemaViolation { issues, .. } => {
+                issues.iter().map(|i| i.path.as_str()).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! What a caller asks for ([`CompletionRequest`]) and gets back ([`Completion`]).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::structured::StructuredMode;
+use crate::usage::Usage;
+
+/// One chat message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "role", rename_all = "snake_case")]
+pub enum Message {
+    System {
+        content: String,
+    },
+    User {
+        content: String,
+    },
+    /// A previous model turn: text and/or tool calls.
+    Assistant {
+        content: Option<String>,
+        #[serde(default)]
+        tool_calls: Vec<ToolCall>,
+    },
+    /// The result of a tool call, sent back to the model.
+    Tool {
+        tool_call_id: String,
+        content: String,
+    },
+}
+
+impl Message {
+    pub fn system(content: impl Into<String>) -> Message {
+        Message::System {
+            content: content.into(),
+        }
+    }
+
+    pub fn user(content: impl Into<String>) -> Message {
+        Message::User {
+            content: content.into(),
+        }
+    }
+
+    pub fn assistant(content: impl Into<String>) -> Message {
+        Message::Assistant {
+            content: Some(content.into()),
+            tool_calls: Vec::new(),
+        }
+    }
+
+    /// The assistant turn that made `tool_calls`, to put before their results.
+    pub fn assistant_tool_calls(tool_calls: Vec<ToolCall>) -> Message {
+        Message::Assistant {
+            content: None,
+            tool_calls,
+        }
+    }
+
+    pub fn tool_result(tool_call_id: impl Into<String>, content: impl Into<String>) -> Message {
+        Message::Tool {
+            tool_call_id: tool_call_id.into(),
+            content: content.into(),
+        }
+    }
+
+    /// Characters of text this message carries, for usage estimates.
+    pub(crate) fn chars(&self) -> usize {
+        match self {
+            Message::System { content } | Message::User { content } => content.chars().count(),
+            Message::Assistant {
+                content,
+                tool_calls,
+            } => {
+                content.as_deref().map_or(0, |c| c.chars().count())
+                    + tool_calls
+                        .iter()
+                        .map(|t| t.name.len() + t.arguments.len())
+                        .sum::<usize>()
+            }
+            Message::Tool { content, .. } => content.chars().count(),
+        }
+    }
+}
+
+/// A tool the model may call: a function name, a description and a JSON Schema of its arguments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: Option<String>,
+    pub parameters: serde_json::Value,
+}
+
+/// A tool call the model asked for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// The id to answer with in [`Message::Tool`] (generated when the server sent none).
+    pub id: String,
+    pub name: String,
+    /// The arguments as the model wrote them: a JSON text, not validated here.
+    pub arguments: String,
+}
+
+impl ToolCall {
+    /// The arguments parsed as JSON, leniently (fences, prose).
+    pub fn arguments_json(&self) -> Option<serde_json::Value> {
+        crate::structured::extract_json(&self.arguments)
+    }
+}
+
+/// A JSON Schema the reply must match.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputSchema {
+    /// Name sent as `json_schema.name` (letters, digits, `_`, `-`; others are replaced).
+    pub name: String,
+    pub schema: serde_json::Value,
+}
+
+impl OutputSchema {
+    pub fn new(name: impl Into<String>, schema: serde_json::Value) -> Self {
+        OutputSchema {
+            name: name.into(),
+            schema,
+        }
+    }
+
+    pub(crate) fn wire_name(&self) -> String {
+        let cleaned: String = self
+            .name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(64)
+            .collect();
+        if cleaned.is_empty() {
+            "output".into()
+        } else {
+            cleaned
+        }
+    }
+}
+
+/// One model call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompletionRequest {
+    pub messages: Vec<Message>,
+    /// Ask for JSON matching this schema; the reply is validated and repaired.
+    pub schema: Option<OutputSchema>,
+    /// Repair rounds after the first reply when it does not match the schema (default 2).
+    pub max_repairs: u32,
+    /// Tools the model may call.
+    pub tools: Vec<ToolSpec>,
+    /// Overrides the role's `max_tokens`.
+    pub max_tokens: Option<u32>,
+    /// Overrides the role's `temperature`.
+    pub temperature: Option<f32>,
+}
+
+impl CompletionRequest {
+    pub fn new(messages: Vec<Message>) -> Self {
+        CompletionRequest {
+            messages,
+            schema: None,
+            max_repairs: 2,
+            tools: Vec::new(),
+            max_tokens: None,
+            temperature: None,
+        }
+    }
+
+    pub fn with_schema(mut self, schema: OutputSchema) -> Self {
+        self.schema = Some(schema);
+        self
+    }
+
+    pub fn with_max_repairs(mut self, max_repairs: u32) -> Self {
+        self.max_repairs = max_repairs;
+        self
+    }
+
+    pub fn with_tools(mut self, tools: Vec<ToolSpec>) -> Self {
+        self.tools = tools;
+        self
+    }
+}
+
+/// The result of a successful call.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Completion {
+    pub role: String,
+    /// The configured model id that answered (the primary or a fallback).
+    pub model: String,
+    /// The model name the server reported, if any.
+    pub served_model: Option<String>,
+    pub base_url: String,
+    /// The reply text (empty when the model only called tools).
+    pub text: String,
+    /// The parsed, validated JSON, when a schema was asked for.
+    pub json: Option<serde_json::Value>,
+    pub tool_calls: Vec<ToolCall>,
+    /// As the server sent it (`stop`, `length`, `tool_calls`, `eos`, …).
+    pub finish_reason: Option<String>,
+    /// Summed over every successful round trip of this call (repairs included).
+    pub usage: Usage,
+    /// Wall time of the whole call.
+    #[serde(serialize_with = "duration_ms")]
+    pub latency: Duration,
+    /// HTTP attempts made (retries, fallbacks and repairs included).
+    pub attempts: u32,
+    /// Repair rounds used.
+    pub repairs: u32,
+    pub structured_mode: Option<StructuredMode>,
+}
+
+fn duration_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64() * 1000.0)
+}
