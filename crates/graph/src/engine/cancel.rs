@@ -39,7 +39,11 @@ impl CancelToken {
     }
 
     pub fn cancelled_by(&self) -> Option<String> {
-        self.inner.by.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.inner
+            .by
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Resolves once cancelled.

@@ -34,12 +34,19 @@ pub struct State {
 impl State {
     /// Every channel at its default.
     pub fn initial(wf: &Workflow) -> Self {
-        let values: BTreeMap<String, Value> = wf.channels.values().map(|c| (c.name.clone(), c.default.clone())).collect();
+        let values: BTreeMap<String, Value> = wf
+            .channels
+            .values()
+            .map(|c| (c.name.clone(), c.default.clone()))
+            .collect();
         Self::from_values(values)
     }
 
     pub fn from_values(values: BTreeMap<String, Value>) -> Self {
-        let view = values.iter().map(|(k, v)| (k.clone(), from_json(v))).collect();
+        let view = values
+            .iter()
+            .map(|(k, v)| (k.clone(), from_json(v)))
+            .collect();
         State { values, view }
     }
 
@@ -48,7 +55,12 @@ impl State {
     }
 
     pub fn to_json(&self) -> Value {
-        Value::Object(self.values.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        Value::Object(
+            self.values
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        )
     }
 
     /// The `state` value expressions see.
@@ -84,7 +96,10 @@ impl State {
                         }
                     }
                 }
-                let current = self.values.entry(channel_name.clone()).or_insert(Value::Null);
+                let current = self
+                    .values
+                    .entry(channel_name.clone())
+                    .or_insert(Value::Null);
                 reduce(channel, current, value.clone()).map_err(|message| RunError {
                     node: Some(task.node.clone()),
                     kind: "channel".into(),
@@ -132,7 +147,9 @@ pub fn sort_task_writes(tasks: &mut [TaskWrites]) {
 /// channels a list write is checked item by item against the schema's `items`, since the
 /// schema describes the reduced value.
 pub fn check_write(channel: &Channel, value: &Value) -> Result<(), String> {
-    let Some(schema) = &channel.schema else { return Ok(()) };
+    let Some(schema) = &channel.schema else {
+        return Ok(());
+    };
     let errors = match channel.reducer {
         Reducer::Replace => schema.errors(value),
         // The schema describes the accumulated value; check what it would be for this write
@@ -181,10 +198,16 @@ pub fn reduce(channel: &Channel, current: &mut Value, write: Value) -> Result<()
                 *current = Value::Object(Default::default());
             }
             let Value::Object(target) = current else {
-                return Err(format!("a merge channel must hold an object, it holds {}", kind_of(current)));
+                return Err(format!(
+                    "a merge channel must hold an object, it holds {}",
+                    kind_of(current)
+                ));
             };
             let Value::Object(source) = write else {
-                return Err(format!("a merge channel takes objects, got {}", kind_of(&write)));
+                return Err(format!(
+                    "a merge channel takes objects, got {}",
+                    kind_of(&write)
+                ));
             };
             for (k, v) in source {
                 target.insert(k, v);
@@ -198,9 +221,16 @@ pub fn reduce(channel: &Channel, current: &mut Value, write: Value) -> Result<()
                 let sum = a.as_f64()? + b.as_f64()?;
                 serde_json::Number::from_f64(sum).map(Value::Number)
             };
-            let base = if current.is_null() { Value::from(0) } else { current.clone() };
+            let base = if current.is_null() {
+                Value::from(0)
+            } else {
+                current.clone()
+            };
             if !write.is_number() {
-                return Err(format!("a sum channel takes numbers, got {}", kind_of(&write)));
+                return Err(format!(
+                    "a sum channel takes numbers, got {}",
+                    kind_of(&write)
+                ));
             }
             *current = add(&base, &write).ok_or_else(|| format!("cannot add {write} to {base}"))?;
         }
@@ -214,7 +244,10 @@ fn as_list(v: &mut Value) -> Result<&mut Vec<Value>, String> {
     }
     match v {
         Value::Array(list) => Ok(list),
-        other => Err(format!("a list channel must hold a list, it holds {}", kind_of(other))),
+        other => Err(format!(
+            "a list channel must hold a list, it holds {}",
+            kind_of(other)
+        )),
     }
 }
 
@@ -254,23 +287,44 @@ mod tests {
 
     #[test]
     fn replace_keeps_the_last_write() {
-        assert_eq!(fold(Reducer::Replace, json!(1), &[json!(2), json!("x")]), json!("x"));
+        assert_eq!(
+            fold(Reducer::Replace, json!(1), &[json!(2), json!("x")]),
+            json!("x")
+        );
     }
 
     #[test]
     fn append_extends_with_lists_and_pushes_scalars() {
-        assert_eq!(fold(Reducer::Append, json!([]), &[json!([1, 2]), json!(3), json!([[4]])]), json!([1, 2, 3, [4]]));
+        assert_eq!(
+            fold(
+                Reducer::Append,
+                json!([]),
+                &[json!([1, 2]), json!(3), json!([[4]])]
+            ),
+            json!([1, 2, 3, [4]])
+        );
     }
 
     #[test]
     fn union_drops_duplicates_in_first_seen_order() {
-        assert_eq!(fold(Reducer::Union, json!(["b"]), &[json!(["a", "b"]), json!("c"), json!("a")]), json!(["b", "a", "c"]));
+        assert_eq!(
+            fold(
+                Reducer::Union,
+                json!(["b"]),
+                &[json!(["a", "b"]), json!("c"), json!("a")]
+            ),
+            json!(["b", "a", "c"])
+        );
     }
 
     #[test]
     fn merge_is_shallow_and_later_keys_win() {
         assert_eq!(
-            fold(Reducer::Merge, json!({}), &[json!({"a": {"x": 1}, "b": 1}), json!({"a": {"y": 2}})]),
+            fold(
+                Reducer::Merge,
+                json!({}),
+                &[json!({"a": {"x": 1}, "b": 1}), json!({"a": {"y": 2}})]
+            ),
             json!({"a": {"y": 2}, "b": 1})
         );
         let mut v = json!({});
@@ -279,7 +333,10 @@ mod tests {
 
     #[test]
     fn sum_adds_integers_and_floats() {
-        assert_eq!(fold(Reducer::Sum, json!(0), &[json!(2), json!(3)]), json!(5));
+        assert_eq!(
+            fold(Reducer::Sum, json!(0), &[json!(2), json!(3)]),
+            json!(5)
+        );
         assert_eq!(fold(Reducer::Sum, json!(1), &[json!(0.5)]), json!(1.5));
         let mut v = json!(0);
         let err = reduce(&ch(Reducer::Sum), &mut v, json!("3")).unwrap_err();

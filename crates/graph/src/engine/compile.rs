@@ -4,9 +4,9 @@
 //! and what was expected. Nothing here runs a node.
 
 use super::error::{LoadError, LoadIssue};
-use super::expr::{is_global, Expr, Templates};
+use super::expr::{Expr, Templates, is_global};
 use super::graph::*;
-use super::locate::{locate, Seg};
+use super::locate::{Seg, locate};
 use super::spec::*;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -48,7 +48,8 @@ pub fn load_str(source: &str, origin: &str) -> Result<Workflow, LoadError> {
             return Ok(wf);
         }
     }
-    c.issues.sort_by_key(|i| (i.line.unwrap_or(usize::MAX), i.col.unwrap_or(0)));
+    c.issues
+        .sort_by_key(|i| (i.line.unwrap_or(usize::MAX), i.col.unwrap_or(0)));
     Err(LoadError { issues: c.issues })
 }
 
@@ -121,7 +122,9 @@ fn valid_workflow_name(s: &str) -> bool {
 }
 
 fn valid_node_name(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }
 
 fn valid_channel_name(s: &str) -> bool {
@@ -193,7 +196,13 @@ impl Compiler<'_> {
     }
 
     /// Compiles an expression and checks the names it reads.
-    fn expr(&mut self, at: &At, src: &ExprSource, channels: &BTreeMap<String, Channel>, in_for_each: bool) -> Option<Expr> {
+    fn expr(
+        &mut self,
+        at: &At,
+        src: &ExprSource,
+        channels: &BTreeMap<String, Channel>,
+        in_for_each: bool,
+    ) -> Option<Expr> {
         match Expr::compile(&src.0) {
             Ok(e) => {
                 let names = e.referenced_names();
@@ -201,13 +210,23 @@ impl Compiler<'_> {
                 Some(e)
             }
             Err(err) => {
-                self.issue(at, format!("expression `{}` does not compile: {err}", src.0));
+                self.issue(
+                    at,
+                    format!("expression `{}` does not compile: {err}", src.0),
+                );
                 None
             }
         }
     }
 
-    fn check_names(&mut self, at: &At, text: &str, names: &[String], channels: &BTreeMap<String, Channel>, in_for_each: bool) {
+    fn check_names(
+        &mut self,
+        at: &At,
+        text: &str,
+        names: &[String],
+        channels: &BTreeMap<String, Channel>,
+        in_for_each: bool,
+    ) {
         for name in names {
             let (top, rest) = match name.split_once('.') {
                 Some((t, r)) => (t, Some(r)),
@@ -240,7 +259,14 @@ impl Compiler<'_> {
         }
     }
 
-    fn template(&mut self, templates: &mut Templates, at: &At, src: &str, channels: &BTreeMap<String, Channel>, in_for_each: bool) -> Option<String> {
+    fn template(
+        &mut self,
+        templates: &mut Templates,
+        at: &At,
+        src: &str,
+        channels: &BTreeMap<String, Channel>,
+        in_for_each: bool,
+    ) -> Option<String> {
         let key = at.render();
         match templates.add(&key, src) {
             Ok(()) => {
@@ -257,14 +283,23 @@ impl Compiler<'_> {
 
     fn compile(&mut self, spec: WorkflowSpec, source: &str) -> Option<Workflow> {
         if !valid_workflow_name(&spec.name) {
-            self.issue(&root().key("name"), format!("`{}` is not a valid workflow name: expected [a-z0-9][a-z0-9-]*", spec.name));
+            self.issue(
+                &root().key("name"),
+                format!(
+                    "`{}` is not a valid workflow name: expected [a-z0-9][a-z0-9-]*",
+                    spec.name
+                ),
+            );
         }
 
         let input_schema = spec.input.as_ref().and_then(|s| {
             let at = root().key("input");
             if let Some(t) = s.get("type") {
                 if t != "object" {
-                    self.issue(&at, format!("the input schema must describe an object, not `{t}`"));
+                    self.issue(
+                        &at,
+                        format!("the input schema must describe an object, not `{t}`"),
+                    );
                 }
             }
             self.schema(&at, s)
@@ -318,7 +353,10 @@ impl Compiler<'_> {
             if !valid_channel_name(name) {
                 self.issue(&at, format!("`{name}` is not a valid channel name: expected letters, digits and `_`, not starting with a digit"));
             }
-            let schema = c.schema.as_ref().and_then(|s| self.schema(&at.key("schema"), s));
+            let schema = c
+                .schema
+                .as_ref()
+                .and_then(|s| self.schema(&at.key("schema"), s));
             let default = match &c.default {
                 Some(v) => v.clone(),
                 None => match c.reducer {
@@ -335,16 +373,29 @@ impl Compiler<'_> {
                 Reducer::Sum => default.is_number(),
             };
             if !shape_ok {
-                self.issue(&at.key("default"), format!("a `{}` channel needs a default that is {}", c.reducer.as_str(), match c.reducer {
-                    Reducer::Append | Reducer::Union => "a list",
-                    Reducer::Merge => "an object",
-                    _ => "a number",
-                }));
+                self.issue(
+                    &at.key("default"),
+                    format!(
+                        "a `{}` channel needs a default that is {}",
+                        c.reducer.as_str(),
+                        match c.reducer {
+                            Reducer::Append | Reducer::Union => "a list",
+                            Reducer::Merge => "an object",
+                            _ => "a number",
+                        }
+                    ),
+                );
             }
             if let (Some(schema), Some(d)) = (&schema, &c.default) {
                 let errors = schema.errors(d);
                 if !errors.is_empty() {
-                    self.issue(&at.key("default"), format!("the default does not match the channel's schema: {}", errors.join("; ")));
+                    self.issue(
+                        &at.key("default"),
+                        format!(
+                            "the default does not match the channel's schema: {}",
+                            errors.join("; ")
+                        ),
+                    );
                 }
             }
             out.insert(
@@ -360,7 +411,13 @@ impl Compiler<'_> {
         out
     }
 
-    fn retry(&mut self, at: &At, spec: Option<&RetrySpec>, fallback: &RetrySpec, default_attempts: u32) -> RetryPolicy {
+    fn retry(
+        &mut self,
+        at: &At,
+        spec: Option<&RetrySpec>,
+        fallback: &RetrySpec,
+        default_attempts: u32,
+    ) -> RetryPolicy {
         let pick = |f: fn(&RetrySpec) -> Option<u64>| spec.and_then(f).or_else(|| f(fallback));
         let max_attempts = spec
             .and_then(|s| s.max_attempts)
@@ -379,7 +436,10 @@ impl Compiler<'_> {
     fn seconds(&mut self, at: &At, v: Option<f64>) -> Option<Duration> {
         let s = v?;
         if !(s > 0.0 && s.is_finite() && s < 1e9) {
-            self.issue(at, format!("expected a positive number of seconds, got {s}"));
+            self.issue(
+                at,
+                format!("expected a positive number of seconds, got {s}"),
+            );
             return None;
         }
         Some(Duration::from_secs_f64(s))
@@ -400,7 +460,13 @@ impl Compiler<'_> {
         }
     }
 
-    fn writes_channel(&mut self, at: &At, node: &NodeSpec, ch: &str, channels: &BTreeMap<String, Channel>) {
+    fn writes_channel(
+        &mut self,
+        at: &At,
+        node: &NodeSpec,
+        ch: &str,
+        channels: &BTreeMap<String, Channel>,
+    ) {
         match channels.get(ch) {
             None => {
                 let known: Vec<&str> = channels.keys().map(String::as_str).collect();
@@ -414,23 +480,40 @@ impl Compiler<'_> {
         }
     }
 
-    fn expr_map(&mut self, at: &At, m: &BTreeMap<String, ExprSource>, channels: &BTreeMap<String, Channel>, fe: bool) -> Vec<(String, Expr)> {
+    fn expr_map(
+        &mut self,
+        at: &At,
+        m: &BTreeMap<String, ExprSource>,
+        channels: &BTreeMap<String, Channel>,
+        fe: bool,
+    ) -> Vec<(String, Expr)> {
         m.iter()
             .filter_map(|(k, e)| Some((k.clone(), self.expr(&at.key(k), e, channels, fe)?)))
             .collect()
     }
 
-    fn nodes(&mut self, spec: &WorkflowSpec, channels: &BTreeMap<String, Channel>, templates: &mut Templates) -> BTreeMap<String, Node> {
+    fn nodes(
+        &mut self,
+        spec: &WorkflowSpec,
+        channels: &BTreeMap<String, Channel>,
+        templates: &mut Templates,
+    ) -> BTreeMap<String, Node> {
         let default_retry = spec.retry.clone().unwrap_or_default();
         let mut out = BTreeMap::new();
         for (name, n) in &spec.nodes {
             let at = root().key("nodes").key(name);
             if name == "START" || name == "END" {
-                self.issue(&at, format!("`{name}` is reserved for edges and cannot name a node"));
+                self.issue(
+                    &at,
+                    format!("`{name}` is reserved for edges and cannot name a node"),
+                );
                 continue;
             }
             if !valid_node_name(name) {
-                self.issue(&at, format!("`{name}` is not a valid node name: expected [a-z0-9_-]+"));
+                self.issue(
+                    &at,
+                    format!("`{name}` is not a valid node name: expected [a-z0-9_-]+"),
+                );
             }
             let allowed = allowed_keys(n.kind);
             let mut bad_keys = false;
@@ -447,7 +530,10 @@ impl Compiler<'_> {
                 continue;
             }
             let fe = n.for_each.is_some();
-            let for_each = n.for_each.as_ref().and_then(|e| self.expr(&at.key("for_each"), e, channels, false));
+            let for_each = n
+                .for_each
+                .as_ref()
+                .and_then(|e| self.expr(&at.key("for_each"), e, channels, false));
             let require = |c: &mut Self, key: &str, present: bool| {
                 if !present {
                     c.issue(&at, format!("a `{}` node needs `{key}`", n.kind.as_str()));
@@ -474,13 +560,24 @@ impl Compiler<'_> {
                     }
                 }
                 NodeKindName::Interrupt => {
-                    let ok = require(self, "prompt", n.prompt.is_some()) & require(self, "writes", n.writes.is_some());
+                    let ok = require(self, "prompt", n.prompt.is_some())
+                        & require(self, "writes", n.writes.is_some());
                     if !ok {
                         continue;
                     }
                     let schema_src = n.schema.clone().unwrap_or(Value::Bool(true));
-                    let Some(schema) = self.schema(&at.key("schema"), &schema_src) else { continue };
-                    let Some(prompt) = self.template(templates, &at.key("prompt"), n.prompt.as_deref().unwrap_or_default(), channels, fe) else { continue };
+                    let Some(schema) = self.schema(&at.key("schema"), &schema_src) else {
+                        continue;
+                    };
+                    let Some(prompt) = self.template(
+                        templates,
+                        &at.key("prompt"),
+                        n.prompt.as_deref().unwrap_or_default(),
+                        channels,
+                        fe,
+                    ) else {
+                        continue;
+                    };
                     NodeKind::Interrupt {
                         prompt,
                         schema: Arc::new(schema),
@@ -493,7 +590,12 @@ impl Compiler<'_> {
                     }
                     NodeKind::Workflow {
                         workflow: n.workflow.clone().unwrap_or_default(),
-                        input: self.expr_map(&at.key("input"), &n.input.clone().unwrap_or_default(), channels, fe),
+                        input: self.expr_map(
+                            &at.key("input"),
+                            &n.input.clone().unwrap_or_default(),
+                            channels,
+                            fe,
+                        ),
                         writes: n.writes.clone(),
                     }
                 }
@@ -503,7 +605,12 @@ impl Compiler<'_> {
                     }
                     NodeKind::Builtin {
                         name: n.name.clone().unwrap_or_default(),
-                        with: self.expr_map(&at.key("with"), &n.with.clone().unwrap_or_default(), channels, fe),
+                        with: self.expr_map(
+                            &at.key("with"),
+                            &n.with.clone().unwrap_or_default(),
+                            channels,
+                            fe,
+                        ),
                         writes: n.writes.clone(),
                     }
                 }
@@ -511,8 +618,19 @@ impl Compiler<'_> {
                     if !require(self, "prompt", n.prompt.is_some()) {
                         continue;
                     }
-                    let system = n.system.as_ref().and_then(|s| self.template(templates, &at.key("system"), s, channels, fe));
-                    let Some(prompt) = self.template(templates, &at.key("prompt"), n.prompt.as_deref().unwrap_or_default(), channels, fe) else { continue };
+                    let system = n
+                        .system
+                        .as_ref()
+                        .and_then(|s| self.template(templates, &at.key("system"), s, channels, fe));
+                    let Some(prompt) = self.template(
+                        templates,
+                        &at.key("prompt"),
+                        n.prompt.as_deref().unwrap_or_default(),
+                        channels,
+                        fe,
+                    ) else {
+                        continue;
+                    };
                     let output = n.output.clone().unwrap_or(Value::String("text".into()));
                     self.check_llm_output(&at.key("output"), &output);
                     NodeKind::Llm(LlmNode {
@@ -545,7 +663,12 @@ impl Compiler<'_> {
                 NodeKindName::Llm | NodeKindName::Tool => 3,
                 _ => 1,
             };
-            let retry = self.retry(&at.key("retry"), n.retry.as_ref(), &default_retry, default_attempts);
+            let retry = self.retry(
+                &at.key("retry"),
+                n.retry.as_ref(),
+                &default_retry,
+                default_attempts,
+            );
             let timeout = self.seconds(&at.key("timeout_s"), n.timeout_s);
             out.insert(
                 name.clone(),
@@ -571,16 +694,29 @@ impl Compiler<'_> {
                     self.schema(&at.key("schema"), s);
                 }
             }
-            Value::Object(m) if m.len() == 1 && matches!(m.get("type"), Some(Value::String(_))) => {}
-            _ => self.issue(at, "expected `text`, `{schema: JSON-Schema}` or `{type: NAME}`"),
+            Value::Object(m) if m.len() == 1 && matches!(m.get("type"), Some(Value::String(_))) => {
+            }
+            _ => self.issue(
+                at,
+                "expected `text`, `{schema: JSON-Schema}` or `{type: NAME}`",
+            ),
         }
     }
 
-    fn arg_value(&mut self, templates: &mut Templates, at: &At, v: &Value, channels: &BTreeMap<String, Channel>, fe: bool) -> ArgValue {
+    fn arg_value(
+        &mut self,
+        templates: &mut Templates,
+        at: &At,
+        v: &Value,
+        channels: &BTreeMap<String, Channel>,
+        fe: bool,
+    ) -> ArgValue {
         match v {
             Value::String(s) => {
                 let trimmed = s.trim();
-                let inner = trimmed.strip_prefix("{{").and_then(|r| r.strip_suffix("}}"));
+                let inner = trimmed
+                    .strip_prefix("{{")
+                    .and_then(|r| r.strip_suffix("}}"));
                 match inner {
                     Some(inner) if !inner.contains("{{") && !inner.contains("}}") => {
                         match self.expr(at, &ExprSource(inner.trim().to_string()), channels, fe) {
@@ -588,10 +724,12 @@ impl Compiler<'_> {
                             None => ArgValue::Literal(Value::Null),
                         }
                     }
-                    _ if s.contains("{{") || s.contains("{%") => match self.template(templates, at, s, channels, fe) {
-                        Some(k) => ArgValue::Template(k),
-                        None => ArgValue::Literal(Value::Null),
-                    },
+                    _ if s.contains("{{") || s.contains("{%") => {
+                        match self.template(templates, at, s, channels, fe) {
+                            Some(k) => ArgValue::Template(k),
+                            None => ArgValue::Literal(Value::Null),
+                        }
+                    }
                     _ => ArgValue::Literal(v.clone()),
                 }
             }
@@ -604,14 +742,25 @@ impl Compiler<'_> {
             ),
             Value::Object(m) => ArgValue::Map(
                 m.iter()
-                    .map(|(k, x)| (k.clone(), self.arg_value(templates, &at.key(k), x, channels, fe)))
+                    .map(|(k, x)| {
+                        (
+                            k.clone(),
+                            self.arg_value(templates, &at.key(k), x, channels, fe),
+                        )
+                    })
                     .collect(),
             ),
             other => ArgValue::Literal(other.clone()),
         }
     }
 
-    fn target(&mut self, at: &At, name: &str, nodes: &BTreeMap<String, Node>, spec: &WorkflowSpec) -> Option<Target> {
+    fn target(
+        &mut self,
+        at: &At,
+        name: &str,
+        nodes: &BTreeMap<String, Node>,
+        spec: &WorkflowSpec,
+    ) -> Option<Target> {
         match name {
             "END" => Some(Target::End),
             "START" => {
@@ -622,7 +771,13 @@ impl Compiler<'_> {
             // A node that exists but failed to compile was already reported.
             n if spec.nodes.contains_key(n) => None,
             n => {
-                self.issue(at, format!("unknown node `{n}` (nodes: {})", spec.nodes.keys().cloned().collect::<Vec<_>>().join(", ")));
+                self.issue(
+                    at,
+                    format!(
+                        "unknown node `{n}` (nodes: {})",
+                        spec.nodes.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                );
                 None
             }
         }
@@ -641,13 +796,24 @@ impl Compiler<'_> {
             }
             n if spec.nodes.contains_key(n) => true,
             n => {
-                self.issue(at, format!("unknown node `{n}` (nodes: {})", spec.nodes.keys().cloned().collect::<Vec<_>>().join(", ")));
+                self.issue(
+                    at,
+                    format!(
+                        "unknown node `{n}` (nodes: {})",
+                        spec.nodes.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                );
                 false
             }
         }
     }
 
-    fn edges(&mut self, spec: &WorkflowSpec, nodes: &BTreeMap<String, Node>, channels: &BTreeMap<String, Channel>) -> (Vec<Edge>, Vec<String>) {
+    fn edges(
+        &mut self,
+        spec: &WorkflowSpec,
+        nodes: &BTreeMap<String, Node>,
+        channels: &BTreeMap<String, Channel>,
+    ) -> (Vec<Edge>, Vec<String>) {
         let mut edges = Vec::new();
         let mut entry = BTreeSet::new();
         for (i, e) in spec.edges.iter().enumerate() {
@@ -669,24 +835,36 @@ impl Compiler<'_> {
                         continue;
                     }
                     if let Some(to) = &e.to {
-                        let Some(target) = self.target(&at.key("to"), to, nodes, spec) else { continue };
+                        let Some(target) = self.target(&at.key("to"), to, nodes, spec) else {
+                            continue;
+                        };
                         if from == "START" {
                             match target {
                                 Target::Node(n) => {
                                     entry.insert(n);
                                 }
-                                Target::End => self.issue(&at.key("to"), "START must lead to a node"),
+                                Target::End => {
+                                    self.issue(&at.key("to"), "START must lead to a node")
+                                }
                             }
                         } else {
-                            edges.push(Edge::Static { from: from.clone(), to: target });
+                            edges.push(Edge::Static {
+                                from: from.clone(),
+                                to: target,
+                            });
                         }
                     } else if let Some(when) = &e.when {
                         if from == "START" {
                             self.issue(&at.key("when"), "edges from START cannot be conditional: the state is empty before the first step");
                             continue;
                         }
-                        if let Some(branches) = self.branches(&at.key("when"), when, nodes, spec, channels) {
-                            edges.push(Edge::Conditional { from: from.clone(), branches });
+                        if let Some(branches) =
+                            self.branches(&at.key("when"), when, nodes, spec, channels)
+                        {
+                            edges.push(Edge::Conditional {
+                                from: from.clone(),
+                                branches,
+                            });
                         }
                     }
                 }
@@ -708,20 +886,35 @@ impl Compiler<'_> {
                         self.issue(&at.key("from"), "a join lists a node twice");
                         ok = false;
                     }
-                    let target = e.to.as_ref().and_then(|to| self.target(&at.key("to"), to, nodes, spec));
+                    let target =
+                        e.to.as_ref()
+                            .and_then(|to| self.target(&at.key("to"), to, nodes, spec));
                     if let (true, Some(to)) = (ok, target) {
-                        edges.push(Edge::Join { from: froms.clone(), to });
+                        edges.push(Edge::Join {
+                            from: froms.clone(),
+                            to,
+                        });
                     }
                 }
             }
         }
         if entry.is_empty() && !spec.nodes.is_empty() && self.issues.is_empty() {
-            self.issue(&root().key("edges"), "no edge leaves START, so nothing would run: add `{from: START, to: NODE}`");
+            self.issue(
+                &root().key("edges"),
+                "no edge leaves START, so nothing would run: add `{from: START, to: NODE}`",
+            );
         }
         (edges, entry.into_iter().collect())
     }
 
-    fn branches(&mut self, at: &At, when: &[BranchSpec], nodes: &BTreeMap<String, Node>, spec: &WorkflowSpec, channels: &BTreeMap<String, Channel>) -> Option<Vec<Branch>> {
+    fn branches(
+        &mut self,
+        at: &At,
+        when: &[BranchSpec],
+        nodes: &BTreeMap<String, Node>,
+        spec: &WorkflowSpec,
+        channels: &BTreeMap<String, Channel>,
+    ) -> Option<Vec<Branch>> {
         if when.is_empty() {
             self.issue(at, "`when` needs at least one branch");
             return None;
@@ -735,7 +928,10 @@ impl Compiler<'_> {
                     let e = self.expr(&bat.key("if"), cond, channels, false);
                     let t = self.target(&bat.key("to"), to, nodes, spec);
                     match (e, t) {
-                        (Some(e), Some(t)) => out.push(Branch { condition: Some(e), to: t }),
+                        (Some(e), Some(t)) => out.push(Branch {
+                            condition: Some(e),
+                            to: t,
+                        }),
                         _ => ok = false,
                     }
                 }
@@ -745,7 +941,10 @@ impl Compiler<'_> {
                         ok = false;
                     }
                     match self.target(&bat.key("else"), to, nodes, spec) {
-                        Some(t) => out.push(Branch { condition: None, to: t }),
+                        Some(t) => out.push(Branch {
+                            condition: None,
+                            to: t,
+                        }),
                         None => ok = false,
                     }
                 }
@@ -771,7 +970,9 @@ impl Compiler<'_> {
             for e in edges {
                 let targets: Vec<&Target> = match e {
                     Edge::Static { from, to } if from == n => vec![to],
-                    Edge::Conditional { from, branches } if from == n => branches.iter().map(|b| &b.to).collect(),
+                    Edge::Conditional { from, branches } if from == n => {
+                        branches.iter().map(|b| &b.to).collect()
+                    }
                     Edge::Join { from, to } if from.iter().any(|f| f == n) => vec![to],
                     _ => vec![],
                 };
@@ -784,7 +985,10 @@ impl Compiler<'_> {
         }
         for name in spec.nodes.keys() {
             if !seen.contains(name.as_str()) {
-                self.issue(&root().key("nodes").key(name), format!("node `{name}` is never reached from START"));
+                self.issue(
+                    &root().key("nodes").key(name),
+                    format!("node `{name}` is never reached from START"),
+                );
             }
         }
     }

@@ -76,7 +76,10 @@ impl fmt::Display for RunError {
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("invalid input for workflow `{workflow}`:\n{}", .errors.join("\n"))]
-    InvalidInput { workflow: String, errors: Vec<String> },
+    InvalidInput {
+        workflow: String,
+        errors: Vec<String>,
+    },
     #[error("the answer does not match the schema of interrupt `{node}` (run {run_id}):\n{}", .errors.join("\n"))]
     InvalidAnswer {
         run_id: String,

@@ -16,7 +16,8 @@ pub enum EventKind {
     },
     RunResumed {
         workflow: String,
-        step: u64,
+        /// The checkpoint the run continues from.
+        from_step: u64,
     },
     StepStarted {
         nodes: Vec<String>,

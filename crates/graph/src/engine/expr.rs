@@ -63,7 +63,11 @@ impl Expr {
 
     /// Top-level names and `state.X` paths the expression reads, for load-time checks.
     pub fn referenced_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.compiled.undeclared_variables(true).into_iter().collect();
+        let mut names: Vec<String> = self
+            .compiled
+            .undeclared_variables(true)
+            .into_iter()
+            .collect();
         names.sort();
         names
     }
@@ -180,12 +184,10 @@ pub struct Scope {
 
 impl Scope {
     pub fn new(input: JValue, state: JValue, run_id: &str, step: u64) -> Self {
-        let run = JValue::from_iter([
+        let run = JValue::from_object(BTreeMap::from([
             ("id".to_string(), JValue::from(run_id)),
             ("step".to_string(), JValue::from(step)),
-        ]
-        .into_iter()
-        .collect::<BTreeMap<String, JValue>>());
+        ]));
         Scope {
             input,
             state,
@@ -252,7 +254,10 @@ mod tests {
         let e = Expr::compile("range(input.n) | list").unwrap();
         assert_eq!(e.eval(&scope(json!({}))).unwrap(), json!([0, 1, 2]));
         let e = Expr::compile("'fan-' ~ index").unwrap();
-        assert_eq!(e.eval(&scope(json!({})).with_item(&json!("x"), 4)).unwrap(), json!("fan-4"));
+        assert_eq!(
+            e.eval(&scope(json!({})).with_item(&json!("x"), 4)).unwrap(),
+            json!("fan-4")
+        );
         let e = Expr::compile("run.step").unwrap();
         assert_eq!(e.eval(&scope(json!({}))).unwrap(), json!(2));
     }
@@ -275,7 +280,10 @@ mod tests {
     fn templates_render_and_report_names() {
         let mut t = Templates::new();
         t.add("p", "Total is {{ state.total }}.").unwrap();
-        assert_eq!(t.render("p", &scope(json!({"total": 7}))).unwrap(), "Total is 7.");
+        assert_eq!(
+            t.render("p", &scope(json!({"total": 7}))).unwrap(),
+            "Total is 7."
+        );
         assert_eq!(t.referenced_names("p"), vec!["state.total".to_string()]);
     }
 }

@@ -23,7 +23,8 @@ impl std::fmt::Debug for Schema {
 
 impl Schema {
     pub fn compile(source: &Value) -> Result<Self, String> {
-        let validator = jsonschema::validator_for(source).map_err(|e| format!("invalid JSON Schema: {e}"))?;
+        let validator =
+            jsonschema::validator_for(source).map_err(|e| format!("invalid JSON Schema: {e}"))?;
         Ok(Schema {
             source: source.clone(),
             validator,
@@ -67,7 +68,11 @@ impl RetryPolicy {
             .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(20)));
         let cap = exp.min(self.max_backoff);
         let millis = cap.as_millis() as u64;
-        Duration::from_millis(if millis == 0 { 0 } else { fastrand::u64(0..=millis) })
+        Duration::from_millis(if millis == 0 {
+            0
+        } else {
+            fastrand::u64(0..=millis)
+        })
     }
 }
 

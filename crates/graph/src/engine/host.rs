@@ -61,7 +61,11 @@ pub struct NodeCall<'a> {
 
 /// A `builtin` node: gets its evaluated `with` mapping, returns the value written to `writes`.
 pub trait BuiltinNode: Send + Sync {
-    fn call<'a>(&'a self, call: NodeCall<'a>, with: Value) -> BoxFuture<'a, Result<Value, NodeFailure>>;
+    fn call<'a>(
+        &'a self,
+        call: NodeCall<'a>,
+        with: Value,
+    ) -> BoxFuture<'a, Result<Value, NodeFailure>>;
 }
 
 /// An `llm` node's rendered request.
@@ -76,11 +80,20 @@ pub struct LlmRequest {
 }
 
 pub trait LlmRunner: Send + Sync {
-    fn run<'a>(&'a self, call: NodeCall<'a>, request: LlmRequest) -> BoxFuture<'a, Result<Value, NodeFailure>>;
+    fn run<'a>(
+        &'a self,
+        call: NodeCall<'a>,
+        request: LlmRequest,
+    ) -> BoxFuture<'a, Result<Value, NodeFailure>>;
 }
 
 pub trait ToolRunner: Send + Sync {
-    fn run<'a>(&'a self, call: NodeCall<'a>, tool: &'a str, args: Value) -> BoxFuture<'a, Result<Value, NodeFailure>>;
+    fn run<'a>(
+        &'a self,
+        call: NodeCall<'a>,
+        tool: &'a str,
+        args: Value,
+    ) -> BoxFuture<'a, Result<Value, NodeFailure>>;
 }
 
 /// Finds the workflow a `workflow` node names (`relative_to`: the folder of the calling file).
@@ -112,7 +125,11 @@ where
     F: Fn(Value) -> Fut + Send + Sync,
     Fut: Future<Output = Result<Value, NodeFailure>> + Send + 'static,
 {
-    fn call<'a>(&'a self, _call: NodeCall<'a>, with: Value) -> BoxFuture<'a, Result<Value, NodeFailure>> {
+    fn call<'a>(
+        &'a self,
+        _call: NodeCall<'a>,
+        with: Value,
+    ) -> BoxFuture<'a, Result<Value, NodeFailure>> {
         Box::pin((self.0)(with))
     }
 }

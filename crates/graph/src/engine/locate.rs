@@ -117,7 +117,9 @@ pub fn locate(src: &str, path: &[Seg]) -> Option<Pos> {
             match seg {
                 Seg::Key(key) => {
                     let (text, extra) = match line.text.strip_prefix("- ") {
-                        Some(rest) => (rest.trim_start(), line.text.len() - rest.trim_start().len()),
+                        Some(rest) => {
+                            (rest.trim_start(), line.text.len() - rest.trim_start().len())
+                        }
                         None => (line.text, 0),
                     };
                     if starts_with_key(text, key) {
@@ -146,7 +148,9 @@ pub fn locate(src: &str, path: &[Seg]) -> Option<Pos> {
         });
         // What follows the key or dash on the same line: a flow mapping continues on it.
         let rest = match seg {
-            Seg::Key(_) => line.text[extra..].split_once(':').map(|(_, r)| r.trim_start()),
+            Seg::Key(_) => line.text[extra..]
+                .split_once(':')
+                .map(|(_, r)| r.trim_start()),
             Seg::Index(_) => line.text.strip_prefix('-').map(str::trim_start),
         };
         if let Some(rest) = rest {
@@ -163,7 +167,9 @@ pub fn locate(src: &str, path: &[Seg]) -> Option<Pos> {
                 let is_sibling_item = matches!(seg, Seg::Index(_))
                     && l.indent == indent
                     && (l.text == "-" || l.text.starts_with("- "));
-                if l.indent < indent || (l.indent == indent && (is_sibling_item || matches!(seg, Seg::Key(_)))) {
+                if l.indent < indent
+                    || (l.indent == indent && (is_sibling_item || matches!(seg, Seg::Key(_))))
+                {
                     block_end = j;
                     break;
                 }
@@ -214,8 +220,14 @@ edges:
 
     #[test]
     fn finds_block_keys() {
-        assert_eq!(locate(SRC, &[k("nodes"), k("ask"), k("prompt")]), Some(Pos { line: 8, col: 5 }));
-        assert_eq!(locate(SRC, &[k("nodes"), k("start")]), Some(Pos { line: 3, col: 3 }));
+        assert_eq!(
+            locate(SRC, &[k("nodes"), k("ask"), k("prompt")]),
+            Some(Pos { line: 8, col: 5 })
+        );
+        assert_eq!(
+            locate(SRC, &[k("nodes"), k("start")]),
+            Some(Pos { line: 3, col: 3 })
+        );
     }
 
     #[test]
@@ -230,20 +242,40 @@ edges:
 
     #[test]
     fn finds_list_items_and_nested_keys() {
-        assert_eq!(locate(SRC, &[k("edges"), Seg::Index(1)]), Some(Pos { line: 11, col: 3 }));
+        assert_eq!(
+            locate(SRC, &[k("edges"), Seg::Index(1)]),
+            Some(Pos { line: 11, col: 3 })
+        );
         assert_eq!(
             locate(SRC, &[k("edges"), Seg::Index(1), k("when")]),
             Some(Pos { line: 12, col: 5 })
         );
-        let p = locate(SRC, &[k("edges"), Seg::Index(1), k("when"), Seg::Index(1), k("else")]).unwrap();
+        let p = locate(
+            SRC,
+            &[
+                k("edges"),
+                Seg::Index(1),
+                k("when"),
+                Seg::Index(1),
+                k("else"),
+            ],
+        )
+        .unwrap();
         assert_eq!(p.line, 14);
-        let p = locate(SRC, &[k("edges"), Seg::Index(1), k("when"), Seg::Index(0), k("if")]).unwrap();
+        let p = locate(
+            SRC,
+            &[k("edges"), Seg::Index(1), k("when"), Seg::Index(0), k("if")],
+        )
+        .unwrap();
         assert_eq!(p.line, 13);
     }
 
     #[test]
     fn falls_back_to_the_deepest_known_part() {
-        assert_eq!(locate(SRC, &[k("nodes"), k("ask"), k("missing")]), Some(Pos { line: 6, col: 3 }));
+        assert_eq!(
+            locate(SRC, &[k("nodes"), k("ask"), k("missing")]),
+            Some(Pos { line: 6, col: 3 })
+        );
         assert_eq!(locate(SRC, &[k("nope")]), None);
     }
 }

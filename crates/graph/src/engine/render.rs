@@ -4,7 +4,7 @@
 //! join point, `for_each` nodes are drawn as subroutines and labelled so.
 
 use super::graph::{Edge, Node, Target, Workflow};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::fmt::Write;
 
 fn node_id(name: &str) -> String {
@@ -22,11 +22,18 @@ fn target_id(t: &Target) -> String {
 
 /// Text safe inside a quoted Mermaid label.
 fn label(s: &str) -> String {
-    s.replace('"', "#quot;").replace('<', "#lt;").replace('>', "#gt;").replace('|', "#124;")
+    s.replace('"', "#quot;")
+        .replace('<', "#lt;")
+        .replace('>', "#gt;")
+        .replace('|', "#124;")
 }
 
 fn node_caption(node: &Node) -> String {
-    let mut caption = format!("{}<br/><i>{}</i>", label(&node.name), node.kind.name().as_str());
+    let mut caption = format!(
+        "{}<br/><i>{}</i>",
+        label(&node.name),
+        node.kind.name().as_str()
+    );
     if let Some(fe) = &node.for_each {
         let _ = write!(caption, "<br/>for_each: {}", label(fe.source()));
     }
@@ -60,7 +67,12 @@ pub fn mermaid(wf: &Workflow) -> String {
                         Some(c) => label(c.source()),
                         None => "else".into(),
                     };
-                    let _ = writeln!(out, "    {} -->|\"{text}\"| {}", node_id(from), target_id(&b.to));
+                    let _ = writeln!(
+                        out,
+                        "    {} -->|\"{text}\"| {}",
+                        node_id(from),
+                        target_id(&b.to)
+                    );
                 }
             }
             Edge::Join { from, to } => {
@@ -170,7 +182,8 @@ pub fn text(wf: &Workflow) -> String {
                 for b in branches {
                     match &b.condition {
                         Some(c) => {
-                            let _ = writeln!(out, "  {from} -> {}  if {}", b.to.label(), c.source());
+                            let _ =
+                                writeln!(out, "  {from} -> {}  if {}", b.to.label(), c.source());
                         }
                         None => {
                             let _ = writeln!(out, "  {from} -> {}  else", b.to.label());

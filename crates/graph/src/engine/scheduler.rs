@@ -6,14 +6,14 @@
 //! index order, edges are evaluated on the new state, and the step boundary is checkpointed.
 
 use super::cancel::CancelToken;
-use super::channel::{check_write, sort_task_writes, State, TaskWrites};
+use super::channel::{State, TaskWrites, check_write, sort_task_writes};
 use super::compile::{load_file, load_str};
 use super::error::{EngineError, RunError};
-use super::events::{now_ms, Event, EventKind, SharedSink};
-use super::expr::{from_json, Scope};
+use super::events::{Event, EventKind, SharedSink, now_ms};
+use super::expr::{Scope, from_json};
 use super::graph::{ArgValue, Edge, Node, NodeKind, Output, Target, Workflow};
 use super::host::{EventEmitter, Host, LlmRequest, NodeCall, NodeFailure};
-use super::store::{Checkpoint, InterruptInfo, JoinProgress, RunEnd, RunStore};
+use super::store::{Checkpoint, InterruptInfo, JoinProgress, RunEnd, RunRecord, RunStore};
 use ao_core::run::RunStatus;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use minijinja::value::Value as JValue;
@@ -94,7 +94,11 @@ impl Engine {
 
     /// Validates `input` against the workflow's schema, applying its defaults.
     pub fn check_input(wf: &Workflow, input: Value) -> Result<Value, EngineError> {
-        let mut input = if input.is_null() { Value::Object(Default::default()) } else { input };
+        let mut input = if input.is_null() {
+            Value::Object(Default::default())
+        } else {
+            input
+        };
         if let Some(schema) = &wf.input_schema {
             apply_defaults(&schema.source, &mut input);
             let errors = schema.errors(&input);
@@ -109,15 +113,36 @@ impl Engine {
     }
 
     /// Starts a run and drives it until it completes, fails, is interrupted or cancelled.
-    pub async fn start(&self, wf: Arc<Workflow>, input: Value, opts: RunOptions) -> Result<RunOutcome, EngineError> {
+    pub async fn start(
+        &self,
+        wf: Arc<Workflow>,
+        input: Value,
+        opts: RunOptions,
+    ) -> Result<RunOutcome, EngineError> {
         let input = Self::check_input(&wf, input)?;
         self.start_checked(wf, input, opts, None).await
     }
 
-    async fn start_checked(&self, wf: Arc<Workflow>, input: Value, opts: RunOptions, parent: Option<(&str, &str)>) -> Result<RunOutcome, EngineError> {
-        let run_id = opts.run_id.clone().unwrap_or_else(|| ao_core::ids::RunId::new().to_string());
+    async fn start_checked(
+        &self,
+        wf: Arc<Workflow>,
+        input: Value,
+        opts: RunOptions,
+        parent: Option<(&str, &str)>,
+    ) -> Result<RunOutcome, EngineError> {
+        let run_id = opts
+            .run_id
+            .clone()
+            .unwrap_or_else(|| ao_core::ids::RunId::new().to_string());
         let state = State::initial(&wf);
-        let ctx = RunCtx::new(self, wf.clone(), run_id, input.clone(), opts.cancel.clone(), 0);
+        let ctx = RunCtx::new(
+            self,
+            wf.clone(),
+            run_id,
+            input.clone(),
+            opts.cancel.clone(),
+            0,
+        );
         let first = Checkpoint {
             step: 0,
             next: wf.entry.clone(),
@@ -129,68 +154,124 @@ impl Engine {
             input: input.clone(),
         });
         if let Some(store) = &self.store {
-            store.create_run(&ctx.run_id, parent, &wf.name, &wf.origin, &wf.source, &input, &first, &ctx.take_events())?;
+            store.create_run(
+                &ctx.run_id,
+                parent,
+                &wf.name,
+                &wf.origin,
+                &wf.source,
+                &input,
+                &first,
+                &ctx.take_events(),
+            )?;
         }
         ctx.drive(state, first, Vec::new()).await
     }
 
     /// Continues a stored run: an interrupted one with `answer`, a failed or crashed one from
     /// its last checkpoint. Only tasks that had not completed run again.
-    pub async fn resume(&self, run_id: &str, answer: Option<Value>, opts: RunOptions) -> Result<RunOutcome, EngineError> {
+    pub async fn resume(
+        &self,
+        run_id: &str,
+        answer: Option<Value>,
+        opts: RunOptions,
+    ) -> Result<RunOutcome, EngineError> {
         self.resume_inner(run_id, answer, opts, false).await
     }
 
-    fn resume_inner<'a>(&'a self, run_id: &'a str, answer: Option<Value>, opts: RunOptions, internal: bool) -> super::host::BoxFuture<'a, Result<RunOutcome, EngineError>> {
+    fn resume_inner<'a>(
+        &'a self,
+        run_id: &'a str,
+        answer: Option<Value>,
+        opts: RunOptions,
+        internal: bool,
+    ) -> super::host::BoxFuture<'a, Result<RunOutcome, EngineError>> {
         Box::pin(async move {
-            let store = self.store.clone().ok_or_else(|| EngineError::NotResumable {
-                run_id: run_id.to_string(),
-                reason: "was not stored (in-memory engine)".into(),
-            })?;
-            let record = store.run(run_id)?.ok_or_else(|| EngineError::RunNotFound(run_id.to_string()))?;
+            let store = self
+                .store
+                .clone()
+                .ok_or_else(|| EngineError::NotResumable {
+                    run_id: run_id.to_string(),
+                    reason: "was not stored (in-memory engine)".into(),
+                })?;
+            let record = store
+                .run(run_id)?
+                .ok_or_else(|| EngineError::RunNotFound(run_id.to_string()))?;
             let not = |reason: String| EngineError::NotResumable {
                 run_id: run_id.to_string(),
                 reason,
             };
             match record.status {
-                RunStatus::Completed => return Err(not("is already completed; nothing to resume".into())),
-                RunStatus::Cancelled => return Err(not(format!("was cancelled{}; start a new run", record.cancel_requested.map(|b| format!(" by {b}")).unwrap_or_default()))),
+                RunStatus::Completed => {
+                    return Err(not("is already completed; nothing to resume".into()));
+                }
+                RunStatus::Cancelled => {
+                    return Err(not(format!(
+                        "was cancelled{}; start a new run",
+                        record
+                            .cancel_requested
+                            .map(|b| format!(" by {b}"))
+                            .unwrap_or_default()
+                    )));
+                }
                 RunStatus::Running => {
                     if let Some(pid) = record.owner_pid {
                         if pid != std::process::id() && process_alive(pid) {
-                            return Err(not(format!("is still running in process {pid}; cancel it first or wait")));
+                            return Err(not(format!(
+                                "is still running in process {pid}; cancel it first or wait"
+                            )));
                         }
                     }
                 }
                 RunStatus::Interrupted if answer.is_none() && !internal => {
-                    let node = record.interrupt.as_ref().map(|i| i.node.clone()).unwrap_or_default();
-                    return Err(not(format!("is waiting for an answer to interrupt `{node}`; pass --answer JSON")));
+                    let node = record
+                        .interrupt
+                        .as_ref()
+                        .map(|i| i.node.clone())
+                        .unwrap_or_default();
+                    return Err(not(format!(
+                        "is waiting for an answer to interrupt `{node}`; pass --answer JSON"
+                    )));
                 }
                 RunStatus::Interrupted | RunStatus::Failed => {}
             }
             if answer.is_some() && record.status != RunStatus::Interrupted {
-                return Err(not(format!("is {}, not interrupted; it takes no answer", record.status)));
+                return Err(not(format!(
+                    "is {}, not interrupted; it takes no answer",
+                    record.status
+                )));
             }
 
             let wf = Arc::new(self.reload(&record.source, &record.origin)?);
-            let point = store.resume_point(run_id)?.ok_or_else(|| not("has no checkpoint".into()))?;
-            let mut state = State::from_values(point.snapshot);
-            for (_, mut tasks) in point.replay {
-                sort_task_writes(&mut tasks);
-                state.apply(&wf, &tasks).map_err(|e| not(format!("cannot be rebuilt from the store: {e}")))?;
-            }
+            let (state, point) = self.stored_state(&store, &wf, run_id)?;
             let mut completed = point.completed;
 
             let seq = store.last_event_seq(run_id)?.map(|s| s + 1).unwrap_or(0);
-            let ctx = RunCtx::new(self, wf.clone(), run_id.to_string(), record.input.clone(), opts.cancel.clone(), seq);
+            let ctx = RunCtx::new(
+                self,
+                wf.clone(),
+                run_id.to_string(),
+                record.input.clone(),
+                opts.cancel.clone(),
+                seq,
+            );
 
             if let (Some(answer), Some(interrupt)) = (answer, record.interrupt.as_ref()) {
                 if let Some(child) = &interrupt.child_run {
                     // The question came from a sub-run: the answer is that run's.
                     Box::pin(self.resume_inner(child, Some(answer), opts.clone(), false)).await?;
                 } else {
-                    let node = wf.nodes.get(&interrupt.node).ok_or_else(|| not(format!("asked at node `{}`, which the workflow no longer has", interrupt.node)))?;
+                    let node = wf.nodes.get(&interrupt.node).ok_or_else(|| {
+                        not(format!(
+                            "asked at node `{}`, which the workflow no longer has",
+                            interrupt.node
+                        ))
+                    })?;
                     let NodeKind::Interrupt { schema, writes, .. } = &node.kind else {
-                        return Err(not(format!("node `{}` is not an interrupt", interrupt.node)));
+                        return Err(not(format!(
+                            "node `{}` is not an interrupt",
+                            interrupt.node
+                        )));
                     };
                     let errors = schema.errors(&answer);
                     if !errors.is_empty() {
@@ -213,10 +294,60 @@ impl Engine {
 
             ctx.emit(EventKind::RunResumed {
                 workflow: wf.name.clone(),
-                step: point.checkpoint.step,
+                from_step: point.checkpoint.step,
             });
             store.claim(run_id, &ctx.take_events())?;
             ctx.drive(state, point.checkpoint, completed).await
+        })
+    }
+
+    /// The state of a stored run at its last checkpoint: the latest snapshot with the task
+    /// writes after it folded in.
+    fn stored_state(
+        &self,
+        store: &RunStore,
+        wf: &Workflow,
+        run_id: &str,
+    ) -> Result<(State, super::store::ResumePoint), EngineError> {
+        let not = |reason: String| EngineError::NotResumable {
+            run_id: run_id.to_string(),
+            reason,
+        };
+        let mut point = store
+            .resume_point(run_id)?
+            .ok_or_else(|| not("has no checkpoint".into()))?;
+        let mut state = State::from_values(std::mem::take(&mut point.snapshot));
+        for (_, tasks) in &mut point.replay {
+            sort_task_writes(tasks);
+            state
+                .apply(wf, tasks)
+                .map_err(|e| not(format!("cannot be rebuilt from the store: {e}")))?;
+        }
+        Ok((state, point))
+    }
+
+    /// A stored run as an outcome, its state rebuilt from the store.
+    pub fn outcome_of(&self, record: &RunRecord) -> Result<RunOutcome, EngineError> {
+        let store = self
+            .store
+            .clone()
+            .ok_or_else(|| EngineError::RunNotFound(record.id.clone()))?;
+        let wf = self.reload(&record.source, &record.origin)?;
+        let (state, _) = self.stored_state(&store, &wf, &record.id)?;
+        let state = state.to_json();
+        let output = match (&record.output, record.status) {
+            (None, RunStatus::Completed) if wf.output.is_none() => Some(state.clone()),
+            (out, _) => out.clone(),
+        };
+        Ok(RunOutcome {
+            run_id: record.id.clone(),
+            workflow: record.workflow.clone(),
+            status: record.status,
+            state,
+            output,
+            steps: record.step,
+            interrupt: record.interrupt.clone(),
+            error: record.error.clone(),
         })
     }
 
@@ -230,7 +361,13 @@ impl Engine {
     }
 
     /// Runs `wf` as a sub-run of a task, or continues the sub-run that task already started.
-    async fn sub_run(&self, parent: &RunCtx, task_key: &str, wf: Arc<Workflow>, input: Value) -> Result<RunOutcome, EngineError> {
+    async fn sub_run(
+        &self,
+        parent: &RunCtx,
+        task_key: &str,
+        wf: Arc<Workflow>,
+        input: Value,
+    ) -> Result<RunOutcome, EngineError> {
         let opts = RunOptions {
             cancel: parent.cancel.clone(),
             run_id: None,
@@ -238,27 +375,13 @@ impl Engine {
         if let Some(store) = &self.store {
             if let Some(child) = store.child_run(&parent.run_id, task_key)? {
                 return match child.status {
-                    RunStatus::Completed | RunStatus::Cancelled => Ok(outcome_of_record(&child)),
+                    RunStatus::Completed | RunStatus::Cancelled => self.outcome_of(&child),
                     _ => self.resume_inner(&child.id, None, opts, true).await,
                 };
             }
         }
         let input = Self::check_input(&wf, input)?;
         Box::pin(self.start_checked(wf, input, opts, Some((&parent.run_id, task_key)))).await
-    }
-}
-
-/// A stored run as an outcome (for runs that are already finished).
-pub fn outcome_of_record(r: &super::store::RunRecord) -> RunOutcome {
-    RunOutcome {
-        run_id: r.id.clone(),
-        workflow: r.workflow.clone(),
-        status: r.status,
-        state: r.state.clone().unwrap_or(Value::Null),
-        output: r.output.clone(),
-        steps: r.step,
-        interrupt: r.interrupt.clone(),
-        error: r.error.clone(),
     }
 }
 
@@ -274,7 +397,9 @@ pub fn process_alive(pid: u32) -> bool {
 
 /// Fills in `default`s of the input schema's top-level properties.
 fn apply_defaults(schema: &Value, input: &mut Value) {
-    let (Some(props), Value::Object(obj)) = (schema.get("properties").and_then(Value::as_object), input) else {
+    let (Some(props), Value::Object(obj)) =
+        (schema.get("properties").and_then(Value::as_object), input)
+    else {
         return;
     };
     for (key, prop) in props {
@@ -321,7 +446,14 @@ impl EventEmitter for RunCtx {
 }
 
 impl RunCtx {
-    fn new(engine: &Engine, wf: Arc<Workflow>, run_id: String, input: Value, cancel: CancelToken, seq: u64) -> Self {
+    fn new(
+        engine: &Engine,
+        wf: Arc<Workflow>,
+        run_id: String,
+        input: Value,
+        cancel: CancelToken,
+        seq: u64,
+    ) -> Self {
         let record_events = engine.store.is_some() || engine.sink.is_some();
         RunCtx {
             engine: engine.clone(),
@@ -353,7 +485,10 @@ impl RunCtx {
             sink.event(&event);
         }
         if self.engine.store.is_some() {
-            self.pending.lock().unwrap_or_else(|p| p.into_inner()).push(event);
+            self.pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(event);
         }
     }
 
@@ -366,10 +501,17 @@ impl RunCtx {
     }
 
     /// Runs steps from `cp` on. `done`: tasks of the next step that already completed.
-    async fn drive(&self, mut state: State, mut cp: Checkpoint, mut done: Vec<TaskWrites>) -> Result<RunOutcome, EngineError> {
+    async fn drive(
+        &self,
+        mut state: State,
+        mut cp: Checkpoint,
+        mut done: Vec<TaskWrites>,
+    ) -> Result<RunOutcome, EngineError> {
         let started = Instant::now();
         let poller = self.spawn_cancel_poller();
-        let result = self.drive_steps(&mut state, &mut cp, &mut done, started).await;
+        let result = self
+            .drive_steps(&mut state, &mut cp, &mut done, started)
+            .await;
         if let Some(p) = poller {
             p.abort();
         }
@@ -429,8 +571,13 @@ impl RunCtx {
             let end = RunEnd {
                 error: error.clone(),
                 interrupt: interrupt.clone(),
-                output: output.clone(),
-                state: Some(state_json.clone()),
+                // Without an `output` mapping the output is the state, which the store rebuilds
+                // on read; storing it again would double the run's size.
+                output: if self.wf.output.is_some() {
+                    output.clone()
+                } else {
+                    None
+                },
             };
             store.set_status(&self.run_id, status, &end, &self.take_events())?;
         }
@@ -447,7 +594,12 @@ impl RunCtx {
     }
 
     fn output(&self, state: &State) -> Result<Value, RunError> {
-        let scope = Scope::new(self.input_view.clone(), state.view(), &self.run_id, self.step.load(Ordering::SeqCst));
+        let scope = Scope::new(
+            self.input_view.clone(),
+            state.view(),
+            &self.run_id,
+            self.step.load(Ordering::SeqCst),
+        );
         let fail = |source: &str, e: String| RunError {
             node: None,
             kind: "expression".into(),
@@ -466,11 +618,19 @@ impl RunCtx {
         }
     }
 
-    async fn drive_steps(&self, state: &mut State, cp: &mut Checkpoint, done: &mut Vec<TaskWrites>, started: Instant) -> Result<StepsEnd, EngineError> {
+    async fn drive_steps(
+        &self,
+        state: &mut State,
+        cp: &mut Checkpoint,
+        done: &mut Vec<TaskWrites>,
+        started: Instant,
+    ) -> Result<StepsEnd, EngineError> {
         let wf = self.wf.clone();
         loop {
             if self.cancel.is_cancelled() {
-                return Ok(StepsEnd::Cancelled(self.cancel.cancelled_by().unwrap_or_default()));
+                return Ok(StepsEnd::Cancelled(
+                    self.cancel.cancelled_by().unwrap_or_default(),
+                ));
             }
             if cp.next.is_empty() {
                 return Ok(StepsEnd::Completed);
@@ -503,7 +663,7 @@ impl RunCtx {
                                     "the run exceeded limits.timeout_s ({}s) in step {step}; completed tasks are kept, resume to continue",
                                     limit.as_secs_f64()
                                 ),
-                            }))
+                            }));
                         }
                     }
                 }
@@ -517,7 +677,12 @@ impl RunCtx {
     }
 
     /// Expands the triggered nodes into tasks (evaluating `for_each` on the step's state).
-    fn tasks<'w>(&self, wf: &'w Workflow, next: &[String], scope: &Scope) -> Result<(Vec<TaskSpec<'w>>, Vec<String>), RunError> {
+    fn tasks<'w>(
+        &self,
+        wf: &'w Workflow,
+        next: &[String],
+        scope: &Scope,
+    ) -> Result<(Vec<TaskSpec<'w>>, Vec<String>), RunError> {
         let mut tasks = Vec::new();
         let mut nodes = Vec::new();
         for name in next {
@@ -541,11 +706,17 @@ impl RunCtx {
                         return Err(RunError {
                             node: Some(name.clone()),
                             kind: "expression".into(),
-                            message: format!("for_each `{}` must give a list, it gave {items}", expr.source()),
+                            message: format!(
+                                "for_each `{}` must give a list, it gave {items}",
+                                expr.source()
+                            ),
                         });
                     };
                     for (i, item) in items.into_iter().enumerate() {
-                        tasks.push(TaskSpec { node, item: Some((item, i)) });
+                        tasks.push(TaskSpec {
+                            node,
+                            item: Some((item, i)),
+                        });
                     }
                 }
             }
@@ -553,7 +724,13 @@ impl RunCtx {
         Ok((tasks, nodes))
     }
 
-    async fn run_step(&self, state: &mut State, cp: &Checkpoint, done: Vec<TaskWrites>, step: u64) -> Result<StepResult, EngineError> {
+    async fn run_step(
+        &self,
+        state: &mut State,
+        cp: &Checkpoint,
+        done: Vec<TaskWrites>,
+        step: u64,
+    ) -> Result<StepResult, EngineError> {
         let wf = self.wf.clone();
         let scope = Scope::new(self.input_view.clone(), state.view(), &self.run_id, step);
         let (tasks, nodes) = match self.tasks(&wf, &cp.next, &scope) {
@@ -571,7 +748,10 @@ impl RunCtx {
         let mut to_run = Vec::new();
         for t in tasks {
             let index = t.item.as_ref().map(|(_, i)| *i);
-            match done.iter().find(|d| d.node == t.node.name && d.index == index) {
+            match done
+                .iter()
+                .find(|d| d.node == t.node.name && d.index == index)
+            {
                 Some(d) => results.push(d.clone()),
                 None => to_run.push(t),
             }
@@ -592,7 +772,11 @@ impl RunCtx {
                 };
                 match end {
                     Some(end) => record(end, &mut results),
-                    None => return Ok(StepResult::End(StepsEnd::Cancelled(self.cancel.cancelled_by().unwrap_or_default()))),
+                    None => {
+                        return Ok(StepResult::End(StepsEnd::Cancelled(
+                            self.cancel.cancelled_by().unwrap_or_default(),
+                        )));
+                    }
                 }
             }
         } else if !to_run.is_empty() {
@@ -657,8 +841,11 @@ impl RunCtx {
                                         return Ok(StepResult::End(StepsEnd::Failed(RunError {
                                             node: Some(name.clone()),
                                             kind: "expression".into(),
-                                            message: format!("edge condition `{}` failed: {e}", cond.source()),
-                                        })))
+                                            message: format!(
+                                                "edge condition `{}` failed: {e}",
+                                                cond.source()
+                                            ),
+                                        })));
                                     }
                                 },
                             };
@@ -680,11 +867,18 @@ impl RunCtx {
             }
         }
 
-        let written: u64 = results.iter().flat_map(|t| t.writes.iter()).map(|(_, v)| approx_size(v)).sum();
+        let written: u64 = results
+            .iter()
+            .flat_map(|t| t.writes.iter())
+            .map(|(_, v)| approx_size(v))
+            .sum();
         let since = self.since_snapshot.fetch_add(written, Ordering::Relaxed) + written;
-        let snapshot = if since as usize >= SNAPSHOT_MIN_BYTES && since >= self.snapshot_size.load(Ordering::Relaxed) {
+        let snapshot = if since as usize >= SNAPSHOT_MIN_BYTES
+            && since >= self.snapshot_size.load(Ordering::Relaxed)
+        {
             let values = state.values().clone();
-            self.snapshot_size.store(approx_size(&state.to_json()), Ordering::Relaxed);
+            self.snapshot_size
+                .store(approx_size(&state.to_json()), Ordering::Relaxed);
             self.since_snapshot.store(0, Ordering::Relaxed);
             Some(values)
         } else {
@@ -696,7 +890,9 @@ impl RunCtx {
             joins,
             snapshot,
         };
-        self.emit(EventKind::CheckpointSaved { next: next_cp.next.clone() });
+        self.emit(EventKind::CheckpointSaved {
+            next: next_cp.next.clone(),
+        });
         if let Some(store) = self.store() {
             store.checkpoint(&self.run_id, &next_cp, &self.take_events())?;
         }
@@ -704,7 +900,12 @@ impl RunCtx {
     }
 
     /// Runs one task with its retries, persisting its writes when it completes.
-    async fn run_task(&self, t: TaskSpec<'_>, step_scope: &Scope, step: u64) -> Result<TaskEnd, EngineError> {
+    async fn run_task(
+        &self,
+        t: TaskSpec<'_>,
+        step_scope: &Scope,
+        step: u64,
+    ) -> Result<TaskEnd, EngineError> {
         let node = t.node;
         let index = t.item.as_ref().map(|(_, i)| *i);
         let scope = match &t.item {
@@ -721,9 +922,17 @@ impl RunCtx {
             });
             let began = Instant::now();
             let result = match node.timeout {
-                Some(limit) => match tokio::time::timeout(limit, self.attempt(node, index, &scope, step, attempt)).await {
+                Some(limit) => match tokio::time::timeout(
+                    limit,
+                    self.attempt(node, index, &scope, step, attempt),
+                )
+                .await
+                {
                     Ok(r) => r,
-                    Err(_) => Err(NodeFailure::retryable(format!("timed out after {}s (timeout_s)", limit.as_secs_f64()))),
+                    Err(_) => Err(NodeFailure::retryable(format!(
+                        "timed out after {}s (timeout_s)",
+                        limit.as_secs_f64()
+                    ))),
                 },
                 None => self.attempt(node, index, &scope, step, attempt).await,
             };
@@ -757,7 +966,13 @@ impl RunCtx {
                         channels: task.writes.iter().map(|(c, _)| c.clone()).collect(),
                     });
                     if let Some(store) = self.store() {
-                        store.task_completed(&self.run_id, step, &task, attempt, &self.take_events())?;
+                        store.task_completed(
+                            &self.run_id,
+                            step,
+                            &task,
+                            attempt,
+                            &self.take_events(),
+                        )?;
                     }
                     return Ok(TaskEnd::Done(task));
                 }
@@ -790,7 +1005,15 @@ impl RunCtx {
                         error: message.clone(),
                     });
                     if let Some(store) = self.store() {
-                        store.task_failed(&self.run_id, step, &node.name, index, attempt, &message, &self.take_events())?;
+                        store.task_failed(
+                            &self.run_id,
+                            step,
+                            &node.name,
+                            index,
+                            attempt,
+                            &message,
+                            &self.take_events(),
+                        )?;
                     }
                     return Ok(TaskEnd::Failed(RunError {
                         node: Some(node.name.clone()),
@@ -803,7 +1026,14 @@ impl RunCtx {
     }
 
     /// One attempt of one task.
-    async fn attempt(&self, node: &Node, index: Option<usize>, scope: &Scope, step: u64, attempt: u32) -> Result<Attempt, NodeFailure> {
+    async fn attempt(
+        &self,
+        node: &Node,
+        index: Option<usize>,
+        scope: &Scope,
+        step: u64,
+        attempt: u32,
+    ) -> Result<Attempt, NodeFailure> {
         let expr_fail = |what: &str, source: &str, e: String| NodeFailure {
             message: format!("{what} `{source}` failed: {e}"),
             retryable: false,
@@ -817,11 +1047,17 @@ impl RunCtx {
             attempt,
             events: self,
         };
-        let written = |writes: &Option<String>, value: Value| -> Attempt { Attempt::Writes(writes.iter().map(|w| (w.clone(), value.clone())).collect()) };
+        let written = |writes: &Option<String>, value: Value| -> Attempt {
+            Attempt::Writes(writes.iter().map(|w| (w.clone(), value.clone())).collect())
+        };
         let eval_map = |items: &[(String, super::expr::Expr)]| -> Result<Value, NodeFailure> {
             let mut out = serde_json::Map::new();
             for (k, e) in items {
-                out.insert(k.clone(), e.eval(scope).map_err(|m| expr_fail("expression", e.source(), m))?);
+                out.insert(
+                    k.clone(),
+                    e.eval(scope)
+                        .map_err(|m| expr_fail("expression", e.source(), m))?,
+                );
             }
             Ok(Value::Object(out))
         };
@@ -829,12 +1065,20 @@ impl RunCtx {
             NodeKind::Transform { set } => {
                 let mut writes = Vec::with_capacity(set.len());
                 for (channel, e) in set {
-                    writes.push((channel.clone(), e.eval(scope).map_err(|m| expr_fail("expression", e.source(), m))?));
+                    writes.push((
+                        channel.clone(),
+                        e.eval(scope)
+                            .map_err(|m| expr_fail("expression", e.source(), m))?,
+                    ));
                 }
                 Ok(Attempt::Writes(writes))
             }
             NodeKind::Interrupt { prompt, schema, .. } => {
-                let text = self.wf.templates.render(prompt, scope).map_err(|m| expr_fail("prompt template", prompt, m))?;
+                let text = self
+                    .wf
+                    .templates
+                    .render(prompt, scope)
+                    .map_err(|m| expr_fail("prompt template", prompt, m))?;
                 Ok(Attempt::Interrupt(InterruptInfo {
                     node: node.name.clone(),
                     prompt: text,
@@ -846,9 +1090,22 @@ impl RunCtx {
             }
             NodeKind::Builtin { name, with, writes } => {
                 let Some(builtin) = self.engine.host.builtins.get(name) else {
-                    let known: Vec<&str> = self.engine.host.builtins.keys().map(String::as_str).collect();
+                    let known: Vec<&str> = self
+                        .engine
+                        .host
+                        .builtins
+                        .keys()
+                        .map(String::as_str)
+                        .collect();
                     return Err(NodeFailure {
-                        message: format!("builtin `{name}` is not available in this host (available: {})", if known.is_empty() { "none".into() } else { known.join(", ") }),
+                        message: format!(
+                            "builtin `{name}` is not available in this host (available: {})",
+                            if known.is_empty() {
+                                "none".into()
+                            } else {
+                                known.join(", ")
+                            }
+                        ),
                         retryable: false,
                         kind: "not_available",
                     });
@@ -864,7 +1121,12 @@ impl RunCtx {
                         kind: "not_available",
                     });
                 };
-                let render = |key: &str| self.wf.templates.render(key, scope).map_err(|m| expr_fail("template", key, m));
+                let render = |key: &str| {
+                    self.wf
+                        .templates
+                        .render(key, scope)
+                        .map_err(|m| expr_fail("template", key, m))
+                };
                 let request = LlmRequest {
                     role: llm.role.clone(),
                     system: llm.system.as_deref().map(render).transpose()?,
@@ -877,7 +1139,9 @@ impl RunCtx {
             NodeKind::Tool { tool, args, writes } => {
                 let Some(runner) = &self.engine.host.tools else {
                     return Err(NodeFailure {
-                        message: format!("`tool` nodes are not available in this host: tool `{tool}` cannot run"),
+                        message: format!(
+                            "`tool` nodes are not available in this host: tool `{tool}` cannot run"
+                        ),
                         retryable: false,
                         kind: "not_available",
                     });
@@ -885,24 +1149,40 @@ impl RunCtx {
                 let args = self.render_args(args, scope)?;
                 Ok(written(writes, runner.run(call, tool, args).await?))
             }
-            NodeKind::Workflow { workflow, input, writes } => {
+            NodeKind::Workflow {
+                workflow,
+                input,
+                writes,
+            } => {
                 let Some(resolver) = &self.engine.host.resolver else {
                     return Err(NodeFailure {
-                        message: format!("sub-workflow `{workflow}` cannot be resolved: this host has no workflow resolver"),
+                        message: format!(
+                            "sub-workflow `{workflow}` cannot be resolved: this host has no workflow resolver"
+                        ),
                         retryable: false,
                         kind: "not_available",
                     });
                 };
-                let child = resolver.resolve(workflow, self.wf.dir.as_deref()).map_err(NodeFailure::permanent)?;
+                let child = resolver
+                    .resolve(workflow, self.wf.dir.as_deref())
+                    .map_err(NodeFailure::permanent)?;
                 let input = eval_map(input)?;
-                let key = format!("{step}/{}/{}", node.name, index.map(|i| i as i64).unwrap_or(-1));
+                let key = format!(
+                    "{step}/{}/{}",
+                    node.name,
+                    index.map(|i| i as i64).unwrap_or(-1)
+                );
                 let outcome = self
                     .engine
                     .sub_run(self, &key, child, input)
                     .await
-                    .map_err(|e| NodeFailure::permanent(format!("sub-workflow `{workflow}`: {e}")))?;
+                    .map_err(|e| {
+                        NodeFailure::permanent(format!("sub-workflow `{workflow}`: {e}"))
+                    })?;
                 match outcome.status {
-                    RunStatus::Completed => Ok(written(writes, outcome.output.unwrap_or(Value::Null))),
+                    RunStatus::Completed => {
+                        Ok(written(writes, outcome.output.unwrap_or(Value::Null)))
+                    }
                     RunStatus::Interrupted => {
                         let inner = outcome.interrupt.unwrap_or_else(|| InterruptInfo {
                             node: String::new(),
@@ -940,10 +1220,24 @@ impl RunCtx {
         };
         Ok(match arg {
             ArgValue::Literal(v) => v.clone(),
-            ArgValue::Template(key) => Value::String(self.wf.templates.render(key, scope).map_err(|m| fail(key, m))?),
+            ArgValue::Template(key) => Value::String(
+                self.wf
+                    .templates
+                    .render(key, scope)
+                    .map_err(|m| fail(key, m))?,
+            ),
             ArgValue::Expr(e) => e.eval(scope).map_err(|m| fail(e.source(), m))?,
-            ArgValue::List(items) => Value::Array(items.iter().map(|a| self.render_args(a, scope)).collect::<Result<_, _>>()?),
-            ArgValue::Map(m) => Value::Object(m.iter().map(|(k, a)| Ok((k.clone(), self.render_args(a, scope)?))).collect::<Result<_, NodeFailure>>()?),
+            ArgValue::List(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|a| self.render_args(a, scope))
+                    .collect::<Result<_, _>>()?,
+            ),
+            ArgValue::Map(m) => Value::Object(
+                m.iter()
+                    .map(|(k, a)| Ok((k.clone(), self.render_args(a, scope)?)))
+                    .collect::<Result<_, NodeFailure>>()?,
+            ),
         })
     }
 }
@@ -978,13 +1272,22 @@ fn approx_size(v: &Value) -> u64 {
         Value::Number(_) => 8,
         Value::String(s) => s.len() as u64 + 2,
         Value::Array(a) => 2 + a.iter().map(approx_size).sum::<u64>(),
-        Value::Object(o) => 2 + o.iter().map(|(k, v)| k.len() as u64 + 3 + approx_size(v)).sum::<u64>(),
+        Value::Object(o) => {
+            2 + o
+                .iter()
+                .map(|(k, v)| k.len() as u64 + 3 + approx_size(v))
+                .sum::<u64>()
+        }
     }
 }
 
 /// Loads a workflow from a path (file, or folder holding `workflow.yaml`).
 pub fn load_path(path: &Path) -> Result<Workflow, EngineError> {
-    let file = if path.is_dir() { path.join("workflow.yaml") } else { path.to_path_buf() };
+    let file = if path.is_dir() {
+        path.join("workflow.yaml")
+    } else {
+        path.to_path_buf()
+    };
     Ok(load_file(&file)?)
 }
 

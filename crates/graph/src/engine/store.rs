@@ -13,9 +13,9 @@
 
 use super::channel::TaskWrites;
 use super::error::RunError;
-use super::events::{now_ms, Event};
+use super::events::{Event, now_ms};
 use ao_core::run::RunStatus;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,13 +25,25 @@ use std::sync::Mutex;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot open the run store at {path}: {source}")]
-    Open { path: PathBuf, source: rusqlite::Error },
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("cannot create the state dir {path}: {source}")]
-    CreateDir { path: PathBuf, source: std::io::Error },
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{context}: {source}")]
-    Sql { context: &'static str, source: rusqlite::Error },
+    Sql {
+        context: &'static str,
+        source: rusqlite::Error,
+    },
     #[error("corrupt record in the run store ({context}): {detail}")]
-    Corrupt { context: &'static str, detail: String },
+    Corrupt {
+        context: &'static str,
+        detail: String,
+    },
 }
 
 fn sql(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
@@ -92,7 +104,6 @@ pub struct RunRecord {
     pub error: Option<RunError>,
     pub interrupt: Option<InterruptInfo>,
     pub output: Option<Value>,
-    pub state: Option<Value>,
     pub usage: Option<Value>,
     pub owner_pid: Option<u32>,
     pub cancel_requested: Option<String>,
@@ -122,13 +133,13 @@ pub struct RunFilter {
     pub include_children: bool,
 }
 
-/// How the final fields of a run are updated when its status changes.
+/// The final fields of a run, set when its status changes. (The state is not stored here: it
+/// is rebuilt from the checkpoints, so it is never stored twice.)
 #[derive(Debug, Clone, Default)]
 pub struct RunEnd {
     pub error: Option<RunError>,
     pub interrupt: Option<InterruptInfo>,
     pub output: Option<Value>,
-    pub state: Option<Value>,
 }
 
 pub struct RunStore {
@@ -158,7 +169,6 @@ CREATE TABLE IF NOT EXISTS runs (
   error TEXT,
   interrupt TEXT,
   output TEXT,
-  state TEXT,
   usage TEXT,
   owner_pid INTEGER,
   cancel_requested TEXT
@@ -184,13 +194,13 @@ CREATE TABLE IF NOT EXISTS checkpoints (
   snapshot TEXT,
   created_ms INTEGER NOT NULL,
   PRIMARY KEY (run_id, step)
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
   run_id TEXT NOT NULL,
   seq INTEGER NOT NULL,
   data TEXT NOT NULL,
   PRIMARY KEY (run_id, seq)
-);
+) WITHOUT ROWID;
 ";
 
 /// `None` (no `for_each`) is stored as -1 so the primary key stays simple.
@@ -219,11 +229,14 @@ impl RunStore {
             source,
         };
         let conn = Connection::open(&path).map_err(open_err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(open_err)?;
         // WAL lets readers and one writer in other processes proceed together; NORMAL sync is
         // durable against a killed process (only an OS crash can lose the last commits).
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(open_err)?;
         conn.execute_batch(SCHEMA).map_err(open_err)?;
         Ok(RunStore {
             conn: Mutex::new(conn),
@@ -235,7 +248,10 @@ impl RunStore {
         &self.path
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         // A panic while holding the lock cannot leave a half-written transaction (rusqlite
         // rolls back on drop), so a poisoned lock is still safe to use.
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
@@ -250,14 +266,23 @@ impl RunStore {
             .prepare_cached("INSERT OR REPLACE INTO events (run_id, seq, data) VALUES (?1, ?2, ?3)")
             .map_err(sql("store events"))?;
         for e in events {
-            stmt.execute(params![e.run_id, e.seq as i64, json(e)]).map_err(sql("store events"))?;
+            // The run id is the row's key; keeping it out of the JSON saves a copy per event.
+            let mut data = serde_json::to_value(e).unwrap_or(Value::Null);
+            if let Value::Object(m) = &mut data {
+                m.remove("run_id");
+            }
+            stmt.execute(params![e.run_id, e.seq as i64, data.to_string()])
+                .map_err(sql("store events"))?;
         }
         Ok(())
     }
 
     fn touch(tx: &rusqlite::Transaction<'_>, run_id: &str) -> Result<(), StoreError> {
-        tx.execute("UPDATE runs SET updated_ms = ?2 WHERE id = ?1", params![run_id, now_ms() as i64])
-            .map_err(sql("update run"))?;
+        tx.execute(
+            "UPDATE runs SET updated_ms = ?2 WHERE id = ?1",
+            params![run_id, now_ms() as i64],
+        )
+        .map_err(sql("update run"))?;
         Ok(())
     }
 
@@ -299,7 +324,11 @@ impl RunStore {
         })
     }
 
-    fn insert_checkpoint(tx: &rusqlite::Transaction<'_>, run_id: &str, cp: &Checkpoint) -> Result<(), StoreError> {
+    fn insert_checkpoint(
+        tx: &rusqlite::Transaction<'_>,
+        run_id: &str,
+        cp: &Checkpoint,
+    ) -> Result<(), StoreError> {
         tx.execute(
             "INSERT OR REPLACE INTO checkpoints (run_id, step, next, joins, snapshot, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
@@ -312,13 +341,23 @@ impl RunStore {
             ],
         )
         .map_err(sql("store checkpoint"))?;
-        tx.execute("UPDATE runs SET step = ?2, updated_ms = ?3 WHERE id = ?1", params![run_id, cp.step as i64, now_ms() as i64])
-            .map_err(sql("store checkpoint"))?;
+        tx.execute(
+            "UPDATE runs SET step = ?2, updated_ms = ?3 WHERE id = ?1",
+            params![run_id, cp.step as i64, now_ms() as i64],
+        )
+        .map_err(sql("store checkpoint"))?;
         Ok(())
     }
 
     /// Stores a completed task's writes (called the moment the task completes).
-    pub fn task_completed(&self, run_id: &str, step: u64, task: &TaskWrites, attempts: u32, events: &[Event]) -> Result<(), StoreError> {
+    pub fn task_completed(
+        &self,
+        run_id: &str,
+        step: u64,
+        task: &TaskWrites,
+        attempts: u32,
+        events: &[Event],
+    ) -> Result<(), StoreError> {
         self.with(|conn| {
             let tx = conn.transaction().map_err(sql("store task"))?;
             tx.execute(
@@ -334,7 +373,16 @@ impl RunStore {
 
     /// Records a task whose attempts are exhausted.
     #[allow(clippy::too_many_arguments)]
-    pub fn task_failed(&self, run_id: &str, step: u64, node: &str, index: Option<usize>, attempts: u32, error: &str, events: &[Event]) -> Result<(), StoreError> {
+    pub fn task_failed(
+        &self,
+        run_id: &str,
+        step: u64,
+        node: &str,
+        index: Option<usize>,
+        attempts: u32,
+        error: &str,
+        events: &[Event],
+    ) -> Result<(), StoreError> {
         self.with(|conn| {
             let tx = conn.transaction().map_err(sql("store task"))?;
             tx.execute(
@@ -349,7 +397,12 @@ impl RunStore {
     }
 
     /// Stores a step boundary.
-    pub fn checkpoint(&self, run_id: &str, cp: &Checkpoint, events: &[Event]) -> Result<(), StoreError> {
+    pub fn checkpoint(
+        &self,
+        run_id: &str,
+        cp: &Checkpoint,
+        events: &[Event],
+    ) -> Result<(), StoreError> {
         self.with(|conn| {
             let tx = conn.transaction().map_err(sql("store checkpoint"))?;
             Self::insert_checkpoint(&tx, run_id, cp)?;
@@ -359,18 +412,23 @@ impl RunStore {
     }
 
     /// Sets a run's status and its final fields.
-    pub fn set_status(&self, run_id: &str, status: RunStatus, end: &RunEnd, events: &[Event]) -> Result<(), StoreError> {
+    pub fn set_status(
+        &self,
+        run_id: &str,
+        status: RunStatus,
+        end: &RunEnd,
+        events: &[Event],
+    ) -> Result<(), StoreError> {
         self.with(|conn| {
             let tx = conn.transaction().map_err(sql("update run"))?;
             tx.execute(
-                "UPDATE runs SET status = ?2, error = ?3, interrupt = ?4, output = ?5, state = COALESCE(?6, state), updated_ms = ?7 WHERE id = ?1",
+                "UPDATE runs SET status = ?2, error = ?3, interrupt = ?4, output = ?5, updated_ms = ?6 WHERE id = ?1",
                 params![
                     run_id,
                     status.as_str(),
                     end.error.as_ref().map(json),
                     end.interrupt.as_ref().map(json),
                     end.output.as_ref().map(json),
-                    end.state.as_ref().map(json),
                     now_ms() as i64
                 ],
             )
@@ -410,8 +468,11 @@ impl RunStore {
 
     pub fn set_usage(&self, run_id: &str, usage: &Value) -> Result<(), StoreError> {
         self.with(|conn| {
-            conn.execute("UPDATE runs SET usage = ?2 WHERE id = ?1", params![run_id, json(usage)])
-                .map_err(sql("store usage"))?;
+            conn.execute(
+                "UPDATE runs SET usage = ?2 WHERE id = ?1",
+                params![run_id, json(usage)],
+            )
+            .map_err(sql("store usage"))?;
             Ok(())
         })
     }
@@ -419,18 +480,25 @@ impl RunStore {
     /// Asks the process running `run_id` to stop at its next safe point.
     pub fn request_cancel(&self, run_id: &str, by: &str) -> Result<(), StoreError> {
         self.with(|conn| {
-            conn.execute("UPDATE runs SET cancel_requested = ?2 WHERE id = ?1", params![run_id, by])
-                .map_err(sql("request cancel"))?;
+            conn.execute(
+                "UPDATE runs SET cancel_requested = ?2 WHERE id = ?1",
+                params![run_id, by],
+            )
+            .map_err(sql("request cancel"))?;
             Ok(())
         })
     }
 
     pub fn cancel_requested(&self, run_id: &str) -> Result<Option<String>, StoreError> {
         self.with(|conn| {
-            conn.query_row("SELECT cancel_requested FROM runs WHERE id = ?1", params![run_id], |r| r.get::<_, Option<String>>(0))
-                .optional()
-                .map(Option::flatten)
-                .map_err(sql("read cancel request"))
+            conn.query_row(
+                "SELECT cancel_requested FROM runs WHERE id = ?1",
+                params![run_id],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()
+            .map(Option::flatten)
+            .map_err(sql("read cancel request"))
         })
     }
 
@@ -450,26 +518,33 @@ impl RunStore {
             error: r.get(11)?,
             interrupt: r.get(12)?,
             output: r.get(13)?,
-            state: r.get(14)?,
-            usage: r.get(15)?,
-            owner_pid: r.get(16)?,
-            cancel_requested: r.get(17)?,
+            usage: r.get(14)?,
+            owner_pid: r.get(15)?,
+            cancel_requested: r.get(16)?,
         })
     }
 
-    const RUN_COLUMNS: &'static str = "id, parent_id, parent_task, workflow, origin, source, input, status, step, created_ms, updated_ms, error, interrupt, output, state, usage, owner_pid, cancel_requested";
+    const RUN_COLUMNS: &'static str = "id, parent_id, parent_task, workflow, origin, source, input, status, step, created_ms, updated_ms, error, interrupt, output, usage, owner_pid, cancel_requested";
 
     pub fn run(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
         let raw = self.with(|conn| {
-            conn.query_row(&format!("SELECT {} FROM runs WHERE id = ?1", Self::RUN_COLUMNS), params![id], Self::row_to_run)
-                .optional()
-                .map_err(sql("read run"))
+            conn.query_row(
+                &format!("SELECT {} FROM runs WHERE id = ?1", Self::RUN_COLUMNS),
+                params![id],
+                Self::row_to_run,
+            )
+            .optional()
+            .map_err(sql("read run"))
         })?;
         raw.map(RawRun::decode).transpose()
     }
 
     /// The sub-run a task of `parent_id` started, if any.
-    pub fn child_run(&self, parent_id: &str, parent_task: &str) -> Result<Option<RunRecord>, StoreError> {
+    pub fn child_run(
+        &self,
+        parent_id: &str,
+        parent_task: &str,
+    ) -> Result<Option<RunRecord>, StoreError> {
         let raw = self.with(|conn| {
             conn.query_row(
                 &format!("SELECT {} FROM runs WHERE parent_id = ?1 AND parent_task = ?2 ORDER BY id DESC LIMIT 1", Self::RUN_COLUMNS),
@@ -515,19 +590,36 @@ impl RunStore {
 
     /// Completed tasks of one step, in write order (node, index).
     pub fn completed_tasks(&self, run_id: &str, step: u64) -> Result<Vec<TaskWrites>, StoreError> {
-        self.with(|conn| Ok(Self::completed_tasks_in(conn, run_id, step..=step)?.into_iter().map(|(_, t)| t).collect()))
+        self.with(|conn| {
+            Ok(Self::completed_tasks_in(conn, run_id, step..=step)?
+                .into_iter()
+                .map(|(_, t)| t)
+                .collect())
+        })
     }
 
-    fn completed_tasks_in(conn: &Connection, run_id: &str, steps: std::ops::RangeInclusive<u64>) -> Result<Vec<(u64, TaskWrites)>, StoreError> {
+    fn completed_tasks_in(
+        conn: &Connection,
+        run_id: &str,
+        steps: std::ops::RangeInclusive<u64>,
+    ) -> Result<Vec<(u64, TaskWrites)>, StoreError> {
         let mut stmt = conn
             .prepare_cached(
                 "SELECT step, node, idx, writes FROM tasks WHERE run_id = ?1 AND step BETWEEN ?2 AND ?3 AND status = 'completed' ORDER BY step, node, idx",
             )
             .map_err(sql("read tasks"))?;
         let rows = stmt
-            .query_map(params![run_id, *steps.start() as i64, *steps.end() as i64], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, String>(3)?))
-            })
+            .query_map(
+                params![run_id, *steps.start() as i64, *steps.end() as i64],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
+                },
+            )
             .map_err(sql("read tasks"))?
             .collect::<Result<Vec<_>, _>>()
             .map_err(sql("read tasks"))?;
@@ -547,7 +639,11 @@ impl RunStore {
 
     /// Attempts already made by tasks of a step that failed (so a resumed run's retry budget
     /// is reported honestly). Keyed by (node, index).
-    pub fn failed_tasks(&self, run_id: &str, step: u64) -> Result<Vec<(String, Option<usize>, u32, String)>, StoreError> {
+    pub fn failed_tasks(
+        &self,
+        run_id: &str,
+        step: u64,
+    ) -> Result<Vec<(String, Option<usize>, u32, String)>, StoreError> {
         self.with(|conn| {
             let mut stmt = conn
                 .prepare("SELECT node, idx, attempts, error FROM tasks WHERE run_id = ?1 AND step = ?2 AND status = 'failed' ORDER BY node, idx")
@@ -616,7 +712,9 @@ impl RunStore {
     pub fn events(&self, run_id: &str, after_seq: Option<u64>) -> Result<Vec<Event>, StoreError> {
         self.with(|conn| {
             let mut stmt = conn
-                .prepare_cached("SELECT data FROM events WHERE run_id = ?1 AND seq > ?2 ORDER BY seq")
+                .prepare_cached(
+                    "SELECT data FROM events WHERE run_id = ?1 AND seq > ?2 ORDER BY seq",
+                )
                 .map_err(sql("read events"))?;
             let after = after_seq.map(|s| s as i64).unwrap_or(-1);
             let rows = stmt
@@ -624,26 +722,45 @@ impl RunStore {
                 .map_err(sql("read events"))?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(sql("read events"))?;
-            rows.iter().map(|d| serde_json::from_str(d).map_err(corrupt("event"))).collect()
+            rows.iter()
+                .map(|d| {
+                    let mut v: Value = serde_json::from_str(d).map_err(corrupt("event"))?;
+                    if let Value::Object(m) = &mut v {
+                        m.insert("run_id".into(), Value::String(run_id.to_string()));
+                    }
+                    serde_json::from_value(v).map_err(corrupt("event"))
+                })
+                .collect()
         })
     }
 
     /// The highest event sequence number of a run (to continue numbering on resume).
     pub fn last_event_seq(&self, run_id: &str) -> Result<Option<u64>, StoreError> {
         self.with(|conn| {
-            conn.query_row("SELECT MAX(seq) FROM events WHERE run_id = ?1", params![run_id], |r| r.get::<_, Option<i64>>(0))
-                .map(|v| v.map(|s| s as u64))
-                .map_err(sql("read events"))
+            conn.query_row(
+                "SELECT MAX(seq) FROM events WHERE run_id = ?1",
+                params![run_id],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .map(|v| v.map(|s| s as u64))
+            .map_err(sql("read events"))
         })
     }
 
     /// Bytes the database occupies once its write-ahead log is folded in (for size checks).
     pub fn compacted_size(&self) -> Result<u64, StoreError> {
         self.with(|conn| {
-            conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").map_err(sql("checkpoint WAL"))?;
-            let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0)).map_err(sql("page count"))?;
-            let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0)).map_err(sql("page count"))?;
-            let size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0)).map_err(sql("page size"))?;
+            conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+                .map_err(sql("checkpoint WAL"))?;
+            let pages: i64 = conn
+                .query_row("PRAGMA page_count", [], |r| r.get(0))
+                .map_err(sql("page count"))?;
+            let free: i64 = conn
+                .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+                .map_err(sql("page count"))?;
+            let size: i64 = conn
+                .query_row("PRAGMA page_size", [], |r| r.get(0))
+                .map_err(sql("page size"))?;
             Ok(((pages - free) * size) as u64)
         })
     }
@@ -664,7 +781,6 @@ struct RawRun {
     error: Option<String>,
     interrupt: Option<String>,
     output: Option<String>,
-    state: Option<String>,
     usage: Option<String>,
     owner_pid: Option<u32>,
     cancel_requested: Option<String>,
@@ -672,16 +788,22 @@ struct RawRun {
 
 impl RawRun {
     fn decode(self) -> Result<RunRecord, StoreError> {
-        fn opt<T: serde::de::DeserializeOwned>(s: Option<String>, what: &'static str) -> Result<Option<T>, StoreError> {
-            s.map(|s| serde_json::from_str(&s).map_err(corrupt(what))).transpose()
+        fn opt<T: serde::de::DeserializeOwned>(
+            s: Option<String>,
+            what: &'static str,
+        ) -> Result<Option<T>, StoreError> {
+            s.map(|s| serde_json::from_str(&s).map_err(corrupt(what)))
+                .transpose()
         }
         Ok(RunRecord {
-            status: self.status.parse().map_err(|detail| StoreError::Corrupt { context: "run status", detail })?,
+            status: self.status.parse().map_err(|detail| StoreError::Corrupt {
+                context: "run status",
+                detail,
+            })?,
             input: serde_json::from_str(&self.input).map_err(corrupt("run input"))?,
             error: opt(self.error, "run error")?,
             interrupt: opt(self.interrupt, "run interrupt")?,
             output: opt(self.output, "run output")?,
-            state: opt(self.state, "run state")?,
             usage: opt(self.usage, "run usage")?,
             id: self.id,
             parent_id: self.parent_id,
