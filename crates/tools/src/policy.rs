@@ -601,16 +601,15 @@ impl Policy {
         if resolved.rel.is_empty() {
             return Err("the root itself cannot be written".to_string());
         }
-        if check == WriteCheck::DeniedAndWritable {
-            if let Some(w) = &self.writable {
-                if !w.is_match(&resolved.rel) {
-                    return Err(format!(
-                        "`{}` does not match any `writable` pattern ({})",
-                        resolved.rel,
-                        self.writable_patterns.as_deref().unwrap_or(&[]).join(", ")
-                    ));
-                }
-            }
+        if check == WriteCheck::DeniedAndWritable
+            && let Some(w) = &self.writable
+            && !w.is_match(&resolved.rel)
+        {
+            return Err(format!(
+                "`{}` does not match any `writable` pattern ({})",
+                resolved.rel,
+                self.writable_patterns.as_deref().unwrap_or(&[]).join(", ")
+            ));
         }
         Ok(resolved)
     }
@@ -647,10 +646,10 @@ impl Policy {
         } else {
             lexical_rel(path)
         };
-        if let Some(lex) = lexical {
-            if let Some(p) = self.denied_match(&lex) {
-                return Err(format!("`{input}` matches the denied pattern `{p}`"));
-            }
+        if let Some(lex) = lexical
+            && let Some(p) = self.denied_match(&lex)
+        {
+            return Err(format!("`{input}` matches the denied pattern `{p}`"));
         }
         Ok(ResolvedPath { abs, rel })
     }
@@ -693,7 +692,7 @@ impl Policy {
                 .read_only_commands
                 .iter()
                 .chain(&self.allowed_commands)
-                .map(|p| shell_words::join(p))
+                .map(shell_words::join)
                 .collect();
             return CommandVerdict::Deny(format!(
                 "`{}` does not start with an allowed command prefix (allowed: {}); add a prefix to `AO_ALLOWED_COMMANDS` or `[policy] allowed_commands`",
@@ -701,10 +700,10 @@ impl Policy {
                 list.join(", ")
             ));
         }
-        if program == "git" {
-            if let Err(reason) = crate::git::screen_git_args(&argv[1..]) {
-                return CommandVerdict::Deny(reason);
-            }
+        if program == "git"
+            && let Err(reason) = crate::git::screen_git_args(&argv[1..])
+        {
+            return CommandVerdict::Deny(reason);
         }
         match (read_only, self.mode) {
             (true, _) | (false, Mode::Apply) => CommandVerdict::Run,

@@ -172,6 +172,24 @@ async fn the_child_environment_is_scrubbed() {
     assert!(out.contains("PASSED_VAR=passed-value"), "{out}");
     assert!(out.contains("LC_ALL=C"), "{out}");
     assert!(out.lines().any(|l| l.starts_with("PATH=")), "{out}");
+    // Exactly the allowed names reach the child: nothing is inherited from this process
+    // (cargo sets many CARGO_* variables for the test binary, so inheritance would show).
+    let mut names: Vec<&str> = out.lines().filter_map(|l| l.split('=').next()).collect();
+    names.sort();
+    let mut expected = vec![
+        "GIT_OPTIONAL_LOCKS",
+        "GIT_PAGER",
+        "GIT_TERMINAL_PROMPT",
+        "LC_ALL",
+        "PAGER",
+        "PASSED_VAR",
+        "PATH",
+    ];
+    if env.contains_key("HOME") {
+        expected.push("HOME");
+    }
+    expected.sort();
+    assert_eq!(names, expected, "{out}");
     let r = call(
         &ctx,
         "cmd.run",
