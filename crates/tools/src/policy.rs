@@ -675,6 +675,47 @@ impl Policy {
         }
     }
 
+    /// Allowed prefixes that amount to arbitrary code execution (for `ao doctor` to warn
+    /// about): interpreters, shells, package runners, and `cargo run`/`make` style entries
+    /// that run whatever the project (which a model can edit) says.
+    pub fn arbitrary_code_warnings(&self) -> Vec<String> {
+        const PROGRAMS: [&str; 22] = [
+            "sh", "bash", "zsh", "dash", "fish", "env", "xargs", "node", "deno", "bun", "python",
+            "python3", "perl", "ruby", "php", "npx", "bunx", "docker", "sudo", "eval", "exec",
+            "busybox",
+        ];
+        const PREFIXES: [&[&str]; 8] = [
+            &["pnpm", "exec"],
+            &["pnpm", "dlx"],
+            &["npm", "exec"],
+            &["npm", "run"],
+            &["yarn", "dlx"],
+            &["uv", "run"],
+            &["cargo", "run"],
+            &["make"],
+        ];
+        self.allowed_commands
+            .iter()
+            .filter(|argv| {
+                let program = argv
+                    .first()
+                    .map(|p| p.rsplit('/').next().unwrap_or(p))
+                    .unwrap_or("");
+                PROGRAMS.contains(&program)
+                    || PREFIXES.iter().any(|pre| {
+                        // `cargo run --bin x` is narrower; only the bare prefix is arbitrary.
+                        argv.len() == pre.len() && argv.iter().zip(pre.iter()).all(|(a, b)| a == b)
+                    })
+            })
+            .map(|argv| {
+                format!(
+                    "allowed command `{}` amounts to arbitrary code execution",
+                    shell_words::join(argv)
+                )
+            })
+            .collect()
+    }
+
     /// Decides what `cmd.run` may do with `argv`.
     pub fn check_command(&self, argv: &[String]) -> CommandVerdict {
         let Some(program) = argv.first() else {
@@ -848,6 +889,31 @@ mod tests {
             CommandVerdict::Simulate
         );
         assert_eq!(dry.check_command(&argv("git log")), CommandVerdict::Run);
+        Ok(())
+    }
+
+    #[test]
+    fn arbitrary_code_prefixes_are_flagged() -> Result<(), PolicyError> {
+        let dir = tempfile::tempdir().map_err(|e| PolicyError::InvalidConfig {
+            key: "t".into(),
+            message: e.to_string(),
+        })?;
+        let p = policy(
+            dir.path(),
+            None,
+            &[(
+                "AO_ALLOWED_COMMANDS",
+                "cargo test,bash,/usr/bin/python3 -c,cargo run,cargo run --bin x,pnpm exec",
+            )],
+            false,
+        )?;
+        let w = p.arbitrary_code_warnings();
+        assert_eq!(w.len(), 4, "{w:?}");
+        assert!(w.iter().any(|m| m.contains("`bash`")));
+        assert!(
+            !w.iter()
+                .any(|m| m.contains("cargo test") || m.contains("--bin"))
+        );
         Ok(())
     }
 
