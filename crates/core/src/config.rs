@@ -275,7 +275,10 @@ impl ModelConfig {
     /// What to set to change this role's base URL, for error messages.
     pub fn base_url_hint(&self) -> String {
         match &self.env_prefix {
-            Some(p) => format!("{p}_BASE_URL (or `{}.base_url` in ao.toml)", self.toml_path()),
+            Some(p) => format!(
+                "{p}_BASE_URL (or `{}.base_url` in ao.toml)",
+                self.toml_path()
+            ),
             None => format!("`{}.base_url` in ao.toml", self.toml_path()),
         }
     }
@@ -534,7 +537,10 @@ impl Config {
         };
         let dotenv_file = root.join(DOTENV);
         let (dotenv_path, dotenv) = match std::fs::read(&dotenv_file) {
-            Ok(bytes) => (Some(dotenv_file.clone()), parse_dotenv(&bytes, &dotenv_file)?),
+            Ok(bytes) => (
+                Some(dotenv_file.clone()),
+                parse_dotenv(&bytes, &dotenv_file)?,
+            ),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, BTreeMap::new()),
             Err(source) => {
                 return Err(ConfigError::Read {
@@ -549,7 +555,8 @@ impl Config {
             dotenv,
         };
 
-        let leader_config = resolve_role(LEADER, Some("LEADER_MODEL"), file.leader.as_ref(), &vars)?;
+        let leader_config =
+            resolve_role(LEADER, Some("LEADER_MODEL"), file.leader.as_ref(), &vars)?;
         let mut workers = BTreeMap::new();
         let mut names: Vec<&String> = file.workers.keys().collect();
         let default_name = DEFAULT_WORKER.to_string();
@@ -606,7 +613,9 @@ impl Config {
 
     /// The leader's configuration, or an error naming what to set.
     pub fn leader(&self) -> Result<&ModelConfig, ConfigError> {
-        self.leader_config.as_ref().ok_or(ConfigError::MissingLeader)
+        self.leader_config
+            .as_ref()
+            .ok_or(ConfigError::MissingLeader)
     }
 
     /// Every configured model role: the leader first (if configured), then the workers by name.
@@ -684,7 +693,11 @@ fn model_rows(cfg: &ModelConfig, prefix: &str, rows: &mut Vec<SettingRow>) {
         Some(cfg.base_url.source),
     );
     match &cfg.api_key {
-        Some(k) => push("api_key", format!("set (from {})", k.source), Some(k.source)),
+        Some(k) => push(
+            "api_key",
+            format!("set (from {})", k.source),
+            Some(k.source),
+        ),
         None => push("api_key", "unset".into(), None),
     }
     let t = &cfg.timeouts;
@@ -844,7 +857,10 @@ fn resolve_role(
     let provider_raw = var("PROVIDER").or_else(|| from_toml(t.provider.clone(), tkey("provider")));
     let model = var("NAME").or_else(|| from_toml(t.model.clone(), tkey("model")));
     let env_hint = |suffix: &str| match prefix {
-        Some(p) => format!("{p}_{suffix} or `{key_path}.{}` in ao.toml", suffix.to_lowercase()),
+        Some(p) => format!(
+            "{p}_{suffix} or `{key_path}.{}` in ao.toml",
+            suffix.to_lowercase()
+        ),
         None => format!("`{key_path}.{}` in ao.toml", suffix.to_lowercase()),
     };
     if provider_raw.is_none() && model.is_none() && table.is_none() {
@@ -853,14 +869,17 @@ fn resolve_role(
     let provider_raw = provider_raw.ok_or_else(|| ConfigError::Incomplete {
         role: role.to_string(),
         missing: "the provider".into(),
-        hint: format!("{} (one of: {})", env_hint("PROVIDER"), Provider::NAMES.join(", ")),
+        hint: format!(
+            "{} (one of: {})",
+            env_hint("PROVIDER"),
+            Provider::NAMES.join(", ")
+        ),
     })?;
-    let provider = Provider::parse(&provider_raw.value).ok_or_else(|| {
-        ConfigError::UnknownProvider {
+    let provider =
+        Provider::parse(&provider_raw.value).ok_or_else(|| ConfigError::UnknownProvider {
             value: provider_raw.value.clone(),
             origin: describe_origin(&provider_raw),
-        }
-    })?;
+        })?;
     let provider = Sourced::new(provider, provider_raw.source, provider_raw.origin);
     let model = model.ok_or_else(|| ConfigError::Incomplete {
         role: role.to_string(),
@@ -958,7 +977,10 @@ fn resolve_role(
         && (p.value.input < 0.0 || p.value.output < 0.0)
     {
         return Err(ConfigError::InvalidValue {
-            value: format!("{{ input = {}, output = {} }}", p.value.input, p.value.output),
+            value: format!(
+                "{{ input = {}, output = {} }}",
+                p.value.input, p.value.output
+            ),
             origin: p.origin.clone(),
             reason: "prices are non-negative dollars per 1M tokens".into(),
         });
@@ -1120,14 +1142,20 @@ mod tests {
     #[test]
     fn unknown_provider_names_the_variable_or_file() {
         let root = TempRoot::new("unknown");
-        let e = env(&[("LEADER_MODEL_PROVIDER", "mock"), ("LEADER_MODEL_NAME", "m")]);
+        let e = env(&[
+            ("LEADER_MODEL_PROVIDER", "mock"),
+            ("LEADER_MODEL_NAME", "m"),
+        ]);
         let err = Config::load(&ConfigInputs::new(&root.0).with_env(e)).expect_err("error");
         let msg = err.to_string();
         assert!(msg.contains("`mock`"), "{msg}");
         assert!(msg.contains("LEADER_MODEL_PROVIDER"), "{msg}");
         assert!(msg.contains("ollama"), "{msg}");
 
-        root.write("ao.toml", "[workers.w]\nprovider = \"nope\"\nmodel = \"m\"\n");
+        root.write(
+            "ao.toml",
+            "[workers.w]\nprovider = \"nope\"\nmodel = \"m\"\n",
+        );
         let err = Config::load(&ConfigInputs::new(&root.0)).expect_err("error");
         let msg = err.to_string();
         assert!(msg.contains("ao.toml:workers.w.provider"), "{msg}");
@@ -1154,7 +1182,10 @@ mod tests {
     #[test]
     fn incomplete_role_says_what_to_set() {
         let root = TempRoot::new("incomplete");
-        let e = env(&[("LEADER_MODEL_PROVIDER", "openai-compatible"), ("LEADER_MODEL_NAME", "m")]);
+        let e = env(&[
+            ("LEADER_MODEL_PROVIDER", "openai-compatible"),
+            ("LEADER_MODEL_NAME", "m"),
+        ]);
         let msg = Config::load(&ConfigInputs::new(&root.0).with_env(e))
             .expect_err("error")
             .to_string();
@@ -1207,7 +1238,10 @@ mod tests {
         assert_eq!(leader.fallback.value, vec!["gpt-4.1".to_string()]);
         assert_eq!(leader.timeouts.value.connect, Duration::from_secs(2));
         assert_eq!(leader.timeouts.value.total, Duration::from_millis(30_500));
-        assert_eq!(cfg.workers["local"].base_url.value, "http://localhost:11434/v1");
+        assert_eq!(
+            cfg.workers["local"].base_url.value,
+            "http://localhost:11434/v1"
+        );
         assert_eq!(cfg.policy["writable"][0], "src/**");
         assert_eq!(cfg.policy_env["AO_DRY_RUN"].value, "false");
         assert_eq!(cfg.state_dir.value, root.0.join("state"));
@@ -1241,7 +1275,10 @@ mod tests {
         let text = schema.to_string();
         assert!(text.contains("workers"), "{text}");
         assert!(text.contains("fallback"), "{text}");
-        assert_eq!(schema["additionalProperties"], serde_json::Value::Bool(false));
+        assert_eq!(
+            schema["additionalProperties"],
+            serde_json::Value::Bool(false)
+        );
     }
 
     #[test]

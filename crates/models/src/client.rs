@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use ao_core::config::{Config, DEFAULT_WORKER, LEADER, ModelConfig};
 use futures_util::StreamExt;
 
-use crate::error::{ModelError, SchemaIssue, TimeoutKind};
+use crate::error::{ModelError, SchemaIssue, Target, TimeoutKind};
 use crate::exchange::{Exchange, ExchangeRecorder, Redactor};
 use crate::request::{Completion, CompletionRequest, Message};
 use crate::retry::{RetryTiming, is_retryable_status, parse_retry_after};
@@ -162,9 +162,11 @@ impl ModelClient {
                 .user_agent(concat!("ao/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .map_err(|e| ModelError::Connect {
-                    role: config.role.clone(),
-                    model: config.model.value.clone(),
-                    base_url: config.base_url.value.clone(),
+                    at: Box::new(Target {
+                        role: config.role.clone(),
+                        model: config.model.value.clone(),
+                        base_url: config.base_url.value.clone(),
+                    }),
                     attempts: 0,
                     detail: format!("cannot build the HTTP client: {e}"),
                 })?;
@@ -313,9 +315,11 @@ impl ModelClient {
             }
             if repairs >= request.max_repairs || call.remaining().is_zero() {
                 return Err(ModelError::SchemaViolation {
-                    role: role.to_string(),
-                    model: trip.model,
-                    base_url: endpoint.config.base_url.value.clone(),
+                    at: Box::new(Target {
+                        role: role.to_string(),
+                        model: trip.model,
+                        base_url: endpoint.config.base_url.value.clone(),
+                    }),
                     schema: request
                         .schema
                         .as_ref()
@@ -360,9 +364,11 @@ impl ModelClient {
                 let wait = until.saturating_duration_since(Instant::now());
                 if wait >= call.remaining() {
                     return Err(last_error.unwrap_or(ModelError::RateLimited {
-                        role: cfg.role.clone(),
-                        model: model.to_string(),
-                        base_url: cfg.base_url.value.clone(),
+                        at: Box::new(Target {
+                            role: cfg.role.clone(),
+                            model: model.to_string(),
+                            base_url: cfg.base_url.value.clone(),
+                        }),
                         attempts: call.attempts,
                         retry_after: Some(wait),
                     }));
@@ -530,9 +536,11 @@ impl ModelClient {
 
     fn to_error(&self, call: &Call<'_>, model: &str, failure: Failure) -> ModelError {
         let cfg = call.cfg();
-        let role = cfg.role.clone();
-        let model = model.to_string();
-        let base_url = cfg.base_url.value.clone();
+        let at = Box::new(Target {
+            role: cfg.role.clone(),
+            model: model.to_string(),
+            base_url: cfg.base_url.value.clone(),
+        });
         let attempts = call.attempts;
         let r = |s: String| self.redactor.redact(&s);
         match failure {
@@ -545,84 +553,58 @@ impl ModelClient {
                 let detail = r(body_detail(&body));
                 match status {
                     401 | 403 => ModelError::BadApiKey {
-                        role,
-                        model,
-                        base_url,
+                        at,
                         status,
                         detail,
                         hint: cfg.api_key_hint(),
                     },
                     404 if mentions_unknown_model(&body) => ModelError::UnknownModel {
-                        role,
-                        model,
-                        base_url,
+                        at,
                         detail,
                         hint: cfg.model_hint(),
                     },
                     404 => ModelError::WrongBaseUrl {
-                        role,
-                        model,
-                        base_url,
+                        at,
                         url: r(url),
                         hint: cfg.base_url_hint(),
                     },
                     400 if mentions_unknown_model(&body) => ModelError::UnknownModel {
-                        role,
-                        model,
-                        base_url,
+                        at,
                         detail,
                         hint: cfg.model_hint(),
                     },
                     429 => ModelError::RateLimited {
-                        role,
-                        model,
-                        base_url,
+                        at,
                         attempts,
                         retry_after,
                     },
                     s if is_retryable_status(s) => ModelError::ServerError {
-                        role,
-                        model,
-                        base_url,
+                        at,
                         status,
                         attempts,
                         detail,
                     },
-                    _ => ModelError::Rejected {
-                        role,
-                        model,
-                        base_url,
-                        status,
-                        detail,
-                    },
+                    _ => ModelError::Rejected { at, status, detail },
                 }
             }
             Failure::Connect(detail) => ModelError::Connect {
-                role,
-                model,
-                base_url,
+                at,
                 attempts,
                 detail: r(detail),
             },
             Failure::Timeout(kind, after) => ModelError::Timeout {
-                role,
-                model,
-                base_url,
+                at,
                 kind,
                 after,
                 attempts,
             },
             Failure::Transport(detail) => ModelError::Connect {
-                role,
-                model,
-                base_url,
+                at,
                 attempts,
                 detail: r(detail),
             },
             Failure::Invalid(detail) => ModelError::InvalidReply {
-                role,
-                model,
-                base_url,
+                at,
                 detail: r(detail),
             },
         }
@@ -790,7 +772,9 @@ impl ModelClient {
         }
         *raw = Some(transcript);
         if assembler.chunks == 0 {
-            return Err(Failure::Invalid("the stream ended without any chunk".into()));
+            return Err(Failure::Invalid(
+                "the stream ended without any chunk".into(),
+            ));
         }
         Ok(assembler.finish())
     }
@@ -827,7 +811,9 @@ mod tests {
         assert!(mentions_unknown_model(
             r#"{"error":{"message":"The model `x` does not exist","code":"model_not_found"}}"#
         ));
-        assert!(mentions_unknown_model(r#"{"error":"model \"x\" not found, try pulling it first"}"#));
+        assert!(mentions_unknown_model(
+            r#"{"error":"model \"x\" not found, try pulling it first"}"#
+        ));
         assert!(!mentions_unknown_model("404 page not found"));
     }
 }

@@ -24,6 +24,20 @@ impl std::fmt::Display for SchemaIssue {
     }
 }
 
+/// The role, model and endpoint a failed call was talking to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub role: String,
+    pub model: String,
+    pub base_url: String,
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "role {}, model `{}`", self.role, self.model)
+    }
+}
+
 /// Which time limit ran out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimeoutKind {
@@ -66,133 +80,122 @@ pub enum ModelError {
     UnknownRole { role: String, known: Vec<String> },
 
     #[error(
-        "bad API key for {base_url} (role {role}, model `{model}`): the server answered {status}{}; \
-         check {hint}",
+        "bad API key for {} ({at}): the server answered {status}{}; check {hint}",
+        at.base_url,
         detail_suffix(detail)
     )]
     BadApiKey {
-        role: String,
-        model: String,
-        base_url: String,
+        at: Box<Target>,
         status: u16,
         detail: String,
         hint: String,
     },
 
     #[error(
-        "unknown model `{model}` at {base_url} (role {role}){}; check {hint} against the models \
-         the endpoint serves",
+        "unknown model `{}` at {} (role {}){}; check {hint} against the models the endpoint \
+         serves",
+        at.model,
+        at.base_url,
+        at.role,
         detail_suffix(detail)
     )]
     UnknownModel {
-        role: String,
-        model: String,
-        base_url: String,
+        at: Box<Target>,
         detail: String,
         hint: String,
     },
 
     #[error(
-        "wrong base URL: {url} answered 404 (role {role}, model `{model}`); the base URL usually \
-         ends in /v1 — check {hint}"
+        "wrong base URL: {url} answered 404 ({at}); the base URL usually ends in /v1 — check \
+         {hint}"
     )]
     WrongBaseUrl {
-        role: String,
-        model: String,
-        base_url: String,
+        at: Box<Target>,
         url: String,
         hint: String,
     },
 
     #[error(
-        "{base_url} rejected the request with {status} (role {role}, model `{model}`){}; this is \
-         not retried",
+        "{} rejected the request with {status} ({at}){}; this is not retried",
+        at.base_url,
         detail_suffix(detail)
     )]
     Rejected {
-        role: String,
-        model: String,
-        base_url: String,
+        at: Box<Target>,
         status: u16,
         detail: String,
     },
 
     #[error(
-        "{base_url} is rate-limiting model `{model}` (role {role}) after {attempts} attempt(s){}; \
-         wait, lower the load, or configure `fallback` models",
+        "{} is rate-limiting model `{}` (role {}) after {attempts} attempt(s){}; wait, lower the \
+         load, or configure `fallback` models",
+        at.base_url,
+        at.model,
+        at.role,
         retry_after.map(|d| format!(", retry after {}s", d.as_secs_f64().ceil())).unwrap_or_default()
     )]
     RateLimited {
-        role: String,
-        model: String,
-        base_url: String,
+        at: Box<Target>,
         attempts: u32,
         retry_after: Option<Duration>,
     },
 
     #[error(
-        "{base_url} failed with {status} for model `{model}` (role {role}) after {attempts} \
-         attempt(s){}; the server is down or overloaded",
+        "{} failed with {status} ({at}) after {attempts} attempt(s){}; the server is down or \
+         overloaded",
+        at.base_url,
         detail_suffix(detail)
     )]
     ServerError {
-        role: String,
-        model: String,
-        base_url: String,
+        at: Box<Target>,
         status: u16,
         attempts: u32,
         detail: String,
     },
 
     #[error(
-        "cannot connect to {base_url} (role {role}, model `{model}`) after {attempts} attempt(s): \
-         {detail}; is the server running and the base URL right?"
+        "cannot connect to {} ({at}) after {attempts} attempt(s): {detail}; is the server \
+         running and the base URL right?",
+        at.base_url
     )]
     Connect {
-        role: String,
-        model: String,
-        base_url: String,
+        at: Box<Target>,
         attempts: u32,
         detail: String,
     },
 
     #[error(
-        "{kind} timeout of {}s reached calling {base_url} (role {role}, model `{model}`) after \
-         {attempts} attempt(s); raise the role's `timeout` in ao.toml or use a faster model",
-        after.as_secs_f64()
+        "{kind} timeout of {}s reached calling {} ({at}) after {attempts} attempt(s); raise the \
+         role's `timeout` in ao.toml or use a faster model",
+        after.as_secs_f64(),
+        at.base_url
     )]
     Timeout {
-        role: String,
-        model: String,
-        base_url: String,
+        at: Box<Target>,
         kind: TimeoutKind,
         after: Duration,
         attempts: u32,
     },
 
     #[error(
-        "{base_url} sent a reply that is not a chat completion (role {role}, model `{model}`): \
-         {detail}"
+        "{} sent a reply that is not a chat completion ({at}): {detail}",
+        at.base_url
     )]
-    InvalidReply {
-        role: String,
-        model: String,
-        base_url: String,
-        detail: String,
-    },
+    InvalidReply { at: Box<Target>, detail: String },
 
     #[error("the output schema `{name}` is not a valid JSON Schema: {detail}")]
     InvalidSchema { name: String, detail: String },
 
     #[error(
-        "the reply of model `{model}` (role {role}, {base_url}) does not match schema `{schema}` \
-         after {repairs} repair attempt(s): {}",
+        "the reply of model `{}` (role {}, {}) does not match schema `{schema}` after {repairs} \
+         repair attempt(s): {}",
+        at.model,
+        at.role,
+        at.base_url,
         join_issues(issues)
     )]
     SchemaViolation {
-        role: String,
-        model: String,
-        base_url: String,
+        at: Box<Target>,
         schema: String,
         repairs: u32,
         issues: Vec<SchemaIssue>,

@@ -65,7 +65,7 @@ mod usage;
 pub mod wire;
 
 pub use client::ModelClient;
-pub use error::{ModelError, SchemaIssue, TimeoutKind};
+pub use error::{ModelError, SchemaIssue, Target, TimeoutKind};
 pub use exchange::{DiscardExchanges, Exchange, ExchangeRecorder, MemoryRecorder};
 pub use request::{Completion, CompletionRequest, Message, OutputSchema, ToolCall, ToolSpec};
 pub use retry::RetryTiming;

@@ -88,8 +88,8 @@ pub fn extract_json(text: &str) -> Option<serde_json::Value> {
             if c != '{' && c != '[' {
                 continue;
             }
-            let mut stream =
-                serde_json::Deserializer::from_str(&candidate[i..]).into_iter::<serde_json::Value>();
+            let mut stream = serde_json::Deserializer::from_str(&candidate[i..])
+                .into_iter::<serde_json::Value>();
             if let Some(Ok(v)) = stream.next() {
                 return Some(v);
             }

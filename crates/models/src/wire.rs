@@ -13,8 +13,8 @@ use async_openai::types::chat::{
     ChatCompletionRequestSystemMessageContent, ChatCompletionRequestToolMessage,
     ChatCompletionRequestToolMessageContent, ChatCompletionRequestUserMessage,
     ChatCompletionRequestUserMessageContent, ChatCompletionStreamOptions, ChatCompletionTool,
-    ChatCompletionTools, CreateChatCompletionRequest, FunctionCall, FunctionObject,
-    ResponseFormat, ResponseFormatJsonSchema,
+    ChatCompletionTools, CreateChatCompletionRequest, FunctionCall, FunctionObject, ResponseFormat,
+    ResponseFormatJsonSchema,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -289,9 +289,11 @@ pub fn parse_reply(body: &str) -> Result<Reply, String> {
             None => "no `choices` in the reply".into(),
         });
     }
-    let mut assembler = StreamAssembler::default();
-    assembler.served_model = wire.model.clone();
-    assembler.usage = wire.usage.as_ref().and_then(WireUsage::counts);
+    let mut assembler = StreamAssembler {
+        served_model: wire.model.clone(),
+        usage: wire.usage.as_ref().and_then(WireUsage::counts),
+        ..Default::default()
+    };
     // Only the first choice is used (we never ask for n > 1).
     let choice = &wire.choices[0];
     if let Some(m) = choice.message.as_ref().or(choice.delta.as_ref()) {
@@ -479,8 +481,8 @@ mod tests {
         assert_eq!(r.tool_calls[0].arguments, "{\"path\":\"a\"}");
         let parts = json!({"choices": [{"message": {"content": [{"type": "text", "text": "a"}, {"type":"text","text":"b"}]}}]});
         assert_eq!(parse_reply(&parts.to_string()).expect("reply").text, "ab");
-        let err = parse_reply(&json!({"error": {"message": "boom"}}).to_string())
-            .expect_err("error");
+        let err =
+            parse_reply(&json!({"error": {"message": "boom"}}).to_string()).expect_err("error");
         assert!(err.contains("boom"), "{err}");
         assert!(parse_reply("<html>").is_err());
     }
@@ -489,10 +491,10 @@ mod tests {
     fn sse_splitter_handles_split_lines_and_crlf() {
         let mut s = SseSplitter::default();
         assert!(s.feed(b"data: {\"a\"").is_empty());
-        assert_eq!(s.feed(b":1}\r\n\r\n: comment\ndata:[DONE]\n"), vec![
-            "{\"a\":1}".to_string(),
-            "[DONE]".to_string()
-        ]);
+        assert_eq!(
+            s.feed(b":1}\r\n\r\n: comment\ndata:[DONE]\n"),
+            vec!["{\"a\":1}".to_string(), "[DONE]".to_string()]
+        );
         assert!(s.feed(b"data: x").is_empty());
         assert_eq!(s.finish(), vec!["x".to_string()]);
     }

@@ -27,7 +27,10 @@ fn plan_schema() -> OutputSchema {
 
 fn assert_no_key(recorder: &MemoryRecorder) {
     let text = serde_json::to_string(&recorder.exchanges()).expect("json");
-    assert!(!text.contains(PLANTED_KEY), "key leaked into exchanges: {text}");
+    assert!(
+        !text.contains(PLANTED_KEY),
+        "key leaked into exchanges: {text}"
+    );
 }
 
 #[tokio::test]
@@ -39,14 +42,21 @@ async fn plain_reply() {
     assert_eq!(done.text, "Hi there");
     assert_eq!(done.model, "m1");
     assert_eq!(done.finish_reason.as_deref(), Some("stop"));
-    assert_eq!((done.usage.prompt_tokens, done.usage.completion_tokens), (11, 7));
+    assert_eq!(
+        (done.usage.prompt_tokens, done.usage.completion_tokens),
+        (11, 7)
+    );
     assert!(!done.usage.estimated);
     assert_eq!(done.attempts, 1);
     assert!(done.json.is_none());
 
     let seen = stub.requests();
     assert_eq!(seen.len(), 1);
-    assert!(seen[0].head.starts_with("POST /v1/chat/completions "), "{}", seen[0].head);
+    assert!(
+        seen[0].head.starts_with("POST /v1/chat/completions "),
+        "{}",
+        seen[0].head
+    );
     assert!(seen[0].head.contains(&format!("Bearer {PLANTED_KEY}")));
     assert_eq!(seen[0].body["model"], "m1");
     assert_eq!(seen[0].body["messages"][1]["content"], "hello");
@@ -55,7 +65,13 @@ async fn plain_reply() {
     assert_eq!(ex.len(), 1);
     assert_eq!((ex[0].attempt, ex[0].status), (1, Some(200)));
     assert_eq!(ex[0].model, "m1");
-    assert!(ex[0].response.as_deref().unwrap_or_default().contains("Hi there"));
+    assert!(
+        ex[0]
+            .response
+            .as_deref()
+            .unwrap_or_default()
+            .contains("Hi there")
+    );
     assert_no_key(&rec);
 }
 
@@ -64,7 +80,11 @@ async fn structured_json_schema_mode() {
     let stub = Stub::script(vec![ok(chat(r#"{"steps": ["a", "b"]}"#))]).await;
     let client = client(&stub.base_url(), "");
     let done = client
-        .complete("leader", ask().with_schema(plan_schema()), &MemoryRecorder::new())
+        .complete(
+            "leader",
+            ask().with_schema(plan_schema()),
+            &MemoryRecorder::new(),
+        )
         .await
         .expect("reply");
     assert_eq!(done.json, Some(json!({"steps": ["a", "b"]})));
@@ -72,7 +92,10 @@ async fn structured_json_schema_mode() {
     let body = &stub.requests()[0].body;
     assert_eq!(body["response_format"]["type"], "json_schema");
     assert_eq!(body["response_format"]["json_schema"]["strict"], true);
-    assert_eq!(body["response_format"]["json_schema"]["schema"]["required"][0], "steps");
+    assert_eq!(
+        body["response_format"]["json_schema"]["schema"]["required"][0],
+        "steps"
+    );
     let learned = client.learned_modes();
     assert_eq!(
         learned.get(&format!("{} m1", stub.base_url())),
@@ -83,13 +106,20 @@ async fn structured_json_schema_mode() {
 #[tokio::test]
 async fn json_object_mode_after_json_schema_is_rejected_and_remembered() {
     let stub = Stub::handler(|_, body| match body["response_format"]["type"].as_str() {
-        Some("json_schema") => status(400, r#"{"error":{"message":"response_format json_schema is not supported"}}"#),
+        Some("json_schema") => status(
+            400,
+            r#"{"error":{"message":"response_format json_schema is not supported"}}"#,
+        ),
         _ => ok(chat(r#"{"steps": []}"#)),
     })
     .await;
     let client = client(&stub.base_url(), "");
     let done = client
-        .complete("leader", ask().with_schema(plan_schema()), &MemoryRecorder::new())
+        .complete(
+            "leader",
+            ask().with_schema(plan_schema()),
+            &MemoryRecorder::new(),
+        )
         .await
         .expect("reply");
     assert_eq!(done.structured_mode, Some(StructuredMode::JsonObject));
@@ -97,24 +127,43 @@ async fn json_object_mode_after_json_schema_is_rejected_and_remembered() {
     let seen = stub.requests();
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[1].body["response_format"]["type"], "json_object");
-    let system = seen[1].body["messages"][0]["content"].as_str().unwrap_or_default();
-    assert!(system.contains("\"required\""), "schema not in prompt: {system}");
+    let system = seen[1].body["messages"][0]["content"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        system.contains("\"required\""),
+        "schema not in prompt: {system}"
+    );
 
     // Remembered: the next call goes straight to json_object, and survives export/import.
     client
-        .complete("leader", ask().with_schema(plan_schema()), &MemoryRecorder::new())
+        .complete(
+            "leader",
+            ask().with_schema(plan_schema()),
+            &MemoryRecorder::new(),
+        )
         .await
         .expect("reply");
     assert_eq!(stub.requests().len(), 3);
-    assert_eq!(stub.requests()[2].body["response_format"]["type"], "json_object");
+    assert_eq!(
+        stub.requests()[2].body["response_format"]["type"],
+        "json_object"
+    );
     let fresh = support::client(&stub.base_url(), "");
     fresh.import_learned_modes(client.learned_modes());
     fresh
-        .complete("leader", ask().with_schema(plan_schema()), &MemoryRecorder::new())
+        .complete(
+            "leader",
+            ask().with_schema(plan_schema()),
+            &MemoryRecorder::new(),
+        )
         .await
         .expect("reply");
     assert_eq!(stub.requests().len(), 4);
-    assert_eq!(stub.requests()[3].body["response_format"]["type"], "json_object");
+    assert_eq!(
+        stub.requests()[3].body["response_format"]["type"],
+        "json_object"
+    );
 }
 
 #[tokio::test]
@@ -122,7 +171,10 @@ async fn prompt_only_mode_when_every_response_format_fails_with_500() {
     // Like llama.cpp's server: any response_format → 500.
     let stub = Stub::handler(|_, body| {
         if body.get("response_format").is_some() {
-            status(500, r#"{"error":{"code":500,"message":"Unsupported JSON schema"}}"#)
+            status(
+                500,
+                r#"{"error":{"code":500,"message":"Unsupported JSON schema"}}"#,
+            )
         } else {
             ok(chat("```json\n{\"steps\": [\"x\"]}\n```"))
         }
@@ -130,7 +182,11 @@ async fn prompt_only_mode_when_every_response_format_fails_with_500() {
     .await;
     let client = client(&stub.base_url(), "");
     let done = client
-        .complete("leader", ask().with_schema(plan_schema()), &MemoryRecorder::new())
+        .complete(
+            "leader",
+            ask().with_schema(plan_schema()),
+            &MemoryRecorder::new(),
+        )
         .await
         .expect("reply");
     assert_eq!(done.structured_mode, Some(StructuredMode::PromptOnly));
@@ -138,14 +194,27 @@ async fn prompt_only_mode_when_every_response_format_fails_with_500() {
     let seen = stub.requests();
     assert_eq!(seen.len(), 3, "json_schema, json_object, prompt-only");
     assert!(seen[2].body.get("response_format").is_none());
-    let system = seen[2].body["messages"][0]["content"].as_str().unwrap_or_default();
-    assert!(system.starts_with("be brief\n\nReply with one JSON value"), "{system}");
+    let system = seen[2].body["messages"][0]["content"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        system.starts_with("be brief\n\nReply with one JSON value"),
+        "{system}"
+    );
 
     client
-        .complete("leader", ask().with_schema(plan_schema()), &MemoryRecorder::new())
+        .complete(
+            "leader",
+            ask().with_schema(plan_schema()),
+            &MemoryRecorder::new(),
+        )
         .await
         .expect("reply");
-    assert_eq!(stub.requests().len(), 4, "the learned mode is used directly");
+    assert_eq!(
+        stub.requests().len(),
+        4,
+        "the learned mode is used directly"
+    );
 }
 
 #[tokio::test]
@@ -155,7 +224,11 @@ async fn fenced_reply_with_leading_prose() {
     ))])
     .await;
     let done = client(&stub.base_url(), "")
-        .complete("leader", ask().with_schema(plan_schema()), &MemoryRecorder::new())
+        .complete(
+            "leader",
+            ask().with_schema(plan_schema()),
+            &MemoryRecorder::new(),
+        )
         .await
         .expect("reply");
     assert_eq!(done.json, Some(json!({"steps": ["build", "test"]})));
@@ -170,15 +243,25 @@ async fn schema_violation_then_repaired_reply() {
     ])
     .await;
     let done = client(&stub.base_url(), "")
-        .complete("leader", ask().with_schema(plan_schema()), &MemoryRecorder::new())
+        .complete(
+            "leader",
+            ask().with_schema(plan_schema()),
+            &MemoryRecorder::new(),
+        )
         .await
         .expect("reply");
     assert_eq!(done.json, Some(json!({"steps": ["ok", "42"]})));
     assert_eq!(done.repairs, 1);
-    assert_eq!((done.usage.prompt_tokens, done.usage.completion_tokens), (22, 14));
+    assert_eq!(
+        (done.usage.prompt_tokens, done.usage.completion_tokens),
+        (22, 14)
+    );
     let seen = stub.requests();
     assert_eq!(seen.len(), 2);
-    let messages = seen[1].body["messages"].as_array().cloned().unwrap_or_default();
+    let messages = seen[1].body["messages"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let previous = &messages[messages.len() - 2];
     assert_eq!(previous["role"], "assistant");
     assert_eq!(previous["content"], r#"{"steps": ["ok", 42]}"#);
@@ -200,7 +283,10 @@ async fn repairs_exhausted_names_the_schema_path() {
         )
         .await
         .expect_err("must fail");
-    assert!(matches!(err, ModelError::SchemaViolation { repairs: 1, .. }), "{err:?}");
+    assert!(
+        matches!(err, ModelError::SchemaViolation { repairs: 1, .. }),
+        "{err:?}"
+    );
     let paths = err.schema_paths();
     assert!(paths.contains(&"/steps/0"), "{paths:?}");
     let msg = err.to_string();
@@ -212,7 +298,11 @@ async fn repairs_exhausted_names_the_schema_path() {
 #[tokio::test]
 async fn rate_limit_honours_retry_after() {
     let stub = Stub::script(vec![
-        with_header(status(429, r#"{"error":{"message":"slow down"}}"#), "Retry-After", "1"),
+        with_header(
+            status(429, r#"{"error":{"message":"slow down"}}"#),
+            "Retry-After",
+            "1",
+        ),
         ok(chat("after the wait")),
     ])
     .await;
@@ -245,12 +335,21 @@ async fn rate_limit_with_http_date_retry_after() {
         .await
         .expect("reply");
     // HTTP dates have one-second resolution: the wait is at least 1 s.
-    assert!(started.elapsed() >= Duration::from_secs(1), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
 async fn server_error_then_success() {
-    let stub = Stub::script(vec![status(500, "internal"), status(503, "busy"), ok(chat("up"))]).await;
+    let stub = Stub::script(vec![
+        status(500, "internal"),
+        status(503, "busy"),
+        ok(chat("up")),
+    ])
+    .await;
     let rec = MemoryRecorder::new();
     let done = client(&stub.base_url(), "")
         .complete("leader", ask(), &rec)
@@ -258,8 +357,15 @@ async fn server_error_then_success() {
         .expect("reply");
     assert_eq!(done.text, "up");
     assert_eq!(done.attempts, 3);
-    let attempts: Vec<_> = rec.exchanges().iter().map(|e| (e.attempt, e.status)).collect();
-    assert_eq!(attempts, vec![(1, Some(500)), (2, Some(503)), (3, Some(200))]);
+    let attempts: Vec<_> = rec
+        .exchanges()
+        .iter()
+        .map(|e| (e.attempt, e.status))
+        .collect();
+    assert_eq!(
+        attempts,
+        vec![(1, Some(500)), (2, Some(503)), (3, Some(200))]
+    );
 }
 
 #[tokio::test]
@@ -269,7 +375,17 @@ async fn server_errors_exhaust_bounded_retries() {
         .complete("leader", ask(), &MemoryRecorder::new())
         .await
         .expect_err("must fail");
-    assert!(matches!(err, ModelError::ServerError { status: 502, attempts: 3, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            ModelError::ServerError {
+                status: 502,
+                attempts: 3,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(stub.requests().len(), 3);
 }
 
@@ -285,10 +401,20 @@ async fn total_timeout() {
     .await
     .expect_err("must time out");
     assert!(
-        matches!(err, ModelError::Timeout { kind: TimeoutKind::Total, .. }),
+        matches!(
+            err,
+            ModelError::Timeout {
+                kind: TimeoutKind::Total,
+                ..
+            }
+        ),
         "{err:?}"
     );
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(err.to_string().contains("timeout"), "{err}");
 }
 
@@ -303,7 +429,10 @@ async fn connection_refused() {
         .complete("leader", ask(), &rec)
         .await
         .expect_err("must fail");
-    assert!(matches!(err, ModelError::Connect { attempts: 2, .. }), "{err:?}");
+    assert!(
+        matches!(err, ModelError::Connect { attempts: 2, .. }),
+        "{err:?}"
+    );
     let msg = err.to_string();
     assert!(msg.contains(&format!("cannot connect to {base}")), "{msg}");
     assert_eq!(rec.exchanges().len(), 2);
@@ -320,14 +449,26 @@ async fn unauthorized_is_not_retried_and_never_shows_the_key() {
         .complete("leader", ask(), &rec)
         .await
         .expect_err("must fail");
-    assert!(matches!(err, ModelError::BadApiKey { status: 401, .. }), "{err:?}");
+    assert!(
+        matches!(err, ModelError::BadApiKey { status: 401, .. }),
+        "{err:?}"
+    );
     let msg = err.to_string();
-    assert!(msg.contains(&format!("bad API key for {}", stub.base_url())), "{msg}");
+    assert!(
+        msg.contains(&format!("bad API key for {}", stub.base_url())),
+        "{msg}"
+    );
     assert!(!msg.contains(PLANTED_KEY), "{msg}");
     assert!(!format!("{err:?}").contains(PLANTED_KEY));
     assert_eq!(stub.requests().len(), 1);
     assert_no_key(&rec);
-    assert!(rec.exchanges()[0].response.as_deref().unwrap_or_default().contains("[REDACTED]"));
+    assert!(
+        rec.exchanges()[0]
+            .response
+            .as_deref()
+            .unwrap_or_default()
+            .contains("[REDACTED]")
+    );
 }
 
 #[tokio::test]
@@ -342,20 +483,34 @@ async fn not_found_says_unknown_model_or_wrong_base_url() {
         .await
         .expect_err("must fail");
     let msg = err.to_string();
-    assert!(msg.contains(&format!("unknown model `m1` at {}", stub.base_url())), "{msg}");
+    assert!(
+        msg.contains(&format!("unknown model `m1` at {}", stub.base_url())),
+        "{msg}"
+    );
     assert_eq!(stub.requests().len(), 1);
 
     let stub = Stub::script(vec![status(404, "404 page not found")]).await;
     let err = client(&stub.base_url(), "")
-        .complete("leader", ask().with_schema(plan_schema()), &MemoryRecorder::new())
+        .complete(
+            "leader",
+            ask().with_schema(plan_schema()),
+            &MemoryRecorder::new(),
+        )
         .await
         .expect_err("must fail");
     let msg = err.to_string();
     assert!(
-        msg.contains(&format!("wrong base URL: {}/chat/completions answered 404", stub.base_url())),
+        msg.contains(&format!(
+            "wrong base URL: {}/chat/completions answered 404",
+            stub.base_url()
+        )),
         "{msg}"
     );
-    assert_eq!(stub.requests().len(), 1, "404 is neither retried nor probed");
+    assert_eq!(
+        stub.requests().len(),
+        1,
+        "404 is neither retried nor probed"
+    );
 }
 
 #[tokio::test]
@@ -370,7 +525,14 @@ async fn reply_quirks_are_accepted() {
         ]}, "finish_reason": "tool_calls"}]}),
         json!({"id": "1", "system_fingerprint": null, "x_extra": {"deep": [1]}, "choices": [{"message": {"content": "a", "reasoning_content": "hmm", "refusal": null}, "logprobs": null, "finish_reason": "stop", "stop_reason": 2}], "usage": {"prompt_tokens": 1, "completion_tokens": 1, "prompt_tokens_details": {"cached_tokens": 0}}, "timings": {}}),
     ];
-    let expected_finish = [Some("eos"), Some(""), None, Some("stop"), Some("tool_calls"), Some("stop")];
+    let expected_finish = [
+        Some("eos"),
+        Some(""),
+        None,
+        Some("stop"),
+        Some("tool_calls"),
+        Some("stop"),
+    ];
     for (quirk, finish) in quirks.iter().zip(expected_finish) {
         let stub = Stub::script(vec![ok(quirk.clone())]).await;
         let done = client(&stub.base_url(), "")
@@ -387,7 +549,10 @@ async fn reply_quirks_are_accepted() {
         .expect("reply");
     assert_eq!(done.tool_calls.len(), 1);
     assert_eq!(done.tool_calls[0].name, "read_file");
-    assert_eq!(done.tool_calls[0].arguments_json(), Some(json!({"path": "x"})));
+    assert_eq!(
+        done.tool_calls[0].arguments_json(),
+        Some(json!({"path": "x"}))
+    );
 }
 
 #[tokio::test]
@@ -410,7 +575,11 @@ async fn malformed_reply_is_a_clear_error() {
 #[tokio::test]
 async fn fallback_model_on_rate_limit_with_cool_down() {
     let stub = Stub::handler(|_, body| match body["model"].as_str() {
-        Some("m1") => with_header(status(429, r#"{"error":"rate limited"}"#), "Retry-After", "30"),
+        Some("m1") => with_header(
+            status(429, r#"{"error":"rate limited"}"#),
+            "Retry-After",
+            "30",
+        ),
         _ => ok(chat("from the fallback")),
     })
     .await;
@@ -418,14 +587,20 @@ async fn fallback_model_on_rate_limit_with_cool_down() {
     let rec = MemoryRecorder::new();
     let started = Instant::now();
     let done = client.complete("leader", ask(), &rec).await.expect("reply");
-    assert!(started.elapsed() < Duration::from_secs(5), "did not wait for m1");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "did not wait for m1"
+    );
     assert_eq!(done.model, "m2");
     assert_eq!(done.text, "from the fallback");
     let models: Vec<_> = rec.exchanges().iter().map(|e| e.model.clone()).collect();
     assert_eq!(models, vec!["m1", "m2"]);
 
     // m1 cools down for its Retry-After: the next call goes straight to m2.
-    client.complete("leader", ask(), &MemoryRecorder::new()).await.expect("reply");
+    client
+        .complete("leader", ask(), &MemoryRecorder::new())
+        .await
+        .expect("reply");
     let models: Vec<_> = stub
         .requests()
         .iter()
@@ -436,7 +611,8 @@ async fn fallback_model_on_rate_limit_with_cool_down() {
 
 #[tokio::test]
 async fn usage_estimated_when_absent_and_priced_and_totalled() {
-    let no_usage = json!({"choices": [{"message": {"content": "12345678"}, "finish_reason": "stop"}]});
+    let no_usage =
+        json!({"choices": [{"message": {"content": "12345678"}, "finish_reason": "stop"}]});
     let stub = Stub::script(vec![ok(no_usage), ok(chat("x"))]).await;
     let client = client(&stub.base_url(), "price = { input = 2.0, output = 10.0 }");
     let request = CompletionRequest::new(vec![Message::user("abcdefghijklmnop")]);
@@ -445,14 +621,20 @@ async fn usage_estimated_when_absent_and_priced_and_totalled() {
         .await
         .expect("reply");
     assert!(first.usage.estimated);
-    assert_eq!((first.usage.prompt_tokens, first.usage.completion_tokens), (4, 2));
+    assert_eq!(
+        (first.usage.prompt_tokens, first.usage.completion_tokens),
+        (4, 2)
+    );
     let second = client
         .complete("leader", request, &MemoryRecorder::new())
         .await
         .expect("reply");
     assert!(!second.usage.estimated);
     let cost = second.usage.cost_usd.expect("priced");
-    assert!((cost - (11.0 * 2.0 + 7.0 * 10.0) / 1e6).abs() < 1e-12, "{cost}");
+    assert!(
+        (cost - (11.0 * 2.0 + 7.0 * 10.0) / 1e6).abs() < 1e-12,
+        "{cost}"
+    );
 
     let mut totals = UsageTotals::default();
     totals.add(&first.role, &first.usage);
@@ -525,7 +707,13 @@ async fn streaming_assembles_the_same_result_as_non_streaming() {
     assert_eq!(seen[0].body["tools"][0]["type"], "function");
     assert_eq!(seen[1].body["stream_options"]["include_usage"], true);
     assert!(rec.exchanges()[0].streamed);
-    assert!(rec.exchanges()[0].response.as_deref().unwrap_or_default().contains("[DONE]"));
+    assert!(
+        rec.exchanges()[0]
+            .response
+            .as_deref()
+            .unwrap_or_default()
+            .contains("[DONE]")
+    );
 }
 
 #[tokio::test]
@@ -534,12 +722,28 @@ async fn streaming_idle_timeout() {
     events[2].0 = Duration::from_secs(3);
     let stub = Stub::script(vec![Step::Stream(events)]).await;
     let started = Instant::now();
-    let err = client(&stub.base_url(), "max_retries = 0\ntimeout = { idle = 0.3 }")
-        .complete_streaming("leader", ask(), &MemoryRecorder::new(), &|_| {})
-        .await
-        .expect_err("must time out");
-    assert!(matches!(err, ModelError::Timeout { kind: TimeoutKind::Idle, .. }), "{err:?}");
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    let err = client(
+        &stub.base_url(),
+        "max_retries = 0\ntimeout = { idle = 0.3 }",
+    )
+    .complete_streaming("leader", ask(), &MemoryRecorder::new(), &|_| {})
+    .await
+    .expect_err("must time out");
+    assert!(
+        matches!(
+            err,
+            ModelError::Timeout {
+                kind: TimeoutKind::Idle,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -563,7 +767,10 @@ async fn tool_results_are_sent_back() {
     assert_eq!(messages[1]["role"], "assistant");
     assert_eq!(messages[1]["tool_calls"][0]["id"], "c1");
     assert_eq!(messages[1]["tool_calls"][0]["type"], "function");
-    assert_eq!(messages[2], json!({"role": "tool", "tool_call_id": "c1", "content": "x found"}));
+    assert_eq!(
+        messages[2],
+        json!({"role": "tool", "tool_call_id": "c1", "content": "x found"})
+    );
 }
 
 #[tokio::test]
@@ -578,5 +785,8 @@ async fn unknown_role_and_missing_leader() {
         .complete("reviewer", ask(), &MemoryRecorder::new())
         .await
         .expect_err("unknown");
-    assert!(err.to_string().contains("unknown model role `reviewer`"), "{err}");
+    assert!(
+        err.to_string().contains("unknown model role `reviewer`"),
+        "{err}"
+    );
 }
