@@ -7,6 +7,11 @@
 //! the env-var names they override (`--leader-model x` → `LEADER_MODEL_NAME=x`), so every
 //! setting has one name across flags, env and `.env`.
 //!
+//! Per role, `{PREFIX}_PROVIDER`, `_NAME`, `_BASE_URL`, `_API_KEY` and the optional `_MAX_TOKENS`,
+//! `_TEMPERATURE`, `_FALLBACK` (comma-separated), `_MAX_RETRIES` are read for the prefixes
+//! `LEADER_MODEL` and `WORKER_MODEL` (the worker named `default`); timeouts and prices come from
+//! ao.toml only. Empty values count as unset.
+//!
 //! Every effective value is a [`Sourced`] value that remembers where it came from, so `ao doctor`
 //! can print it ([`Config::doctor_rows`]); API keys are [`Secret`]s and are never printed.
 //!

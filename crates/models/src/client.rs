@@ -423,6 +423,7 @@ impl ModelClient {
             .as_ref()
             .map(|_| learned.unwrap_or(StructuredMode::JsonSchema));
         let mut retries = 0u32;
+        let mut mode_failed_once = false;
         loop {
             let body = request_body(&BodyParams {
                 model,
@@ -454,15 +455,23 @@ impl ModelClient {
             };
             // An endpoint that has not shown which structured mode it supports and rejects
             // this one (llama.cpp answers `json_schema` with a 500, others with a 400): try
-            // the next mode at once, without counting a retry.
+            // the next mode. A 400/422 moves on at once; a 5xx only when it repeats, so that
+            // one transient server error does not teach a weaker mode for good.
             if learned.is_none()
                 && let (Some(current), Failure::Status { status, body, .. }) = (mode, &failure)
-                && matches!(status, 400 | 422 | 500 | 501)
                 && !mentions_unknown_model(body)
                 && let Some(next) = current.next()
             {
-                mode = Some(next);
-                continue;
+                let rejected = match status {
+                    400 | 422 => true,
+                    500 | 501 => std::mem::replace(&mut mode_failed_once, true),
+                    _ => false,
+                };
+                if rejected {
+                    mode = Some(next);
+                    mode_failed_once = false;
+                    continue;
+                }
             }
             if failure.is_rate_limit() {
                 self.cool_down(

@@ -192,9 +192,27 @@ async fn prompt_only_mode_when_every_response_format_fails_with_500() {
     assert_eq!(done.structured_mode, Some(StructuredMode::PromptOnly));
     assert_eq!(done.json, Some(json!({"steps": ["x"]})));
     let seen = stub.requests();
-    assert_eq!(seen.len(), 3, "json_schema, json_object, prompt-only");
-    assert!(seen[2].body.get("response_format").is_none());
-    let system = seen[2].body["messages"][0]["content"]
+    // A 5xx is retried once in the same mode before the next mode is tried.
+    let types: Vec<_> = seen
+        .iter()
+        .map(|s| {
+            s.body["response_format"]["type"]
+                .as_str()
+                .unwrap_or("none")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "json_schema",
+            "json_schema",
+            "json_object",
+            "json_object",
+            "none"
+        ]
+    );
+    let system = seen[4].body["messages"][0]["content"]
         .as_str()
         .unwrap_or_default();
     assert!(
@@ -212,7 +230,7 @@ async fn prompt_only_mode_when_every_response_format_fails_with_500() {
         .expect("reply");
     assert_eq!(
         stub.requests().len(),
-        4,
+        6,
         "the learned mode is used directly"
     );
 }
