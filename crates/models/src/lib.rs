@@ -50,8 +50,8 @@
 //!                        "properties": {"steps": {"type": "array"}}}),
 //! ));
 //! let done = client.complete("leader", request, &DiscardExchanges).await?;
-//! println!("{} steps, {} tokens", done.json.unwrap()["steps"].as_array().map_or(0, |s| s.len()),
-//!          done.usage.total_tokens());
+//! let steps = done.json.as_ref().and_then(|j| j["steps"].as_array()).map_or(0, Vec::len);
+//! println!("{steps} steps, {} tokens from {}", done.usage.total_tokens(), done.model);
 //! # Ok(()) }
 //! ```
 
