@@ -39,6 +39,7 @@ pub(crate) async fn run(call: &Call<'_>, args: &Value) -> Result<ToolOutcome, To
         }
         CommandVerdict::Run => {
             call.allow(Some(&a.argv));
+            let argv = crate::git::with_denied_excluded(call, &a.argv);
             let limits = policy.limits();
             let timeout = a
                 .timeout_s
@@ -46,7 +47,7 @@ pub(crate) async fn run(call: &Call<'_>, args: &Value) -> Result<ToolOutcome, To
                 .unwrap_or(limits.command_timeout)
                 .min(limits.max_timeout);
             let out = crate::exec::run(
-                &a.argv,
+                &argv,
                 policy.root(),
                 policy.child_env(),
                 timeout,
@@ -57,7 +58,7 @@ pub(crate) async fn run(call: &Call<'_>, args: &Value) -> Result<ToolOutcome, To
             let mut output = serde_json::to_value(&out)
                 .map_err(|e| call.fail(None, format!("cannot encode the output: {e}")))?;
             if let Value::Object(map) = &mut output {
-                map.insert("argv".into(), json!(a.argv));
+                map.insert("argv".into(), json!(argv));
                 map.insert("simulated".into(), json!(false));
                 if out.timed_out {
                     map.insert(

@@ -124,6 +124,29 @@ fn pathspecs(call: &Call<'_>, paths: &[String]) -> Vec<String> {
     specs
 }
 
+/// For a caller's `git diff|show|log …` run through `cmd.run`: the same argv with the denied
+/// globs excluded by pathspec, so a read-only git command cannot print a denied file's diff.
+pub(crate) fn with_denied_excluded(call: &Call<'_>, argv: &[String]) -> Vec<String> {
+    let sub = argv.get(1).map(String::as_str);
+    if argv.first().map(String::as_str) != Some("git")
+        || !matches!(sub, Some("diff" | "show" | "log"))
+    {
+        return argv.to_vec();
+    }
+    let mut out = argv.to_vec();
+    if !out.iter().any(|a| a == "--") {
+        out.push("--".into());
+        out.push(":(top)".into());
+    }
+    out.extend(
+        call.policy()
+            .denied_patterns()
+            .iter()
+            .map(|p| format!(":(top,exclude,glob){p}")),
+    );
+    out
+}
+
 pub(crate) async fn run(call: &Call<'_>, args: &Value) -> Result<ToolOutcome, ToolError> {
     // Build the argv (after the fixed prefix) or deny.
     let built: Result<Vec<String>, String> = match call.tool {

@@ -741,10 +741,21 @@ impl Policy {
                 list.join(", ")
             ));
         }
-        if program == "git"
-            && let Err(reason) = crate::git::screen_git_args(&argv[1..])
-        {
-            return CommandVerdict::Deny(reason);
+        if program == "git" {
+            if let Err(reason) = crate::git::screen_git_args(&argv[1..]) {
+                return CommandVerdict::Deny(reason);
+            }
+            // `HEAD:.env` would show a denied file's content from history.
+            for a in argv[1..].iter().filter(|a| !a.starts_with('-')) {
+                if let Some((_, path)) = a.split_once(':') {
+                    let lexical = lexical_rel(Path::new(path.trim_start_matches('/')));
+                    if let Some(p) = lexical.as_deref().and_then(|l| self.denied_match(l)) {
+                        return CommandVerdict::Deny(format!(
+                            "git argument `{a}` names a path matching the denied pattern `{p}`"
+                        ));
+                    }
+                }
+            }
         }
         match (read_only, self.mode) {
             (true, _) | (false, Mode::Apply) => CommandVerdict::Run,

@@ -160,6 +160,33 @@ async fn git_tools_run_in_dry_run_and_exclude_denied_paths() {
         let out = call(&ctx, tool, args.clone()).await.expect("outcome");
         assert_eq!(out.decision, Decision::Denied, "{tool} {args}");
     }
+    // The read-only git prefixes through cmd.run keep denied content out as well.
+    for a in [
+        json!(["git", "diff"]),
+        json!(["git", "diff", "HEAD", "--", "."]),
+        json!(["git", "log", "-p"]),
+        json!(["git", "show", "HEAD"]),
+    ] {
+        let out = call(&ctx, "cmd.run", json!({"argv": a}))
+            .await
+            .expect("outcome");
+        assert_eq!(out.decision, Decision::Allowed, "{a}");
+        let text = out.output["stdout"].as_str().unwrap_or("");
+        assert!(text.contains("main.rs"), "{a}: {text}");
+        assert!(
+            !text.contains("API_KEY") && !text.contains("PEM v"),
+            "{a}: {text}"
+        );
+    }
+    for a in [
+        json!(["git", "show", "HEAD:.env"]),
+        json!(["git", "show", "HEAD:./certs/site.pem"]),
+    ] {
+        let out = call(&ctx, "cmd.run", json!({"argv": a}))
+            .await
+            .expect("outcome");
+        assert_eq!(out.decision, Decision::Denied, "{a}");
+    }
     assert_eq!(snapshot(r), before);
 }
 
