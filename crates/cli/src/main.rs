@@ -1,1 +1,235 @@
-fn main() {}
+//! `ao`: the command-line adapter. Parses arguments, calls `ao-graph`'s [`Service`], renders.
+//!
+//! Exit codes: 0 completed; 1 the run failed or was cancelled; 2 usage, configuration or
+//! validation error (nothing ran); 3 the run is interrupted and waits for an answer.
+//! With `--json`, stdout carries exactly one JSON document; logs and progress go to stderr.
+
+mod graph_cmd;
+mod input;
+mod output;
+mod progress;
+mod run_cmd;
+mod runs_cmd;
+
+use ao_graph::service::{DEFAULT_STATE_DIR, Service};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ao",
+    version,
+    about = "Agent-workflow orchestrator: explicit state graphs over leader/worker LLMs and policy-gated tools"
+)]
+struct Cli {
+    /// Project root (default: the current directory).
+    #[arg(long, global = true, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Configuration file (default: <root>/ao.toml if present).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// State directory (default: <root>/.ao, or AO_STATE_DIR).
+    #[arg(long, global = true, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Machine output: exactly one JSON document on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    /// More log output on stderr (repeatable).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// No progress display on stderr.
+    #[arg(long, global = true)]
+    no_progress: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a workflow (a path, a name in <root>/workflows/, or a built-in name).
+    Run(run_cmd::RunArgs),
+    /// Inspect, resume and cancel runs.
+    #[command(subcommand)]
+    Runs(runs_cmd::RunsCommand),
+    /// List, render and validate workflows.
+    #[command(subcommand)]
+    Graph(graph_cmd::GraphCommand),
+    /// Print a JSON Schema: `workflow`.
+    Schema {
+        /// What to print the schema of.
+        name: String,
+    },
+}
+
+/// How the command should print.
+#[derive(Debug, Clone, Copy)]
+pub struct Ui {
+    pub json: bool,
+    pub verbose: u8,
+    pub quiet: bool,
+    pub progress: bool,
+}
+
+/// An error at the command-line edge: a message and the exit code it maps to.
+#[derive(Debug)]
+pub struct CliError {
+    pub code: u8,
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl CliError {
+    pub fn usage(message: impl Into<String>) -> Self {
+        CliError {
+            code: 2,
+            kind: "usage",
+            message: message.into(),
+        }
+    }
+
+    pub fn failed(message: impl Into<String>) -> Self {
+        CliError {
+            code: 1,
+            kind: "failed",
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ao_graph::engine::error::EngineError> for CliError {
+    fn from(e: ao_graph::engine::error::EngineError) -> Self {
+        use ao_graph::engine::error::EngineError as E;
+        let (code, kind) = match &e {
+            E::InvalidInput { .. } => (2, "invalid_input"),
+            E::InvalidAnswer { .. } => (2, "invalid_answer"),
+            E::Load(_) => (2, "invalid_workflow"),
+            E::WorkflowNotFound { .. } => (2, "workflow_not_found"),
+            E::RunNotFound(_) => (2, "run_not_found"),
+            E::NotResumable { .. } => (2, "not_resumable"),
+            E::Store(_) => (1, "store"),
+        };
+        CliError {
+            code,
+            kind,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<ao_graph::engine::store::StoreError> for CliError {
+    fn from(e: ao_graph::engine::store::StoreError) -> Self {
+        CliError {
+            code: 1,
+            kind: "store",
+            message: e.to_string(),
+        }
+    }
+}
+
+/// The project root, state dir and service for commands that need a store.
+pub struct Project {
+    pub root: PathBuf,
+    pub state_dir: PathBuf,
+}
+
+impl Project {
+    fn locate(cli: &Cli) -> Result<Self, CliError> {
+        let root = match &cli.root {
+            Some(r) => r.clone(),
+            None => std::env::current_dir()
+                .map_err(|e| CliError::usage(format!("cannot read the current directory: {e}")))?,
+        };
+        if !root.is_dir() {
+            return Err(CliError::usage(format!(
+                "--root {}: not a directory",
+                root.display()
+            )));
+        }
+        let state_dir = match &cli.state_dir {
+            Some(d) => d.clone(),
+            None => match std::env::var_os("AO_STATE_DIR").filter(|v| !v.is_empty()) {
+                Some(d) => PathBuf::from(d),
+                None => match dotenv_value(&root, "AO_STATE_DIR") {
+                    Some(d) => PathBuf::from(d),
+                    None => root.join(DEFAULT_STATE_DIR),
+                },
+            },
+        };
+        let state_dir = if state_dir.is_absolute() {
+            state_dir
+        } else {
+            root.join(state_dir)
+        };
+        Ok(Project { root, state_dir })
+    }
+
+    pub fn service(&self) -> Result<Service, CliError> {
+        Ok(Service::open(&self.root, &self.state_dir)?)
+    }
+}
+
+/// A value from `<root>/.env` (used only where the real environment has none).
+fn dotenv_value(root: &std::path::Path, key: &str) -> Option<String> {
+    let text = std::fs::read_to_string(root.join(".env")).ok()?;
+    text.lines().find_map(|line| {
+        let line = line.trim().strip_prefix("export ").unwrap_or(line.trim());
+        let (k, v) = line.split_once('=')?;
+        (k.trim() == key).then(|| v.trim().trim_matches(|c| c == '"' || c == '\'').to_string())
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let ui = Ui {
+        json: cli.json,
+        verbose: cli.verbose,
+        quiet: cli.quiet,
+        progress: !cli.no_progress
+            && !cli.json
+            && !cli.quiet
+            && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(dispatch(&cli, ui)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            if ui.json {
+                output::print_json(
+                    &serde_json::json!({"error": {"kind": e.kind, "message": e.message}}),
+                );
+            }
+            eprintln!("error: {}", e.message);
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+async fn dispatch(cli: &Cli, ui: Ui) -> Result<u8, CliError> {
+    match &cli.command {
+        Command::Run(args) => run_cmd::run(&Project::locate(cli)?, args, ui).await,
+        Command::Runs(cmd) => runs_cmd::dispatch(&Project::locate(cli)?, cmd, ui).await,
+        Command::Graph(cmd) => graph_cmd::dispatch(&Project::locate(cli)?, cmd, ui),
+        Command::Schema { name } => match name.as_str() {
+            "workflow" => {
+                output::print_json(&ao_graph::engine::spec::workflow_schema());
+                Ok(0)
+            }
+            other => Err(CliError::usage(format!(
+                "no schema named `{other}` (available: workflow)"
+            ))),
+        },
+    }
+}

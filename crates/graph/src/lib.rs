@@ -28,4 +28,6 @@
 //! assert_eq!(out.state["n"], 3);
 //! ```
 
+pub mod builtins;
 pub mod engine;
+pub mod service;

@@ -431,8 +431,8 @@ struct RunCtx {
     cancel: CancelToken,
     seq: AtomicU64,
     step: AtomicU64,
-    /// Events not yet written to the store.
-    pending: Mutex<Vec<Event>>,
+    /// Events not yet written to the store (shared with the background flusher).
+    pending: Arc<Mutex<Vec<Event>>>,
     /// Writes (in bytes) since the last snapshot, and that snapshot's size.
     since_snapshot: AtomicU64,
     snapshot_size: AtomicU64,
@@ -463,7 +463,7 @@ impl RunCtx {
             cancel,
             seq: AtomicU64::new(seq),
             step: AtomicU64::new(0),
-            pending: Mutex::new(Vec::new()),
+            pending: Arc::new(Mutex::new(Vec::new())),
             since_snapshot: AtomicU64::new(0),
             snapshot_size: AtomicU64::new(0),
             record_events,
@@ -527,14 +527,26 @@ impl RunCtx {
         self.finish(state, cp.step, end)
     }
 
-    /// Polls the store for `ao runs cancel` from another process.
+    /// Every 200 ms: writes buffered events (so `ao runs events --follow` sees a long task
+    /// start without a commit per event) and polls for `ao runs cancel` from another process.
     fn spawn_cancel_poller(&self) -> Option<tokio::task::JoinHandle<()>> {
         let store = self.engine.store.clone()?;
         let run_id = self.run_id.clone();
         let cancel = self.cancel.clone();
+        let pending = self.pending.clone();
         Some(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_millis(200)).await;
+                let events =
+                    std::mem::take(&mut *pending.lock().unwrap_or_else(|p| p.into_inner()));
+                if !events.is_empty() {
+                    // A failure here leaves the events for the run's next commit.
+                    if store.append_events(&events).is_err() {
+                        let mut buf = pending.lock().unwrap_or_else(|p| p.into_inner());
+                        let later = std::mem::replace(&mut *buf, events);
+                        buf.extend(later);
+                    }
+                }
                 if let Ok(Some(by)) = store.cancel_requested(&run_id) {
                     cancel.cancel(&by);
                     return;

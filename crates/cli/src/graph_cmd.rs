@@ -1,0 +1,83 @@
+//! `ao graph`: list, show (Mermaid, JSON, text), validate.
+
+use crate::output::print_json;
+use crate::{CliError, Project, Ui};
+use ao_graph::engine::render;
+use ao_graph::engine::scheduler::load_path;
+use std::path::Path;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum GraphCommand {
+    /// Workflows that can be run by name.
+    List,
+    /// Render a workflow.
+    Show {
+        workflow: String,
+        #[arg(long, default_value = "text", value_parser = ["mermaid", "json", "text"])]
+        format: String,
+    },
+    /// Load and check a workflow file; exit 2 with every problem found.
+    Validate { file: String },
+}
+
+pub fn dispatch(project: &Project, cmd: &GraphCommand, ui: Ui) -> Result<u8, CliError> {
+    match cmd {
+        GraphCommand::List => {
+            let service = project.service()?;
+            let list = service.list_workflows();
+            if ui.json {
+                let items: Vec<_> = list
+                    .iter()
+                    .map(|w| serde_json::json!({"name": w.name, "description": w.description, "origin": w.origin}))
+                    .collect();
+                print_json(&serde_json::json!({"workflows": items}));
+            } else if list.is_empty() {
+                println!(
+                    "no workflows: add YAML files to {}",
+                    project.root.join("workflows").display()
+                );
+            } else {
+                for w in &list {
+                    println!(
+                        "{:<24} {}",
+                        w.name,
+                        w.description
+                            .as_deref()
+                            .unwrap_or("")
+                            .lines()
+                            .next()
+                            .unwrap_or("")
+                    );
+                }
+            }
+            Ok(0)
+        }
+        GraphCommand::Show { workflow, format } => {
+            let service = project.service()?;
+            let wf = service.resolve(workflow)?;
+            if ui.json || format == "json" {
+                print_json(&render::json(&wf));
+            } else if format == "mermaid" {
+                print!("{}", render::mermaid(&wf));
+            } else {
+                print!("{}", render::text(&wf));
+            }
+            Ok(0)
+        }
+        GraphCommand::Validate { file } => {
+            let wf = load_path(Path::new(file))?;
+            if ui.json {
+                print_json(
+                    &serde_json::json!({"valid": true, "name": wf.name, "nodes": wf.nodes.len(), "edges": wf.edges.len() + wf.entry.len()}),
+                );
+            } else {
+                println!(
+                    "{file}: ok (workflow `{}`, {} nodes)",
+                    wf.name,
+                    wf.nodes.len()
+                );
+            }
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Turning command-line arguments into JSON: `--input KEY=VALUE`, `--input-json JSON|@FILE`,
+//! `--answer JSON|@FILE`.
+
+use crate::CliError;
+use serde_json::{Map, Value};
+
+/// `JSON` itself, or `@FILE` to read it from a file (`@-` for stdin).
+pub fn json_arg(flag: &str, text: &str) -> Result<Value, CliError> {
+    let (source, body) = match text.strip_prefix('@') {
+        Some("-") => {
+            let mut buf = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut buf)
+                .map_err(|e| CliError::usage(format!("{flag} @-: cannot read stdin: {e}")))?;
+            ("stdin".to_string(), buf)
+        }
+        Some(path) => (
+            path.to_string(),
+            std::fs::read_to_string(path).map_err(|e| {
+                CliError::usage(format!("{flag} @{path}: cannot read the file: {e}"))
+            })?,
+        ),
+        None => ("the argument".to_string(), text.to_string()),
+    };
+    serde_json::from_str(&body).map_err(|e| {
+        CliError::usage(format!(
+            "{flag}: {source} is not valid JSON: {e} (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })
+}
+
+/// Builds the run input: `--input-json` first, then each `--input KEY=VALUE` on top. A VALUE
+/// that parses as JSON (`3`, `true`, `[1,2]`, `"x"`) is taken as that value, anything else as
+/// a string.
+pub fn run_input(
+    pairs: &[String],
+    json: Option<&str>,
+    extra: &[(&str, Option<&String>)],
+) -> Result<Value, CliError> {
+    let mut input = match json {
+        Some(text) => match json_arg("--input-json", text)? {
+            Value::Object(m) => m,
+            other => {
+                return Err(CliError::usage(format!(
+                    "--input-json must be a JSON object, got {other}"
+                )));
+            }
+        },
+        None => Map::new(),
+    };
+    for (key, value) in extra {
+        if let Some(v) = value {
+            input.insert(key.to_string(), Value::String(v.to_string()));
+        }
+    }
+    for pair in pairs {
+        let Some((key, value)) = pair.split_once('=') else {
+            return Err(CliError::usage(format!(
+                "--input `{pair}`: expected KEY=VALUE"
+            )));
+        };
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(CliError::usage(format!(
+                "--input `{pair}`: the key is empty"
+            )));
+        }
+        let value =
+            serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_string()));
+        input.insert(key.to_string(), value);
+    }
+    Ok(Value::Object(input))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn pairs_are_typed_when_they_parse_as_json() {
+        let v = run_input(
+            &[
+                "n=3".into(),
+                "name=bob".into(),
+                "list=[1,2]".into(),
+                "s=\"3\"".into(),
+            ],
+            None,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(v, json!({"n": 3, "name": "bob", "list": [1, 2], "s": "3"}));
+    }
+
+    #[test]
+    fn pairs_override_the_json_object() {
+        let v = run_input(&["n=5".into()], Some(r#"{"n": 1, "m": 2}"#), &[]).unwrap();
+        assert_eq!(v, json!({"n": 5, "m": 2}));
+    }
+
+    #[test]
+    fn bad_shapes_are_usage_errors() {
+        assert_eq!(
+            run_input(&["novalue".into()], None, &[]).unwrap_err().code,
+            2
+        );
+        assert_eq!(run_input(&[], Some("[1]"), &[]).unwrap_err().code, 2);
+        assert!(
+            run_input(&[], Some("{oops"), &[])
+                .unwrap_err()
+                .message
+                .contains("line 1")
+        );
+    }
+}

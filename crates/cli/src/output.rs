@@ -1,0 +1,137 @@
+//! Rendering runs for people and for machines.
+
+use ao_core::run::RunStatus;
+use ao_graph::engine::scheduler::RunOutcome;
+use ao_graph::engine::store::RunRecord;
+use serde_json::{Value, json};
+
+pub fn print_json(v: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).unwrap_or_else(|_| "null".into())
+    );
+}
+
+/// The `--json` object of `ao run` / `ao runs resume` / `ao runs show`.
+pub fn run_json(o: &RunOutcome, usage: Option<&Value>) -> Value {
+    json!({
+        "run_id": o.run_id,
+        "workflow": o.workflow,
+        "status": o.status,
+        "state": o.state,
+        "output": o.output,
+        "steps": o.steps,
+        "interrupt": o.interrupt.as_ref().map(|i| json!({"node": i.node, "prompt": i.prompt, "schema": i.schema})),
+        "error": o.error.as_ref().map(|e| json!({"node": e.node, "kind": e.kind, "message": e.message})),
+        "usage": usage.cloned().unwrap_or(Value::Null),
+    })
+}
+
+/// The exit code a run's status maps to.
+pub fn exit_code(status: RunStatus) -> u8 {
+    match status {
+        RunStatus::Completed => 0,
+        RunStatus::Interrupted => 3,
+        RunStatus::Failed | RunStatus::Cancelled | RunStatus::Running => 1,
+    }
+}
+
+/// Human output for a run that stopped: what happened and what to do next.
+pub fn print_outcome(o: &RunOutcome) {
+    println!(
+        "run {} ({}): {} after {} step{}",
+        o.run_id,
+        o.workflow,
+        o.status,
+        o.steps,
+        if o.steps == 1 { "" } else { "s" }
+    );
+    match o.status {
+        RunStatus::Completed => {
+            if let Some(out) = &o.output {
+                println!("output:");
+                println!(
+                    "{}",
+                    indent(&serde_json::to_string_pretty(out).unwrap_or_default())
+                );
+            }
+        }
+        RunStatus::Interrupted => {
+            if let Some(i) = &o.interrupt {
+                println!("waiting at `{}`: {}", i.node, i.prompt);
+                println!("answer schema: {}", i.schema);
+                println!("answer with: ao runs resume {} --answer JSON", o.run_id);
+            }
+        }
+        RunStatus::Failed | RunStatus::Cancelled | RunStatus::Running => {
+            if let Some(e) = &o.error {
+                println!("error ({}): {}", e.kind, e);
+            }
+            if o.status == RunStatus::Failed {
+                println!(
+                    "completed tasks are kept; after fixing the cause: ao runs resume {}",
+                    o.run_id
+                );
+            }
+        }
+    }
+}
+
+fn indent(s: &str) -> String {
+    s.lines()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// One line per run for `ao runs list`.
+pub fn run_line(r: &RunRecord) -> String {
+    format!(
+        "{}  {:<12} {:<24} step {:<4} {}",
+        r.id,
+        r.status.as_str(),
+        r.workflow,
+        r.step,
+        format_time(r.updated_ms)
+    )
+}
+
+pub fn run_summary_json(r: &RunRecord) -> Value {
+    json!({
+        "run_id": r.id,
+        "workflow": r.workflow,
+        "status": r.status,
+        "steps": r.step,
+        "created_ms": r.created_ms,
+        "updated_ms": r.updated_ms,
+        "parent_id": r.parent_id,
+        "error": r.error.as_ref().map(|e| json!({"node": e.node, "kind": e.kind, "message": e.message})),
+    })
+}
+
+/// UTC time as `YYYY-MM-DD HH:MM:SS`, without a date library.
+pub fn format_time(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+    // The standard days-to-civil-date conversion, valid for dates after 1970.
+    let z = days as i64 + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if mo <= 2 { 1 } else { 0 };
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02}:{s:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn formats_utc_times() {
+        assert_eq!(super::format_time(0), "1970-01-01 00:00:00");
+        assert_eq!(super::format_time(1_795_000_000_000), "2026-11-18 11:06:40");
+    }
+}

@@ -1,0 +1,81 @@
+//! `ao run`, and the shared way a command drives a run to its end (progress, Ctrl-C, output,
+//! exit code).
+
+use crate::input::run_input;
+use crate::output::{exit_code, print_json, print_outcome, run_json};
+use crate::progress::Progress;
+use crate::{CliError, Project, Ui};
+use ao_graph::engine::cancel::CancelToken;
+use ao_graph::engine::error::EngineError;
+use ao_graph::engine::scheduler::{RunOptions, RunOutcome};
+use std::future::Future;
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// A workflow file, a folder holding workflow.yaml, a name in <root>/workflows/, or a
+    /// built-in name.
+    pub workflow: String,
+    /// An input field, KEY=VALUE (VALUE is parsed as JSON when it can be, else a string).
+    #[arg(long = "input", value_name = "KEY=VALUE")]
+    pub inputs: Vec<String>,
+    /// The whole input as a JSON object, or @FILE (@- for stdin).
+    #[arg(long, value_name = "JSON|@FILE")]
+    pub input_json: Option<String>,
+    /// Sets the input field `goal`.
+    #[arg(long, value_name = "TEXT")]
+    pub goal: Option<String>,
+    /// Sets the input field `scope`.
+    #[arg(long, value_name = "PATH")]
+    pub scope: Option<String>,
+}
+
+pub async fn run(project: &Project, args: &RunArgs, ui: Ui) -> Result<u8, CliError> {
+    let service = project.service()?;
+    let wf = service.resolve(&args.workflow)?;
+    let input = run_input(
+        &args.inputs,
+        args.input_json.as_deref(),
+        &[("goal", args.goal.as_ref()), ("scope", args.scope.as_ref())],
+    )?;
+    drive(ui, |opts, sink| {
+        let service = service.clone();
+        async move { service.start(wf, input, opts, sink).await }
+    })
+    .await
+}
+
+/// Runs `start` with progress and Ctrl-C handling, prints the outcome, returns the exit code.
+pub async fn drive<F, Fut>(ui: Ui, start: F) -> Result<u8, CliError>
+where
+    F: FnOnce(RunOptions, Option<ao_graph::engine::events::SharedSink>) -> Fut,
+    Fut: Future<Output = Result<RunOutcome, EngineError>>,
+{
+    let cancel = CancelToken::new();
+    let on_signal = cancel.clone();
+    let signals = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ninterrupted: stopping at the next safe point (Ctrl-C again to abort)");
+            on_signal.cancel("ctrl-c");
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    let progress = Progress::for_ui(ui);
+    let opts = RunOptions {
+        cancel,
+        run_id: None,
+    };
+    let result = start(opts, progress.as_ref().map(|p| p.sink())).await;
+    signals.abort();
+    if let Some(p) = &progress {
+        p.finish();
+    }
+    let outcome = result?;
+    if ui.json {
+        print_json(&run_json(&outcome, None));
+    } else {
+        print_outcome(&outcome);
+    }
+    Ok(exit_code(outcome.status))
+}

@@ -1,0 +1,162 @@
+//! `ao runs`: list, show, resume, cancel, events.
+
+use crate::input::json_arg;
+use crate::output::{format_time, print_json, print_outcome, run_json, run_line, run_summary_json};
+use crate::run_cmd::drive;
+use crate::{CliError, Project, Ui};
+use ao_core::run::RunStatus;
+use ao_graph::engine::store::RunFilter;
+use ao_graph::service::CancelResult;
+use std::time::Duration;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum RunsCommand {
+    /// Recent runs, newest first.
+    List {
+        /// Only runs with this status.
+        #[arg(long, value_parser = ["running", "interrupted", "completed", "failed", "cancelled"])]
+        status: Option<String>,
+        /// Only runs of this workflow.
+        #[arg(long)]
+        workflow: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// One run: status, state, output, interrupt, error.
+    Show { run_id: String },
+    /// Continue an interrupted run (with --answer) or a failed/crashed one.
+    Resume {
+        run_id: String,
+        /// The answer to the pending interrupt: JSON, or @FILE (@- for stdin).
+        #[arg(long, value_name = "JSON|@FILE")]
+        answer: Option<String>,
+    },
+    /// Cancel a run (a running one stops at its next safe point).
+    Cancel { run_id: String },
+    /// The run's events as JSON lines.
+    Events {
+        run_id: String,
+        /// Keep printing new events until the run stops.
+        #[arg(long)]
+        follow: bool,
+    },
+}
+
+pub async fn dispatch(project: &Project, cmd: &RunsCommand, ui: Ui) -> Result<u8, CliError> {
+    let service = project.service()?;
+    match cmd {
+        RunsCommand::List {
+            status,
+            workflow,
+            limit,
+        } => {
+            let filter = RunFilter {
+                status: status
+                    .as_deref()
+                    .map(|s| s.parse::<RunStatus>().map_err(CliError::usage))
+                    .transpose()?,
+                workflow: workflow.clone(),
+                limit: Some(*limit),
+                include_children: false,
+            };
+            let runs = service.list(&filter)?;
+            if ui.json {
+                print_json(
+                    &serde_json::json!({"runs": runs.iter().map(run_summary_json).collect::<Vec<_>>()}),
+                );
+            } else if runs.is_empty() {
+                println!("no runs yet in {}", project.state_dir.display());
+            } else {
+                for r in &runs {
+                    println!("{}", run_line(r));
+                }
+            }
+            Ok(0)
+        }
+        RunsCommand::Show { run_id } => {
+            let (record, outcome) = service.outcome(run_id)?;
+            if ui.json {
+                let mut v = run_json(&outcome, record.usage.as_ref());
+                if let Some(obj) = v.as_object_mut() {
+                    obj.insert("parent_id".into(), record.parent_id.clone().into());
+                    obj.insert("created_ms".into(), record.created_ms.into());
+                    obj.insert("updated_ms".into(), record.updated_ms.into());
+                }
+                print_json(&v);
+            } else {
+                print_outcome(&outcome);
+                println!(
+                    "created {} UTC, updated {} UTC",
+                    format_time(record.created_ms),
+                    format_time(record.updated_ms)
+                );
+                println!("state:");
+                for line in serde_json::to_string_pretty(&outcome.state)
+                    .unwrap_or_default()
+                    .lines()
+                {
+                    println!("  {line}");
+                }
+            }
+            Ok(0)
+        }
+        RunsCommand::Resume { run_id, answer } => {
+            let answer = answer
+                .as_deref()
+                .map(|a| json_arg("--answer", a))
+                .transpose()?;
+            let run_id = run_id.clone();
+            drive(ui, |opts, sink| {
+                let service = service.clone();
+                async move { service.resume(&run_id, answer, opts, sink).await }
+            })
+            .await
+        }
+        RunsCommand::Cancel { run_id } => {
+            let result = service
+                .cancel(run_id, "ao runs cancel", Duration::from_secs(10))
+                .await?;
+            let (word, text) = match result {
+                CancelResult::Cancelled => ("cancelled", "cancelled"),
+                CancelResult::Stopped => ("cancelled", "cancelled; its process stopped"),
+                CancelResult::Requested => (
+                    "requested",
+                    "cancel requested; the run stops at its next safe point",
+                ),
+                CancelResult::AlreadyCancelled => ("cancelled", "already cancelled"),
+            };
+            if ui.json {
+                print_json(&serde_json::json!({"run_id": run_id, "result": word}));
+            } else {
+                println!("run {run_id}: {text}");
+            }
+            Ok(0)
+        }
+        RunsCommand::Events { run_id, follow } => {
+            let mut last: Option<u64> = None;
+            loop {
+                let events = service.events(run_id, last)?;
+                for e in &events {
+                    println!("{}", serde_json::to_string(e).unwrap_or_default());
+                    last = Some(e.seq);
+                }
+                if !follow {
+                    break;
+                }
+                if events.is_empty() {
+                    let status = service.record(run_id)?.status;
+                    if status != RunStatus::Running {
+                        // One last read: events written between the two queries.
+                        for e in service.events(run_id, last)? {
+                            println!("{}", serde_json::to_string(&e).unwrap_or_default());
+                        }
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,440 @@
+//! The `ao` binary end to end: outputs pinned with insta (run ids and times redacted), exit
+//! codes, durability across SIGKILL, cancel, sub-workflows.
+
+use assert_cmd::Command;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(name)
+}
+
+/// A project folder with its own state dir; every `ao` call runs in it.
+struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    fn new() -> Self {
+        Project {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn ao(&self) -> Command {
+        let mut c = Command::new(assert_cmd::cargo::cargo_bin!("ao"));
+        c.current_dir(self.path())
+            .env_remove("AO_STATE_DIR")
+            .env("NO_COLOR", "1");
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let out = self.ao().args(args).output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn json(&self, args: &[&str]) -> (i32, Value) {
+        let (code, stdout, stderr) = self.run(args);
+        let v = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!("stdout is not one JSON document ({e}):\n{stdout}\nstderr:\n{stderr}")
+        });
+        (code, v)
+    }
+
+    fn events(&self, run_id: &str) -> Vec<Value> {
+        let (code, stdout, stderr) = self.run(&["runs", "events", run_id]);
+        assert_eq!(code, 0, "{stderr}");
+        stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+macro_rules! snap {
+    ($name:expr, $value:expr) => {{
+        let mut settings = insta::Settings::clone_current();
+        settings.add_filter(r"\b[0-9A-HJKMNP-TV-Z]{26}\b", "[RUN_ID]");
+        settings.add_filter(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", "[TIME]");
+        settings.add_filter(r#""(created|updated|ts)_ms": \d+"#, "\"${1}_ms\": [MS]");
+        settings.add_filter(r"/tmp/[^\s:]+/", "[DIR]/");
+        settings.bind(|| insta::assert_snapshot!($name, $value));
+    }};
+}
+
+fn run_id_of(v: &Value) -> String {
+    v["run_id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn quick_start_interrupt_wrong_answer_then_right_answer() {
+    let p = Project::new();
+    let hello = example("hello-graph.yaml");
+    let (code, stdout, _) = p.run(&["run", hello.to_str().unwrap(), "--input", "n=1"]);
+    assert_eq!(code, 3, "an interrupted run exits 3");
+    snap!("run_interrupted", stdout);
+
+    let (_, v) = p.json(&["runs", "list", "--json"]);
+    let id = v["runs"][0]["run_id"].as_str().unwrap().to_string();
+
+    let (code, stdout, stderr) = p.run(&["runs", "resume", &id, "--answer", "\"maybe\""]);
+    assert_eq!(code, 2, "a wrong answer is a validation error");
+    assert!(stdout.is_empty());
+    snap!("resume_wrong_answer", stderr);
+    let (_, v) = p.json(&["runs", "show", &id, "--json"]);
+    assert_eq!(v["status"], "interrupted", "the run still waits");
+
+    let (code, stdout, _) = p.run(&["runs", "resume", &id, "--answer", "true"]);
+    assert_eq!(code, 0);
+    snap!("resume_completed", stdout);
+
+    let (code, stdout, _) = p.run(&["runs", "list"]);
+    assert_eq!(code, 0);
+    snap!("runs_list", stdout);
+}
+
+#[test]
+fn run_json_is_one_document_with_the_documented_fields() {
+    let p = Project::new();
+    let hello = example("hello-graph.yaml");
+    let (code, v) = p.json(&[
+        "run",
+        hello.to_str().unwrap(),
+        "--input-json",
+        r#"{"n": 3}"#,
+        "--json",
+    ]);
+    assert_eq!(code, 3);
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "error",
+            "interrupt",
+            "output",
+            "run_id",
+            "state",
+            "status",
+            "steps",
+            "usage",
+            "workflow"
+        ]
+    );
+    assert_eq!(
+        v["interrupt"],
+        json!({"node": "ask", "prompt": "Total of 0..11 is 66. Finish? (true/false)", "schema": {"type": "boolean"}})
+    );
+    let id = run_id_of(&v);
+    let (code, v) = p.json(&["runs", "resume", &id, "--answer", "true", "--json"]);
+    assert_eq!(code, 0);
+    snap!(
+        "run_json_completed",
+        serde_json::to_string_pretty(&v).unwrap()
+    );
+}
+
+#[test]
+fn invalid_input_exits_2_and_runs_nothing() {
+    let p = Project::new();
+    let hello = example("hello-graph.yaml");
+    let (code, stdout, stderr) = p.run(&["run", hello.to_str().unwrap(), "--input", "n=zero"]);
+    assert_eq!(code, 2);
+    assert!(stdout.is_empty());
+    snap!("invalid_input", stderr);
+    let (code, v) = p.json(&["run", hello.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 2);
+    assert_eq!(v["error"]["kind"], "invalid_input");
+    let (_, v) = p.json(&["runs", "list", "--json"]);
+    assert_eq!(v["runs"], json!([]));
+}
+
+#[test]
+fn yaml_errors_name_file_line_and_column() {
+    let p = Project::new();
+    p.write("bad.yaml", "name: bad\nnodes:\n  a:\n    kind: transform\n    sett: {x: \"1\"}\nedges:\n  - {from: START, to: a}\n");
+    let (code, _, stderr) = p.run(&["graph", "validate", "bad.yaml"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("bad.yaml:5:5: nodes.a: unknown field `sett`"),
+        "{stderr}"
+    );
+
+    p.write("worse.yaml", "name: worse\nchannels:\n  c: {}\nnodes:\n  a: {kind: transform, set: {c: \"state.nope\"}}\nedges:\n  - {from: START, to: a}\n  - {from: a, to: b}\n");
+    let (code, _, stderr) = p.run(&["graph", "validate", "worse.yaml"]);
+    assert_eq!(code, 2);
+    snap!("validate_semantic_errors", stderr);
+
+    p.write("broken.yaml", "name: x\nnodes: [unclosed\n");
+    let (code, _, stderr) = p.run(&["run", "broken.yaml"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("broken.yaml:"), "{stderr}");
+}
+
+#[test]
+fn graph_show_mermaid_marks_every_edge_kind() {
+    let p = Project::new();
+    let hello = example("hello-graph.yaml");
+    let (code, stdout, _) = p.run(&[
+        "graph",
+        "show",
+        hello.to_str().unwrap(),
+        "--format",
+        "mermaid",
+    ]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("-->|\"state.count #gt;= 8\"|"),
+        "conditional labelled"
+    );
+    assert!(stdout.contains("(((\"join\")))"), "join marked");
+    assert!(stdout.contains("[[\"fan"), "for_each marked");
+    snap!("graph_mermaid", stdout);
+    let (code, v) = p.json(&["graph", "show", hello.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        v["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == "join")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn max_steps_exceeded_fails_with_exit_1() {
+    let p = Project::new();
+    p.write("workflows/spin.yaml", "name: spin\nchannels:\n  n: {reducer: sum}\nnodes:\n  s: {kind: transform, set: {n: \"1\"}}\nedges:\n  - {from: START, to: s}\n  - {from: s, to: s}\nlimits: {max_steps: 3}\n");
+    let (code, v) = p.json(&["run", "spin", "--json"]);
+    assert_eq!(code, 1);
+    assert_eq!(v["status"], "failed");
+    assert_eq!(v["error"]["kind"], "max_steps");
+    assert_eq!(v["state"]["n"], 3);
+}
+
+#[test]
+fn a_sub_workflow_by_name_runs_inside_the_parent() {
+    let p = Project::new();
+    p.write("workflows/child.yaml", "name: child\ninput: {type: object, properties: {x: {type: integer}}}\nchannels:\n  y: {}\nnodes:\n  t: {kind: transform, set: {y: \"input.x + 1\"}}\nedges:\n  - {from: START, to: t}\noutput: state.y\n");
+    p.write("workflows/parent.yaml", "name: parent\nchannels:\n  r: {}\nnodes:\n  sub: {kind: workflow, workflow: child, input: {x: \"41\"}, writes: r}\nedges:\n  - {from: START, to: sub}\n");
+    let (code, v) = p.json(&["run", "parent", "--json"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["output"], json!({"r": 42}));
+    let (_, list) = p.json(&["graph", "list", "--json"]);
+    let names: Vec<&str> = list["workflows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["child", "parent"]);
+}
+
+const SLOW_FAN: &str = r#"
+name: slow-fan
+channels:
+  before: {}
+  slept: {reducer: append}
+  after: {}
+nodes:
+  first: {kind: transform, set: {before: "'done'"}}
+  fan:
+    kind: builtin
+    name: sleep
+    for_each: "range(4)"
+    with: {ms: "50 + item * 1500"}
+    writes: slept
+  last: {kind: transform, set: {after: "state.slept | length"}}
+edges:
+  - {from: START, to: first}
+  - {from: first, to: fan}
+  - {from: fan, to: last}
+limits: {concurrency: 4}
+"#;
+
+fn wait_for(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn finished_fan_indexes(events: &[Value]) -> Vec<u64> {
+    events
+        .iter()
+        .filter(|e| e["type"] == "task_finished" && e["node"] == "fan")
+        .map(|e| e["index"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_run_killed_mid_step_resumes_without_rerunning_completed_tasks() {
+    let p = Project::new();
+    p.write("workflows/slow-fan.yaml", SLOW_FAN);
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("ao"))
+        .args(["run", "slow-fan", "--json"])
+        .current_dir(p.path())
+        .env_remove("AO_STATE_DIR")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let mut run_id = String::new();
+    wait_for("the run to start", Duration::from_secs(20), || {
+        let (_, v) = p.json(&["runs", "list", "--json"]);
+        match v["runs"][0]["run_id"].as_str() {
+            Some(id) => {
+                run_id = id.to_string();
+                true
+            }
+            None => false,
+        }
+    });
+    // Kill once two fan tasks have completed and two are still sleeping.
+    wait_for("two fan tasks to complete", Duration::from_secs(20), || {
+        finished_fan_indexes(&p.events(&run_id)).len() >= 2
+    });
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    let before = p.events(&run_id);
+    let done_before = finished_fan_indexes(&before);
+    assert!(
+        done_before.len() >= 2 && done_before.len() < 4,
+        "killed mid-step: {done_before:?}"
+    );
+    let (_, v) = p.json(&["runs", "show", &run_id, "--json"]);
+    assert_eq!(v["status"], "running", "a killed run is left as it was");
+
+    let (code, v) = p.json(&["runs", "resume", &run_id, "--json"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["status"], "completed");
+    assert_eq!(
+        v["state"]["slept"],
+        json!([50, 1550, 3050, 4550]),
+        "results in index order"
+    );
+    assert_eq!(v["state"]["after"], json!(4));
+
+    let all = p.events(&run_id);
+    let starts = |node: &str, index: Option<u64>| {
+        all.iter()
+            .filter(|e| {
+                e["type"] == "task_started" && e["node"] == node && e["index"].as_u64() == index
+            })
+            .count()
+    };
+    assert_eq!(
+        starts("first", None),
+        1,
+        "the completed first step is not run again"
+    );
+    for i in 0..4u64 {
+        let expected = if done_before.contains(&i) { 1 } else { 2 };
+        assert_eq!(
+            starts("fan", Some(i)),
+            expected,
+            "fan[{i}] (completed before the kill: {})",
+            done_before.contains(&i)
+        );
+    }
+}
+
+#[test]
+fn cancel_stops_a_running_run_from_another_process() {
+    let p = Project::new();
+    p.write("workflows/wait.yaml", "name: wait\nchannels:\n  x: {}\nnodes:\n  w: {kind: builtin, name: sleep, with: {ms: 60000}, writes: x}\nedges:\n  - {from: START, to: w}\n");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("ao"))
+        .args(["run", "wait"])
+        .current_dir(p.path())
+        .env_remove("AO_STATE_DIR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut run_id = String::new();
+    wait_for("the run to start", Duration::from_secs(20), || {
+        let (_, v) = p.json(&["runs", "list", "--json"]);
+        match v["runs"][0]["run_id"].as_str() {
+            Some(id) => {
+                run_id = id.to_string();
+                p.events(id).iter().any(|e| e["type"] == "task_started")
+            }
+            None => false,
+        }
+    });
+    let (code, stdout, stderr) = p.run(&["runs", "cancel", &run_id]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("cancelled; its process stopped"),
+        "{stdout}"
+    );
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "a cancelled run exits 1");
+    let (_, v) = p.json(&["runs", "show", &run_id, "--json"]);
+    assert_eq!(v["status"], "cancelled");
+    assert_eq!(v["error"]["message"], "cancelled by ao runs cancel");
+    // Cancelling again is not an error.
+    let (code, stdout, _) = p.run(&["runs", "cancel", &run_id]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("already cancelled"));
+}
+
+#[test]
+fn schema_workflow_is_the_committed_schema() {
+    let p = Project::new();
+    let (code, v) = p.json(&["schema", "workflow"]);
+    assert_eq!(code, 0);
+    let committed: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/workflow.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        v, committed,
+        "docs/workflow.schema.json is stale: regenerate it with `ao schema workflow > docs/workflow.schema.json`"
+    );
+    assert_eq!(v["title"], "ao workflow");
+    assert!(v["properties"]["nodes"].is_object());
+}
+
+#[test]
+fn unknown_commands_and_runs_are_usage_errors() {
+    let p = Project::new();
+    let (code, _, _) = p.run(&["frobnicate"]);
+    assert_eq!(code, 2);
+    let (code, _, stderr) = p.run(&["runs", "show", "01NOPE"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("no run with id `01NOPE`"), "{stderr}");
+    let (code, _, stderr) = p.run(&["run", "no-such-workflow"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("workflow `no-such-workflow` not found"),
+        "{stderr}"
+    );
+}

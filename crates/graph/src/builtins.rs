@@ -1,0 +1,69 @@
+//! What ships inside `ao`: the built-in workflows (YAML compiled into the binary) and the
+//! `builtin` nodes every host gets.
+//!
+//! Builtin nodes available to any workflow:
+//! - `sleep` (`with: {ms: N}`): waits N milliseconds (at most ten minutes) and writes N. Useful
+//!   to pace a loop, and to make concurrency visible.
+
+use crate::engine::host::{BoxFuture, BuiltinNode, Host, NodeCall, NodeFailure};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Built-in workflows: (name, YAML). The five product workflows join this list as they land.
+pub const WORKFLOWS: &[(&str, &str)] = &[];
+
+/// Seed names accepted for the built-in workflows: (alias, name).
+pub const ALIASES: &[(&str, &str)] = &[
+    ("planning-workflow", "plan"),
+    ("leader-worker-workflow", "leader-worker"),
+    ("leader-worker-basic", "leader-worker"),
+    ("review-workflow", "review"),
+    ("fix-error-workflow", "fix-error"),
+    ("worker-interview-workflow", "worker-interview"),
+];
+
+/// The built-in name an alias stands for (a name stands for itself).
+pub fn canonical_name(name: &str) -> Option<&'static str> {
+    ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == name)
+        .map(|(_, n)| *n)
+        .or_else(|| WORKFLOWS.iter().find(|(n, _)| *n == name).map(|(n, _)| *n))
+}
+
+pub fn workflow_source(name: &str) -> Option<&'static str> {
+    let name = canonical_name(name)?;
+    WORKFLOWS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+}
+
+/// A host with the builtin nodes registered.
+pub fn host() -> Host {
+    Host::default().with_builtin("sleep", Arc::new(Sleep))
+}
+
+struct Sleep;
+
+const MAX_SLEEP_MS: u64 = 600_000;
+
+impl BuiltinNode for Sleep {
+    fn call<'a>(
+        &'a self,
+        _call: NodeCall<'a>,
+        with: Value,
+    ) -> BoxFuture<'a, Result<Value, NodeFailure>> {
+        Box::pin(async move {
+            let ms = with
+                .get("ms")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| NodeFailure::permanent(format!("builtin `sleep` needs `with: {{ms: N}}` (a whole number of milliseconds), got {with}")))?;
+            if ms > MAX_SLEEP_MS {
+                return Err(NodeFailure::permanent(format!(
+                    "builtin `sleep`: {ms} ms is more than the limit of {MAX_SLEEP_MS} ms"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok(Value::from(ms))
+        })
+    }
+}

@@ -1,0 +1,299 @@
+//! The orchestration calls the CLI and the MCP server share: open a project's run store, find
+//! workflows, start, resume, inspect and cancel runs.
+//!
+//! Both front ends are thin adapters over [`Service`]; nothing here parses arguments or
+//! renders output.
+
+use crate::builtins;
+use crate::engine::cancel::CancelToken;
+use crate::engine::compile::load_str;
+use crate::engine::error::EngineError;
+use crate::engine::events::{Event, SharedSink};
+use crate::engine::graph::Workflow;
+use crate::engine::host::{Host, WorkflowResolver};
+use crate::engine::scheduler::{Engine, RunOptions, RunOutcome, load_path, process_alive};
+use crate::engine::store::{RunEnd, RunFilter, RunRecord, RunStore, StoreError};
+use ao_core::run::RunStatus;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where a project keeps its state, unless told otherwise.
+pub const DEFAULT_STATE_DIR: &str = ".ao";
+
+/// A workflow that can be named: from `<root>/workflows/`, or built in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkflowInfo {
+    pub name: String,
+    pub description: Option<String>,
+    /// The file, or `builtin:NAME`.
+    pub origin: String,
+}
+
+/// What `cancel` did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CancelResult {
+    /// The run was waiting (interrupted, failed or abandoned) and is now cancelled.
+    Cancelled,
+    /// The run's process was asked to stop and did.
+    Stopped,
+    /// The run's process was asked to stop and has not yet (it stops at its next safe point).
+    Requested,
+    /// It was cancelled before; nothing changed.
+    AlreadyCancelled,
+}
+
+/// One project: its root, its run store, and the host the engine runs with.
+#[derive(Clone)]
+pub struct Service {
+    root: PathBuf,
+    state_dir: PathBuf,
+    store: Arc<RunStore>,
+    host: Host,
+}
+
+impl Service {
+    /// Opens the project at `root` with its state under `state_dir` (created if needed).
+    pub fn open(root: &Path, state_dir: &Path) -> Result<Self, StoreError> {
+        let store = Arc::new(RunStore::open(state_dir)?);
+        let mut service = Service {
+            root: root.to_path_buf(),
+            state_dir: state_dir.to_path_buf(),
+            store,
+            host: builtins::host(),
+        };
+        service.host.resolver = Some(Arc::new(ProjectResolver {
+            root: root.to_path_buf(),
+        }));
+        Ok(service)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    pub fn store(&self) -> &Arc<RunStore> {
+        &self.store
+    }
+
+    /// Lets the embedding program add node runners (models, tools) or builtins.
+    pub fn host_mut(&mut self) -> &mut Host {
+        &mut self.host
+    }
+
+    pub fn engine(&self, sink: Option<SharedSink>) -> Engine {
+        let engine = Engine::durable(self.host.clone(), self.store.clone());
+        match sink {
+            Some(s) => engine.with_sink(s),
+            None => engine,
+        }
+    }
+
+    /// Finds a workflow: a path (file, or folder with `workflow.yaml`), else
+    /// `<root>/workflows/NAME.yaml`, else a built-in name or alias.
+    pub fn resolve(&self, name: &str) -> Result<Arc<Workflow>, EngineError> {
+        resolve_in(&self.root, name, None)
+    }
+
+    /// Workflows that can be run by name.
+    pub fn list_workflows(&self) -> Vec<WorkflowInfo> {
+        let mut out = Vec::new();
+        let dir = self.root.join("workflows");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        files.sort();
+        for path in files {
+            let is_yaml = matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml")
+            );
+            if !is_yaml {
+                continue;
+            }
+            let name = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default()
+                .to_string();
+            let description = load_path(&path).ok().and_then(|w| w.description.clone());
+            out.push(WorkflowInfo {
+                name,
+                description,
+                origin: path.display().to_string(),
+            });
+        }
+        for (name, source) in builtins::WORKFLOWS {
+            if out.iter().any(|w| w.name == *name) {
+                continue;
+            }
+            let description = load_str(source, &format!("builtin:{name}"))
+                .ok()
+                .and_then(|w| w.description.clone());
+            out.push(WorkflowInfo {
+                name: name.to_string(),
+                description,
+                origin: format!("builtin:{name}"),
+            });
+        }
+        out
+    }
+
+    pub async fn start(
+        &self,
+        wf: Arc<Workflow>,
+        input: Value,
+        opts: RunOptions,
+        sink: Option<SharedSink>,
+    ) -> Result<RunOutcome, EngineError> {
+        self.engine(sink).start(wf, input, opts).await
+    }
+
+    pub async fn resume(
+        &self,
+        run_id: &str,
+        answer: Option<Value>,
+        opts: RunOptions,
+        sink: Option<SharedSink>,
+    ) -> Result<RunOutcome, EngineError> {
+        self.engine(sink).resume(run_id, answer, opts).await
+    }
+
+    pub fn record(&self, run_id: &str) -> Result<RunRecord, EngineError> {
+        self.store
+            .run(run_id)?
+            .ok_or_else(|| EngineError::RunNotFound(run_id.to_string()))
+    }
+
+    /// A stored run with its state rebuilt.
+    pub fn outcome(&self, run_id: &str) -> Result<(RunRecord, RunOutcome), EngineError> {
+        let record = self.record(run_id)?;
+        let outcome = self.engine(None).outcome_of(&record)?;
+        Ok((record, outcome))
+    }
+
+    pub fn list(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, EngineError> {
+        Ok(self.store.list_runs(filter)?)
+    }
+
+    pub fn events(&self, run_id: &str, after: Option<u64>) -> Result<Vec<Event>, EngineError> {
+        self.record(run_id)?;
+        Ok(self.store.events(run_id, after)?)
+    }
+
+    /// Cancels a run: a waiting one at once; a running one by asking its process, waiting up
+    /// to `wait` for it to stop. Cancelling twice is not an error.
+    pub async fn cancel(
+        &self,
+        run_id: &str,
+        by: &str,
+        wait: Duration,
+    ) -> Result<CancelResult, EngineError> {
+        let record = self.record(run_id)?;
+        let not = |reason: &str| EngineError::NotResumable {
+            run_id: run_id.to_string(),
+            reason: reason.to_string(),
+        };
+        match record.status {
+            RunStatus::Cancelled => return Ok(CancelResult::AlreadyCancelled),
+            RunStatus::Completed => {
+                return Err(not("is already completed; there is nothing to cancel"));
+            }
+            RunStatus::Running => {
+                let alive = record
+                    .owner_pid
+                    .is_some_and(|pid| pid != std::process::id() && process_alive(pid));
+                if alive {
+                    self.store.request_cancel(run_id, by)?;
+                    let deadline = tokio::time::Instant::now() + wait;
+                    while tokio::time::Instant::now() < deadline {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        if self.record(run_id)?.status != RunStatus::Running {
+                            return Ok(CancelResult::Stopped);
+                        }
+                    }
+                    return Ok(CancelResult::Requested);
+                }
+            }
+            RunStatus::Interrupted | RunStatus::Failed => {}
+        }
+        self.store.request_cancel(run_id, by)?;
+        let end = RunEnd {
+            error: Some(crate::engine::error::RunError {
+                node: None,
+                kind: "cancelled".into(),
+                message: format!("cancelled by {by}"),
+            }),
+            ..Default::default()
+        };
+        self.store
+            .set_status(run_id, RunStatus::Cancelled, &end, &[])?;
+        Ok(CancelResult::Cancelled)
+    }
+
+    /// A fresh cancel token tripped by Ctrl-C is the caller's business; this one is for tests
+    /// and embedders that cancel programmatically.
+    pub fn cancel_token() -> CancelToken {
+        CancelToken::new()
+    }
+}
+
+/// Resolves workflow names for one project root.
+struct ProjectResolver {
+    root: PathBuf,
+}
+
+impl WorkflowResolver for ProjectResolver {
+    fn resolve(&self, name: &str, relative_to: Option<&Path>) -> Result<Arc<Workflow>, String> {
+        resolve_in(&self.root, name, relative_to).map_err(|e| e.to_string())
+    }
+}
+
+fn resolve_in(
+    root: &Path,
+    name: &str,
+    relative_to: Option<&Path>,
+) -> Result<Arc<Workflow>, EngineError> {
+    let looks_like_path = name.contains('/') || name.ends_with(".yaml") || name.ends_with(".yml");
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if looks_like_path {
+        if let Some(dir) = relative_to {
+            candidates.push(dir.join(name));
+        }
+        candidates.push(root.join(name));
+        candidates.push(PathBuf::from(name));
+    } else {
+        candidates.push(root.join("workflows").join(format!("{name}.yaml")));
+        candidates.push(root.join("workflows").join(format!("{name}.yml")));
+        candidates.push(root.join("workflows").join(name).join("workflow.yaml"));
+    }
+    for path in &candidates {
+        if path.is_file() || path.join("workflow.yaml").is_file() {
+            return Ok(Arc::new(load_path(path)?));
+        }
+    }
+    if !looks_like_path {
+        if let Some(source) = builtins::workflow_source(name) {
+            let canonical = builtins::canonical_name(name).unwrap_or(name);
+            return Ok(Arc::new(load_str(source, &format!("builtin:{canonical}"))?));
+        }
+    }
+    let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+    Err(EngineError::WorkflowNotFound {
+        name: name.to_string(),
+        detail: format!(
+            "looked for {}{}",
+            tried.join(", "),
+            if looks_like_path {
+                String::new()
+            } else {
+                " and the built-in workflows".into()
+            }
+        ),
+    })
+}
