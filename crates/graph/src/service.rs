@@ -277,11 +277,9 @@ fn resolve_in(
             return Ok(Arc::new(load_path(path)?));
         }
     }
-    if !looks_like_path {
-        if let Some(source) = builtins::workflow_source(name) {
-            let canonical = builtins::canonical_name(name).unwrap_or(name);
-            return Ok(Arc::new(load_str(source, &format!("builtin:{canonical}"))?));
-        }
+    if !looks_like_path && let Some(source) = builtins::workflow_source(name) {
+        let canonical = builtins::canonical_name(name).unwrap_or(name);
+        return Ok(Arc::new(load_str(source, &format!("builtin:{canonical}"))?));
     }
     let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
     Err(EngineError::WorkflowNotFound {

@@ -591,8 +591,10 @@ edges:
   - {from: START, to: sub}
   - {from: sub, to: after}
 "#);
-    let mut host = Host::default();
-    host.resolver = Some(Arc::new(MapResolver(vec![("child".into(), child)])));
+    let host = Host {
+        resolver: Some(Arc::new(MapResolver(vec![("child".into(), child)]))),
+        ..Default::default()
+    };
     let engine = durable(dir.path(), host);
     let out = run(&engine, &parent, json!({})).await;
     assert_eq!(out.status, RunStatus::Interrupted);
@@ -646,4 +648,39 @@ edges:
         used < 3 * data,
         "store grew by {used} bytes for {data} bytes written"
     );
+}
+
+#[test]
+fn many_processes_worth_of_connections_can_open_a_fresh_store_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let w = wf(
+        "name: one\nchannels:\n  x: {}\nnodes:\n  a: {kind: transform, set: {x: \"1\"}}\nedges:\n  - {from: START, to: a}\n",
+    );
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let path = path.clone();
+            let w = w.clone();
+            std::thread::spawn(move || {
+                let store = Arc::new(RunStore::open(&path).expect("open while others open too"));
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                let out = rt
+                    .block_on(Engine::durable(Host::default(), store).start(
+                        w,
+                        json!({}),
+                        RunOptions::default(),
+                    ))
+                    .unwrap();
+                assert_eq!(out.status, RunStatus::Completed);
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let store = RunStore::open(&path).unwrap();
+    assert_eq!(store.list_runs(&Default::default()).unwrap().len(), 8);
 }

@@ -82,19 +82,18 @@ impl State {
                         message: format!("wrote the undeclared channel `{channel_name}`"),
                     });
                 };
-                if channel.reducer == Reducer::Replace {
-                    if let Some(other) = replace_writer.insert(channel_name, &task.node) {
-                        if other != task.node {
-                            return Err(RunError {
-                                node: Some(task.node.clone()),
-                                kind: "conflict".into(),
-                                message: format!(
-                                    "nodes `{other}` and `{}` both wrote the `replace` channel `{channel_name}` in the same step; give the channel a reducer that combines writes (append, merge, sum, union) or write it from one node",
-                                    task.node
-                                ),
-                            });
-                        }
-                    }
+                if channel.reducer == Reducer::Replace
+                    && let Some(other) = replace_writer.insert(channel_name, &task.node)
+                    && other != task.node
+                {
+                    return Err(RunError {
+                        node: Some(task.node.clone()),
+                        kind: "conflict".into(),
+                        message: format!(
+                            "nodes `{other}` and `{}` both wrote the `replace` channel `{channel_name}` in the same step; give the channel a reducer that combines writes (append, merge, sum, union) or write it from one node",
+                            task.node
+                        ),
+                    });
                 }
                 let current = self
                     .values

@@ -43,10 +43,10 @@ pub fn load_str(source: &str, origin: &str) -> Result<Workflow, LoadError> {
         issues: Vec::new(),
     };
     let wf = c.compile(spec, source);
-    if c.issues.is_empty() {
-        if let Some(wf) = wf {
-            return Ok(wf);
-        }
+    if c.issues.is_empty()
+        && let Some(wf) = wf
+    {
+        return Ok(wf);
     }
     c.issues
         .sort_by_key(|i| (i.line.unwrap_or(usize::MAX), i.col.unwrap_or(0)));
@@ -235,15 +235,14 @@ impl Compiler<'_> {
             match top {
                 "input" | "run" => {}
                 "state" => {
-                    if let Some(ch) = rest.map(|r| r.split('.').next().unwrap_or(r)) {
-                        if !channels.contains_key(ch) {
+                    if let Some(ch) = rest.map(|r| r.split('.').next().unwrap_or(r))
+                        && !channels.contains_key(ch) {
                             let known: Vec<&str> = channels.keys().map(String::as_str).collect();
                             self.issue(
                                 at,
                                 format!("`{text}` reads `state.{ch}`, but there is no channel `{ch}` (channels: {})", known.join(", ")),
                             );
                         }
-                    }
                 }
                 "item" | "index" if in_for_each => {}
                 "item" | "index" => self.issue(
@@ -294,13 +293,13 @@ impl Compiler<'_> {
 
         let input_schema = spec.input.as_ref().and_then(|s| {
             let at = root().key("input");
-            if let Some(t) = s.get("type") {
-                if t != "object" {
-                    self.issue(
-                        &at,
-                        format!("the input schema must describe an object, not `{t}`"),
-                    );
-                }
+            if let Some(t) = s.get("type")
+                && t != "object"
+            {
+                self.issue(
+                    &at,
+                    format!("the input schema must describe an object, not `{t}`"),
+                );
             }
             self.schema(&at, s)
         });
@@ -338,6 +337,7 @@ impl Compiler<'_> {
             input_schema,
             channels,
             nodes,
+            outgoing: Workflow::index_edges(&edges),
             edges,
             entry,
             output,
@@ -550,7 +550,7 @@ impl Compiler<'_> {
                     if !require(self, "set", n.set.is_some()) {
                         continue;
                     }
-                    let set = n.set.as_ref().map(|s| s.clone()).unwrap_or_default();
+                    let set = n.set.clone().unwrap_or_default();
                     for ch in set.keys() {
                         self.writes_channel(&at.key("set").key(ch), n, ch, channels);
                         writes.push(ch.clone());

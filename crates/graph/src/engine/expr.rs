@@ -131,10 +131,10 @@ impl Templates {
 /// minijinja's error with its detail and position, on one line.
 fn describe(err: minijinja::Error) -> String {
     let mut msg = err.to_string();
-    if let Some(detail) = err.detail() {
-        if !msg.contains(detail) {
-            msg = format!("{msg}: {detail}");
-        }
+    if let Some(detail) = err.detail()
+        && !msg.contains(detail)
+    {
+        msg = format!("{msg}: {detail}");
     }
     msg
 }

@@ -211,6 +211,8 @@ pub struct Workflow {
     pub channels: BTreeMap<String, Channel>,
     pub nodes: BTreeMap<String, Node>,
     pub edges: Vec<Edge>,
+    /// Node → indexes of its outgoing edges.
+    pub outgoing: BTreeMap<String, Vec<usize>>,
     /// Nodes triggered by `START`, sorted.
     pub entry: Vec<String>,
     pub output: Option<Output>,
@@ -219,11 +221,31 @@ pub struct Workflow {
 }
 
 impl Workflow {
-    /// Indexes of the edges leaving `node` (static and conditional), in document order.
-    pub fn edges_from<'a>(&'a self, node: &'a str) -> impl Iterator<Item = (usize, &'a Edge)> + 'a {
-        self.edges.iter().enumerate().filter(move |(_, e)| match e {
-            Edge::Static { from, .. } | Edge::Conditional { from, .. } => from == node,
-            Edge::Join { from, .. } => from.iter().any(|f| f == node),
-        })
+    /// The edges leaving `node` (joins included) with their indexes, in document order.
+    pub fn edges_from<'a>(&'a self, node: &str) -> impl Iterator<Item = (usize, &'a Edge)> + 'a {
+        self.outgoing
+            .get(node)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|&i| (i, &self.edges[i]))
+    }
+
+    /// Builds the node → outgoing edge index (called once by the compiler).
+    pub(crate) fn index_edges(edges: &[Edge]) -> BTreeMap<String, Vec<usize>> {
+        let mut out: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (i, e) in edges.iter().enumerate() {
+            match e {
+                Edge::Static { from, .. } | Edge::Conditional { from, .. } => {
+                    out.entry(from.clone()).or_default().push(i)
+                }
+                Edge::Join { from, .. } => {
+                    for f in from {
+                        out.entry(f.clone()).or_default().push(i);
+                    }
+                }
+            }
+        }
+        out
     }
 }

@@ -109,10 +109,11 @@ pub fn locate(src: &str, path: &[Seg]) -> Option<Pos> {
         let mut seen_items = 0usize;
         for (i, line) in lines.iter().enumerate().take(end).skip(start) {
             let Some(line) = line else { continue };
-            if let Some(p) = parent_indent {
-                if line.indent <= p && !(line.text.starts_with("- ") && line.indent == p) {
-                    continue;
-                }
+            if let Some(p) = parent_indent
+                && line.indent <= p
+                && !(line.text.starts_with("- ") && line.indent == p)
+            {
+                continue;
             }
             match seg {
                 Seg::Key(key) => {
@@ -153,12 +154,12 @@ pub fn locate(src: &str, path: &[Seg]) -> Option<Pos> {
                 .map(|(_, r)| r.trim_start()),
             Seg::Index(_) => line.text.strip_prefix('-').map(str::trim_start),
         };
-        if let Some(rest) = rest {
-            if rest.starts_with('{') {
-                let offset = line.text.len() - rest.len();
-                flow = Some((line_idx, offset));
-                continue;
-            }
+        if let Some(rest) = rest
+            && rest.starts_with('{')
+        {
+            let offset = line.text.len() - rest.len();
+            flow = Some((line_idx, offset));
+            continue;
         }
         // The block of this entry: following lines indented more than it.
         let mut block_end = lines.len();

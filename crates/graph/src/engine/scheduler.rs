@@ -215,12 +215,13 @@ impl Engine {
                     )));
                 }
                 RunStatus::Running => {
-                    if let Some(pid) = record.owner_pid {
-                        if pid != std::process::id() && process_alive(pid) {
-                            return Err(not(format!(
-                                "is still running in process {pid}; cancel it first or wait"
-                            )));
-                        }
+                    if let Some(pid) = record.owner_pid
+                        && pid != std::process::id()
+                        && process_alive(pid)
+                    {
+                        return Err(not(format!(
+                            "is still running in process {pid}; cancel it first or wait"
+                        )));
                     }
                 }
                 RunStatus::Interrupted if answer.is_none() && !internal => {
@@ -372,13 +373,13 @@ impl Engine {
             cancel: parent.cancel.clone(),
             run_id: None,
         };
-        if let Some(store) = &self.store {
-            if let Some(child) = store.child_run(&parent.run_id, task_key)? {
-                return match child.status {
-                    RunStatus::Completed | RunStatus::Cancelled => self.outcome_of(&child),
-                    _ => self.resume_inner(&child.id, None, opts, true).await,
-                };
-            }
+        if let Some(store) = &self.store
+            && let Some(child) = store.child_run(&parent.run_id, task_key)?
+        {
+            return match child.status {
+                RunStatus::Completed | RunStatus::Cancelled => self.outcome_of(&child),
+                _ => self.resume_inner(&child.id, None, opts, true).await,
+            };
         }
         let input = Self::check_input(&wf, input)?;
         Box::pin(self.start_checked(wf, input, opts, Some((&parent.run_id, task_key)))).await

@@ -46,6 +46,41 @@ pub enum StoreError {
     },
 }
 
+const SCHEMA_VERSION: i64 = 1;
+
+/// Puts a new database in WAL mode and creates the tables, once; a no-op on an existing store.
+fn init_schema(conn: &Connection) -> rusqlite::Result<()> {
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        // WAL lets readers and one writer in other processes proceed together.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+    }
+    // NORMAL is durable against a killed process (only an OS crash can lose the last commits).
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version >= SCHEMA_VERSION {
+        return Ok(());
+    }
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let created = conn
+        .execute_batch(SCHEMA)
+        .and_then(|()| conn.pragma_update(None, "user_version", SCHEMA_VERSION));
+    match created {
+        Ok(()) => conn.execute_batch("COMMIT"),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
 fn sql(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |source| StoreError::Sql { context, source }
 }
@@ -231,13 +266,18 @@ impl RunStore {
         let conn = Connection::open(&path).map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(open_err)?;
-        // WAL lets readers and one writer in other processes proceed together; NORMAL sync is
-        // durable against a killed process (only an OS crash can lose the last commits).
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(open_err)?;
-        conn.execute_batch(SCHEMA).map_err(open_err)?;
+        // Another process may be creating the same store right now: switching to WAL and
+        // creating the schema take locks the busy handler does not always wait for, so retry.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match init_schema(&conn) {
+                Ok(()) => break,
+                Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20 + fastrand::u64(0..30)));
+                }
+                Err(e) => return Err(open_err(e)),
+            }
+        }
         Ok(RunStore {
             conn: Mutex::new(conn),
             path,
@@ -300,7 +340,7 @@ impl RunStore {
         events: &[Event],
     ) -> Result<(), StoreError> {
         self.with(|conn| {
-            let tx = conn.transaction().map_err(sql("create run"))?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sql("create run"))?;
             let now = now_ms() as i64;
             tx.execute(
                 "INSERT INTO runs (id, parent_id, parent_task, workflow, origin, source, input, status, step, created_ms, updated_ms, owner_pid)
@@ -359,7 +399,7 @@ impl RunStore {
         events: &[Event],
     ) -> Result<(), StoreError> {
         self.with(|conn| {
-            let tx = conn.transaction().map_err(sql("store task"))?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sql("store task"))?;
             tx.execute(
                 "INSERT OR REPLACE INTO tasks (run_id, step, node, idx, status, attempts, writes, error, finished_ms)
                  VALUES (?1, ?2, ?3, ?4, 'completed', ?5, ?6, NULL, ?7)",
@@ -384,7 +424,7 @@ impl RunStore {
         events: &[Event],
     ) -> Result<(), StoreError> {
         self.with(|conn| {
-            let tx = conn.transaction().map_err(sql("store task"))?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sql("store task"))?;
             tx.execute(
                 "INSERT OR REPLACE INTO tasks (run_id, step, node, idx, status, attempts, writes, error, finished_ms)
                  VALUES (?1, ?2, ?3, ?4, 'failed', ?5, NULL, ?6, ?7)",
@@ -404,7 +444,9 @@ impl RunStore {
         events: &[Event],
     ) -> Result<(), StoreError> {
         self.with(|conn| {
-            let tx = conn.transaction().map_err(sql("store checkpoint"))?;
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(sql("store checkpoint"))?;
             Self::insert_checkpoint(&tx, run_id, cp)?;
             Self::insert_events(&tx, events)?;
             tx.commit().map_err(sql("store checkpoint"))
@@ -420,7 +462,7 @@ impl RunStore {
         events: &[Event],
     ) -> Result<(), StoreError> {
         self.with(|conn| {
-            let tx = conn.transaction().map_err(sql("update run"))?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sql("update run"))?;
             tx.execute(
                 "UPDATE runs SET status = ?2, error = ?3, interrupt = ?4, output = ?5, updated_ms = ?6 WHERE id = ?1",
                 params![
@@ -441,7 +483,7 @@ impl RunStore {
     /// Marks a run as being executed by this process (on start and on resume).
     pub fn claim(&self, run_id: &str, events: &[Event]) -> Result<(), StoreError> {
         self.with(|conn| {
-            let tx = conn.transaction().map_err(sql("claim run"))?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sql("claim run"))?;
             tx.execute(
                 "UPDATE runs SET status = 'running', owner_pid = ?2, error = NULL, interrupt = NULL, updated_ms = ?3 WHERE id = ?1",
                 params![run_id, std::process::id(), now_ms() as i64],
@@ -457,7 +499,9 @@ impl RunStore {
             return Ok(());
         }
         self.with(|conn| {
-            let tx = conn.transaction().map_err(sql("store events"))?;
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(sql("store events"))?;
             Self::insert_events(&tx, events)?;
             if let Some(e) = events.first() {
                 Self::touch(&tx, &e.run_id)?;
@@ -635,28 +679,6 @@ impl RunStore {
                 ))
             })
             .collect()
-    }
-
-    /// Attempts already made by tasks of a step that failed (so a resumed run's retry budget
-    /// is reported honestly). Keyed by (node, index).
-    pub fn failed_tasks(
-        &self,
-        run_id: &str,
-        step: u64,
-    ) -> Result<Vec<(String, Option<usize>, u32, String)>, StoreError> {
-        self.with(|conn| {
-            let mut stmt = conn
-                .prepare("SELECT node, idx, attempts, error FROM tasks WHERE run_id = ?1 AND step = ?2 AND status = 'failed' ORDER BY node, idx")
-                .map_err(sql("read tasks"))?;
-            let rows = stmt
-                .query_map(params![run_id, step as i64], |r| {
-                    Ok((r.get::<_, String>(0)?, idx_from_sql(r.get::<_, i64>(1)?), r.get::<_, u32>(2)?, r.get::<_, Option<String>>(3)?.unwrap_or_default()))
-                })
-                .map_err(sql("read tasks"))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(sql("read tasks"))?;
-            Ok(rows)
-        })
     }
 
     /// The state at the last checkpoint, rebuilt from the latest snapshot and the task writes
