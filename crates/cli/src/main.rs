@@ -6,13 +6,17 @@
 
 mod graph_cmd;
 mod input;
+mod models_cmd;
 mod output;
 mod progress;
 mod run_cmd;
 mod runs_cmd;
 
-use ao_graph::service::{DEFAULT_STATE_DIR, Service};
+use ao_core::config::{Config, ConfigInputs, env_snapshot};
+use ao_core::redact::Redactor;
+use ao_graph::service::Service;
 use clap::{Parser, Subcommand};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -58,10 +62,26 @@ enum Command {
     /// List, render and validate workflows.
     #[command(subcommand)]
     Graph(graph_cmd::GraphCommand),
-    /// Print a JSON Schema: `workflow`.
+    /// The configured models (never their keys).
+    #[command(subcommand)]
+    Models(ModelsCommand),
+    /// The effective configuration and where each value came from; no model calls.
+    Doctor,
+    /// Print a JSON Schema: `workflow`, `config`, or an output type (`Plan`/`plan`,
+    /// `ReviewSummary`/`review`, `FixReport`/`fix-error`).
     Schema {
         /// What to print the schema of.
         name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ModelsCommand {
+    /// The leader and workers, with provider, model, base URL and where they came from.
+    List {
+        /// Make one tiny call per model: latency, and whether structured output works.
+        #[arg(long)]
+        check: bool,
     },
 }
 
@@ -109,6 +129,7 @@ impl From<ao_graph::engine::error::EngineError> for CliError {
             E::Load(_) => (2, "invalid_workflow"),
             E::WorkflowNotFound { .. } => (2, "workflow_not_found"),
             E::RunNotFound(_) => (2, "run_not_found"),
+            E::NotConfigured(_) => (2, "config"),
             E::NotResumable { .. } => (2, "not_resumable"),
             E::Store(_) => (1, "store"),
         };
@@ -130,10 +151,12 @@ impl From<ao_graph::engine::store::StoreError> for CliError {
     }
 }
 
-/// The project root, state dir and service for commands that need a store.
+/// The project: its root, its effective configuration, and the environment it was read from.
 pub struct Project {
     pub root: PathBuf,
     pub state_dir: PathBuf,
+    pub config: Config,
+    pub env: BTreeMap<String, String>,
 }
 
 impl Project {
@@ -149,37 +172,42 @@ impl Project {
                 root.display()
             )));
         }
-        let state_dir = match &cli.state_dir {
-            Some(d) => d.clone(),
-            None => match std::env::var_os("AO_STATE_DIR").filter(|v| !v.is_empty()) {
-                Some(d) => PathBuf::from(d),
-                None => match dotenv_value(&root, "AO_STATE_DIR") {
-                    Some(d) => PathBuf::from(d),
-                    None => root.join(DEFAULT_STATE_DIR),
-                },
-            },
-        };
-        let state_dir = if state_dir.is_absolute() {
-            state_dir
-        } else {
-            root.join(state_dir)
-        };
-        Ok(Project { root, state_dir })
+        let env = env_snapshot();
+        let mut inputs = ConfigInputs::new(&root)
+            .with_env(env.clone())
+            .with_config_file(cli.config.clone());
+        if let Some(dir) = &cli.state_dir {
+            inputs = inputs.with_flag("AO_STATE_DIR", dir.display().to_string());
+        }
+        let config = Config::load(&inputs).map_err(|e| CliError {
+            code: 2,
+            kind: "config",
+            message: e.to_string(),
+        })?;
+        Ok(Project {
+            state_dir: config.state_dir.value.clone(),
+            root,
+            config,
+            env,
+        })
     }
 
+    /// Redacts the environment's secrets and every configured API key.
+    pub fn redactor(&self) -> Redactor {
+        let keys: Vec<String> = self
+            .config
+            .model_roles()
+            .filter_map(|m| m.api_key.as_ref().map(|k| k.value.expose().to_string()))
+            .collect();
+        Redactor::new(&self.env, keys)
+    }
+
+    /// The service over this project's store, with the model layer plugged in.
     pub fn service(&self) -> Result<Service, CliError> {
-        Ok(Service::open(&self.root, &self.state_dir)?)
+        let mut service = Service::open(&self.root, &self.state_dir)?;
+        service.configure_models(&self.config, self.redactor());
+        Ok(service)
     }
-}
-
-/// A value from `<root>/.env` (used only where the real environment has none).
-fn dotenv_value(root: &std::path::Path, key: &str) -> Option<String> {
-    let text = std::fs::read_to_string(root.join(".env")).ok()?;
-    text.lines().find_map(|line| {
-        let line = line.trim().strip_prefix("export ").unwrap_or(line.trim());
-        let (k, v) = line.split_once('=')?;
-        (k.trim() == key).then(|| v.trim().trim_matches(|c| c == '"' || c == '\'').to_string())
-    })
 }
 
 fn main() -> ExitCode {
@@ -222,14 +250,29 @@ async fn dispatch(cli: &Cli, ui: Ui) -> Result<u8, CliError> {
         Command::Run(args) => run_cmd::run(&Project::locate(cli)?, args, ui).await,
         Command::Runs(cmd) => runs_cmd::dispatch(&Project::locate(cli)?, cmd, ui).await,
         Command::Graph(cmd) => graph_cmd::dispatch(&Project::locate(cli)?, cmd, ui),
-        Command::Schema { name } => match name.as_str() {
-            "workflow" => {
-                output::print_json(&ao_graph::engine::spec::workflow_schema());
-                Ok(0)
+        Command::Models(ModelsCommand::List { check }) => {
+            models_cmd::list(&Project::locate(cli)?, *check, ui).await
+        }
+        Command::Doctor => models_cmd::doctor(&Project::locate(cli)?, ui),
+        Command::Schema { name } => {
+            let schema = match name.as_str() {
+                "workflow" => Some(ao_graph::engine::spec::workflow_schema()),
+                "config" => Some(ao_core::config::config_schema()),
+                "plan" => ao_core::types::type_schema("Plan"),
+                "review" => ao_core::types::type_schema("ReviewSummary"),
+                "fix-error" => ao_core::types::type_schema("FixReport"),
+                other => ao_core::types::type_schema(other),
+            };
+            match schema {
+                Some(s) => {
+                    output::print_json(&s);
+                    Ok(0)
+                }
+                None => Err(CliError::usage(format!(
+                    "no schema named `{name}` (available: workflow, config, plan, review, fix-error, {})",
+                    ao_core::types::TYPE_NAMES.join(", ")
+                ))),
             }
-            other => Err(CliError::usage(format!(
-                "no schema named `{other}` (available: workflow)"
-            ))),
-        },
+        }
     }
 }

@@ -13,7 +13,7 @@ pub fn print_json(v: &Value) {
 }
 
 /// The `--json` object of `ao run` / `ao runs resume` / `ao runs show`.
-pub fn run_json(o: &RunOutcome, usage: Option<&Value>) -> Value {
+pub fn run_json(o: &RunOutcome) -> Value {
     json!({
         "run_id": o.run_id,
         "workflow": o.workflow,
@@ -23,7 +23,7 @@ pub fn run_json(o: &RunOutcome, usage: Option<&Value>) -> Value {
         "steps": o.steps,
         "interrupt": o.interrupt.as_ref().map(|i| json!({"node": i.node, "prompt": i.prompt, "schema": i.schema})),
         "error": o.error.as_ref().map(|e| json!({"node": e.node, "kind": e.kind, "message": e.message})),
-        "usage": usage.cloned().unwrap_or(Value::Null),
+        "usage": o.usage.clone().unwrap_or(Value::Null),
     })
 }
 

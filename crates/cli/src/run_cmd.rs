@@ -32,6 +32,7 @@ pub struct RunArgs {
 pub async fn run(project: &Project, args: &RunArgs, ui: Ui) -> Result<u8, CliError> {
     let service = project.service()?;
     let wf = service.resolve(&args.workflow)?;
+    service.preflight(&wf)?;
     let input = run_input(
         &args.inputs,
         args.input_json.as_deref(),
@@ -73,7 +74,7 @@ where
     }
     let outcome = result?;
     if ui.json {
-        print_json(&run_json(&outcome, None));
+        print_json(&run_json(&outcome));
     } else {
         print_outcome(&outcome);
     }

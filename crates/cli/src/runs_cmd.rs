@@ -77,7 +77,7 @@ pub async fn dispatch(project: &Project, cmd: &RunsCommand, ui: Ui) -> Result<u8
         RunsCommand::Show { run_id } => {
             let (record, outcome) = service.outcome(run_id)?;
             if ui.json {
-                let mut v = run_json(&outcome, record.usage.as_ref());
+                let mut v = run_json(&outcome);
                 if let Some(obj) = v.as_object_mut() {
                     obj.insert("parent_id".into(), record.parent_id.clone().into());
                     obj.insert("created_ms".into(), record.created_ms.into());

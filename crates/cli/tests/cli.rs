@@ -1,74 +1,18 @@
 //! The `ao` binary end to end: outputs pinned with insta (run ids and times redacted), exit
 //! codes, durability across SIGKILL, cancel, sub-workflows.
 
-use assert_cmd::Command;
+mod support;
+
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use support::{Project, wait_for};
 
 fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../examples")
         .join(name)
-}
-
-/// A project folder with its own state dir; every `ao` call runs in it.
-struct Project {
-    dir: tempfile::TempDir,
-}
-
-impl Project {
-    fn new() -> Self {
-        Project {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn write(&self, rel: &str, text: &str) -> PathBuf {
-        let p = self.path().join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-
-    fn ao(&self) -> Command {
-        let mut c = Command::new(assert_cmd::cargo::cargo_bin!("ao"));
-        c.current_dir(self.path())
-            .env_remove("AO_STATE_DIR")
-            .env("NO_COLOR", "1");
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let out = self.ao().args(args).output().unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    fn json(&self, args: &[&str]) -> (i32, Value) {
-        let (code, stdout, stderr) = self.run(args);
-        let v = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-            panic!("stdout is not one JSON document ({e}):\n{stdout}\nstderr:\n{stderr}")
-        });
-        (code, v)
-    }
-
-    fn events(&self, run_id: &str) -> Vec<Value> {
-        let (code, stdout, stderr) = self.run(&["runs", "events", run_id]);
-        assert_eq!(code, 0, "{stderr}");
-        stdout
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
 }
 
 macro_rules! snap {
@@ -273,14 +217,6 @@ edges:
 limits: {concurrency: 4}
 "#;
 
-fn wait_for(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !check() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn finished_fan_indexes(events: &[Value]) -> Vec<u64> {
     events
         .iter()
@@ -293,26 +229,14 @@ fn finished_fan_indexes(events: &[Value]) -> Vec<u64> {
 fn a_run_killed_mid_step_resumes_without_rerunning_completed_tasks() {
     let p = Project::new();
     p.write("workflows/slow-fan.yaml", SLOW_FAN);
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("ao"))
-        .args(["run", "slow-fan", "--json"])
-        .current_dir(p.path())
-        .env_remove("AO_STATE_DIR")
+    let mut child = p
+        .spawn(&["run", "slow-fan", "--json"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
 
-    let mut run_id = String::new();
-    wait_for("the run to start", Duration::from_secs(20), || {
-        let (_, v) = p.json(&["runs", "list", "--json"]);
-        match v["runs"][0]["run_id"].as_str() {
-            Some(id) => {
-                run_id = id.to_string();
-                true
-            }
-            None => false,
-        }
-    });
+    let run_id = p.wait_for_run();
     // Kill once two fan tasks have completed and two are still sleeping.
     wait_for("two fan tasks to complete", Duration::from_secs(20), || {
         finished_fan_indexes(&p.events(&run_id)).len() >= 2
@@ -367,24 +291,17 @@ fn a_run_killed_mid_step_resumes_without_rerunning_completed_tasks() {
 fn cancel_stops_a_running_run_from_another_process() {
     let p = Project::new();
     p.write("workflows/wait.yaml", "name: wait\nchannels:\n  x: {}\nnodes:\n  w: {kind: builtin, name: sleep, with: {ms: 60000}, writes: x}\nedges:\n  - {from: START, to: w}\n");
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("ao"))
-        .args(["run", "wait"])
-        .current_dir(p.path())
-        .env_remove("AO_STATE_DIR")
+    let mut child = p
+        .spawn(&["run", "wait"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut run_id = String::new();
-    wait_for("the run to start", Duration::from_secs(20), || {
-        let (_, v) = p.json(&["runs", "list", "--json"]);
-        match v["runs"][0]["run_id"].as_str() {
-            Some(id) => {
-                run_id = id.to_string();
-                p.events(id).iter().any(|e| e["type"] == "task_started")
-            }
-            None => false,
-        }
+    let run_id = p.wait_for_run();
+    wait_for("the task to start", Duration::from_secs(20), || {
+        p.events(&run_id)
+            .iter()
+            .any(|e| e["type"] == "task_started")
     });
     let (code, stdout, stderr) = p.run(&["runs", "cancel", &run_id]);
     assert_eq!(code, 0, "{stderr}");

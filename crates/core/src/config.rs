@@ -301,7 +301,7 @@ impl ModelConfig {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub root: PathBuf,
-    /// `<root>/ao.toml` if it exists.
+    /// The ao.toml that was read (`--config FILE`, else `<root>/ao.toml` if it exists).
     pub ao_toml_path: Option<PathBuf>,
     /// `<root>/.env` if it exists.
     pub dotenv_path: Option<PathBuf>,
@@ -337,6 +337,8 @@ pub struct ConfigInputs {
     pub env: BTreeMap<String, String>,
     /// CLI flags keyed by the env-var name they override (e.g. `LEADER_MODEL_NAME`).
     pub flags: BTreeMap<String, String>,
+    /// `--config FILE` (relative paths are taken from the root); default `<root>/ao.toml`.
+    pub config_file: Option<PathBuf>,
 }
 
 impl ConfigInputs {
@@ -355,6 +357,11 @@ impl ConfigInputs {
 
     pub fn with_env(mut self, env: BTreeMap<String, String>) -> Self {
         self.env = env;
+        self
+    }
+
+    pub fn with_config_file(mut self, path: Option<PathBuf>) -> Self {
+        self.config_file = path;
         self
     }
 
@@ -529,10 +536,17 @@ impl Config {
     /// [`Config::leader`], so commands that need no model still work.
     pub fn load(inputs: &ConfigInputs) -> Result<Config, ConfigError> {
         let root = inputs.root.clone();
-        let toml_path = root.join(AO_TOML);
+        // `--config FILE` must exist; the default `<root>/ao.toml` is optional.
+        let (toml_path, required) = match &inputs.config_file {
+            Some(p) if p.is_absolute() => (p.clone(), true),
+            Some(p) => (root.join(p), true),
+            None => (root.join(AO_TOML), false),
+        };
         let (ao_toml_path, file) = match std::fs::read_to_string(&toml_path) {
             Ok(text) => (Some(toml_path.clone()), parse_ao_toml(&text, &toml_path)?),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, AoTomlFile::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                (None, AoTomlFile::default())
+            }
             Err(source) => {
                 return Err(ConfigError::Read {
                     path: toml_path,

@@ -15,3 +15,4 @@ pub mod config;
 pub mod ids;
 pub mod redact;
 pub mod run;
+pub mod types;

@@ -30,4 +30,5 @@
 
 pub mod builtins;
 pub mod engine;
+pub mod model_node;
 pub mod service;

@@ -9,18 +9,20 @@ use crate::engine::cancel::CancelToken;
 use crate::engine::compile::load_str;
 use crate::engine::error::EngineError;
 use crate::engine::events::{Event, SharedSink};
+use crate::engine::graph::NodeKind;
 use crate::engine::graph::Workflow;
 use crate::engine::host::{Host, WorkflowResolver};
 use crate::engine::scheduler::{Engine, RunOptions, RunOutcome, load_path, process_alive};
 use crate::engine::store::{RunEnd, RunFilter, RunRecord, RunStore, StoreError};
+use crate::model_node::ModelRunner;
+use ao_core::config::{Config, ConfigError};
+use ao_core::redact::Redactor;
 use ao_core::run::RunStatus;
+use ao_models::ModelClient;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Where a project keeps its state, unless told otherwise.
-pub const DEFAULT_STATE_DIR: &str = ".ao";
 
 /// A workflow that can be named: from `<root>/workflows/`, or built in.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +53,8 @@ pub struct Service {
     state_dir: PathBuf,
     store: Arc<RunStore>,
     host: Host,
+    /// The model roles `llm` nodes can use, or why there are none.
+    models: Result<Vec<String>, String>,
 }
 
 impl Service {
@@ -62,6 +66,7 @@ impl Service {
             state_dir: state_dir.to_path_buf(),
             store,
             host: builtins::host(),
+            models: Err("no model configuration was loaded".into()),
         };
         service.host.resolver = Some(Arc::new(ProjectResolver {
             root: root.to_path_buf(),
@@ -79,6 +84,60 @@ impl Service {
 
     pub fn store(&self) -> &Arc<RunStore> {
         &self.store
+    }
+
+    /// Plugs in the model layer from the effective configuration: `llm` nodes then call the
+    /// configured leader and workers. Without a usable configuration, `llm` nodes fail before
+    /// the run starts (see [`Service::preflight`]) with the configuration's own message.
+    pub fn configure_models(&mut self, config: &Config, redactor: Redactor) {
+        match ModelClient::new(config) {
+            Ok(client) => {
+                self.models = Ok(client.roles());
+                self.host.llm = Some(Arc::new(ModelRunner::new(
+                    client,
+                    Some(self.store.clone()),
+                    redactor,
+                )));
+            }
+            Err(e) => self.models = Err(e.to_string()),
+        }
+    }
+
+    /// Checks before a run that what its `llm` nodes need is configured, so a missing model
+    /// is a configuration error (nothing runs), not a failed run.
+    pub fn preflight(&self, wf: &Workflow) -> Result<(), EngineError> {
+        for node in wf.nodes.values() {
+            let NodeKind::Llm(llm) = &node.kind else {
+                continue;
+            };
+            let roles = self.models.as_ref().map_err(|why| {
+                EngineError::NotConfigured(format!("node `{}` needs a model: {why}", node.name))
+            })?;
+            let role = if llm.role == "worker" {
+                ao_core::config::DEFAULT_WORKER
+            } else {
+                llm.role.as_str()
+            };
+            if !roles.iter().any(|r| r == role) {
+                let why = if role == "leader" {
+                    ConfigError::MissingLeader.to_string()
+                } else {
+                    format!(
+                        "no worker `{role}` is configured (configured roles: {}); add it to ao.toml as [workers.{role}] or set WORKER_MODEL_*",
+                        if roles.is_empty() {
+                            "none".into()
+                        } else {
+                            roles.join(", ")
+                        }
+                    )
+                };
+                return Err(EngineError::NotConfigured(format!(
+                    "node `{}` (role {}) needs a model: {why}",
+                    node.name, llm.role
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Lets the embedding program add node runners (models, tools) or builtins.

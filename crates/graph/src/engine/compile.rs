@@ -695,6 +695,16 @@ impl Compiler<'_> {
                 }
             }
             Value::Object(m) if m.len() == 1 && matches!(m.get("type"), Some(Value::String(_))) => {
+                let name = m.get("type").and_then(Value::as_str).unwrap_or_default();
+                if ao_core::types::type_schema(name).is_none() {
+                    self.issue(
+                        &at.key("type"),
+                        format!(
+                            "unknown output type `{name}` (known: {})",
+                            ao_core::types::TYPE_NAMES.join(", ")
+                        ),
+                    );
+                }
             }
             _ => self.issue(
                 at,

@@ -94,6 +94,8 @@ pub enum EngineError {
     Load(#[from] LoadError),
     #[error("workflow `{name}` not found: {detail}")]
     WorkflowNotFound { name: String, detail: String },
+    #[error("{0}")]
+    NotConfigured(String),
     #[error("run store: {0}")]
     Store(#[from] crate::engine::store::StoreError),
 }

@@ -60,10 +60,14 @@ pub enum EventKind {
     /// A model call (emitted by the host's `llm` node runner).
     LlmCall {
         node: String,
+        role: String,
+        /// The model that answered (empty when a stored result was reused).
         model: String,
         input_tokens: u64,
         output_tokens: u64,
         latency_ms: u64,
+        /// A completed call stored earlier was reused (nothing was sent, nothing paid).
+        cached: bool,
     },
     /// A tool call and the policy's decision (emitted by the host's tool runner).
     ToolCall {

@@ -38,6 +38,8 @@ pub struct RunOutcome {
     pub steps: u64,
     pub interrupt: Option<InterruptInfo>,
     pub error: Option<RunError>,
+    /// Model usage totals (calls, tokens, cost; overall and per role), when models were used.
+    pub usage: Option<Value>,
 }
 
 /// Options of one start or resume.
@@ -349,6 +351,7 @@ impl Engine {
             steps: record.step,
             interrupt: record.interrupt.clone(),
             error: record.error.clone(),
+            usage: record.usage.clone(),
         })
     }
 
@@ -580,6 +583,7 @@ impl RunCtx {
             status: status.as_str().into(),
             error: error.as_ref().map(|e| e.to_string()),
         });
+        let mut usage = None;
         if let Some(store) = self.store() {
             let end = RunEnd {
                 error: error.clone(),
@@ -593,6 +597,7 @@ impl RunCtx {
                 },
             };
             store.set_status(&self.run_id, status, &end, &self.take_events())?;
+            usage = store.run(&self.run_id)?.and_then(|r| r.usage);
         }
         Ok(RunOutcome {
             run_id: self.run_id.clone(),
@@ -603,6 +608,7 @@ impl RunCtx {
             steps,
             interrupt,
             error,
+            usage,
         })
     }
 

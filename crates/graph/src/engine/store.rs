@@ -158,6 +158,15 @@ pub struct ResumePoint {
     pub completed: Vec<TaskWrites>,
 }
 
+/// Which task of which run a record belongs to.
+#[derive(Debug, Clone, Copy)]
+pub struct TaskKey<'a> {
+    pub run_id: &'a str,
+    pub step: u64,
+    pub node: &'a str,
+    pub index: Option<usize>,
+}
+
 /// Filters for [`RunStore::list_runs`].
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {
@@ -230,6 +239,41 @@ CREATE TABLE IF NOT EXISTS checkpoints (
   created_ms INTEGER NOT NULL,
   PRIMARY KEY (run_id, step)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS llm_calls (
+  run_id TEXT NOT NULL,
+  step INTEGER NOT NULL,
+  node TEXT NOT NULL,
+  idx INTEGER NOT NULL,
+  call_no INTEGER NOT NULL,
+  request TEXT NOT NULL,
+  result TEXT NOT NULL,
+  created_ms INTEGER NOT NULL,
+  PRIMARY KEY (run_id, step, node, idx, call_no)
+);
+CREATE TABLE IF NOT EXISTS exchanges (
+  id INTEGER PRIMARY KEY,
+  run_id TEXT NOT NULL,
+  step INTEGER NOT NULL,
+  node TEXT NOT NULL,
+  idx INTEGER NOT NULL,
+  data TEXT NOT NULL,
+  created_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS exchanges_run ON exchanges(run_id, id);
+CREATE TABLE IF NOT EXISTS tool_calls (
+  id INTEGER PRIMARY KEY,
+  run_id TEXT NOT NULL,
+  step INTEGER NOT NULL,
+  node TEXT NOT NULL,
+  idx INTEGER NOT NULL,
+  data TEXT NOT NULL,
+  created_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tool_calls_run ON tool_calls(run_id, id);
+CREATE TABLE IF NOT EXISTS kv (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS events (
   run_id TEXT NOT NULL,
   seq INTEGER NOT NULL,
@@ -766,6 +810,160 @@ impl RunStore {
             )
             .map(|v| v.map(|s| s as u64))
             .map_err(sql("read events"))
+        })
+    }
+
+    /// A model call a task made earlier (`call_no` counts the task's calls from 0), with the
+    /// request it was made for.
+    pub fn cached_call(
+        &self,
+        at: &TaskKey<'_>,
+        call_no: u32,
+    ) -> Result<Option<(String, Value)>, StoreError> {
+        self.with(|conn| {
+            let row = conn
+                .query_row(
+                    "SELECT request, result FROM llm_calls WHERE run_id = ?1 AND step = ?2 AND node = ?3 AND idx = ?4 AND call_no = ?5",
+                    params![at.run_id, at.step as i64, at.node, idx_to_sql(at.index), call_no],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+                )
+                .optional()
+                .map_err(sql("read model call"))?;
+            row.map(|(req, res)| Ok((req, serde_json::from_str(&res).map_err(corrupt("model call"))?)))
+                .transpose()
+        })
+    }
+
+    /// Stores a completed model call, so a resumed run reuses it instead of paying again.
+    pub fn store_call(
+        &self,
+        at: &TaskKey<'_>,
+        call_no: u32,
+        request: &str,
+        result: &Value,
+    ) -> Result<(), StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                "INSERT OR REPLACE INTO llm_calls (run_id, step, node, idx, call_no, request, result, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![at.run_id, at.step as i64, at.node, idx_to_sql(at.index), call_no, request, json(result), now_ms() as i64],
+            )
+            .map_err(sql("store model call"))?;
+            Ok(())
+        })
+    }
+
+    /// Records one model exchange (one HTTP attempt), already redacted by the caller.
+    pub fn record_exchange(&self, at: &TaskKey<'_>, data: &Value) -> Result<(), StoreError> {
+        self.insert_task_record("exchanges", at, data)
+    }
+
+    /// Records one tool call with its policy decision, already redacted by the caller.
+    pub fn record_tool_call(&self, at: &TaskKey<'_>, data: &Value) -> Result<(), StoreError> {
+        self.insert_task_record("tool_calls", at, data)
+    }
+
+    fn insert_task_record(
+        &self,
+        table: &'static str,
+        at: &TaskKey<'_>,
+        data: &Value,
+    ) -> Result<(), StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                &format!("INSERT INTO {table} (run_id, step, node, idx, data, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+                params![at.run_id, at.step as i64, at.node, idx_to_sql(at.index), json(data), now_ms() as i64],
+            )
+            .map_err(sql("store record"))?;
+            Ok(())
+        })
+    }
+
+    /// The model exchanges of a run, oldest first, each with its step, node and index.
+    pub fn exchanges(&self, run_id: &str) -> Result<Vec<Value>, StoreError> {
+        self.task_records("exchanges", run_id)
+    }
+
+    /// The tool calls (with policy decisions) of a run, oldest first.
+    pub fn tool_calls(&self, run_id: &str) -> Result<Vec<Value>, StoreError> {
+        self.task_records("tool_calls", run_id)
+    }
+
+    fn task_records(&self, table: &'static str, run_id: &str) -> Result<Vec<Value>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn
+                .prepare(&format!("SELECT step, node, idx, data FROM {table} WHERE run_id = ?1 ORDER BY id"))
+                .map_err(sql("read records"))?;
+            let rows = stmt
+                .query_map(params![run_id], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, String>(3)?))
+                })
+                .map_err(sql("read records"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sql("read records"))?;
+            rows.into_iter()
+                .map(|(step, node, idx, data)| {
+                    let data: Value = serde_json::from_str(&data).map_err(corrupt("record"))?;
+                    Ok(serde_json::json!({"step": step, "node": node, "index": idx_from_sql(idx), "data": data}))
+                })
+                .collect()
+        })
+    }
+
+    /// Updates a run's usage totals in one transaction (`f` gets the current value).
+    pub fn update_usage(
+        &self,
+        run_id: &str,
+        f: impl FnOnce(Option<Value>) -> Value,
+    ) -> Result<Value, StoreError> {
+        self.with(|conn| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(sql("update usage"))?;
+            let current: Option<String> = tx
+                .query_row(
+                    "SELECT usage FROM runs WHERE id = ?1",
+                    params![run_id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(sql("update usage"))?
+                .flatten();
+            let current = current
+                .map(|c| serde_json::from_str(&c).map_err(corrupt("run usage")))
+                .transpose()?;
+            let next = f(current);
+            tx.execute(
+                "UPDATE runs SET usage = ?2 WHERE id = ?1",
+                params![run_id, json(&next)],
+            )
+            .map_err(sql("update usage"))?;
+            tx.commit().map_err(sql("update usage"))?;
+            Ok(next)
+        })
+    }
+
+    /// A small store-wide setting (e.g. the structured-output modes learned per endpoint).
+    pub fn kv_get(&self, key: &str) -> Result<Option<Value>, StoreError> {
+        self.with(|conn| {
+            let v: Option<String> = conn
+                .query_row("SELECT value FROM kv WHERE key = ?1", params![key], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(sql("read setting"))?;
+            v.map(|v| serde_json::from_str(&v).map_err(corrupt("setting")))
+                .transpose()
+        })
+    }
+
+    pub fn kv_put(&self, key: &str, value: &Value) -> Result<(), StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                "INSERT OR REPLACE INTO kv (key, value) VALUES (?1, ?2)",
+                params![key, json(value)],
+            )
+            .map_err(sql("store setting"))?;
+            Ok(())
         })
     }
 

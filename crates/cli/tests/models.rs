@@ -1,0 +1,243 @@
+//! `llm` nodes through the `ao` binary, against a local stub endpoint: structured output, usage,
+//! durability of completed calls, configuration errors, and secrets never leaking.
+
+mod support;
+
+use ao_testkit::{StubModel, completion};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+use support::{Project, files_under, wait_for};
+
+const PLANTED_KEY: &str = "sk-planted-cli-key-93b1f0c7d2";
+
+const PLAN: &str = r#"{"summary": "Add the flag and document it", "steps": [
+  {"id": "s1", "title": "Parse --verbose", "description": "Add the flag to clap", "task_type": "codegen", "acceptance_checks": ["cargo test"]},
+  {"id": "s2", "title": "Document it", "description": "README", "task_type": "summarization"}],
+  "validation": ["cargo test --workspace"]}"#;
+
+fn ask_leader() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/ask-leader.yaml")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn an_llm_node_calls_the_endpoint_validates_the_plan_and_totals_usage() {
+    let stub = StubModel::replying(PLAN);
+    let p = Project::new().with_leader(&stub, PLANTED_KEY);
+    let (code, v) = p.json(&[
+        "run",
+        &ask_leader(),
+        "--input",
+        "goal=add a --verbose flag",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(
+        v["output"]["steps"],
+        json!(["s1: Parse --verbose", "s2: Document it"])
+    );
+    assert_eq!(v["output"]["validation"], json!(["cargo test --workspace"]));
+    assert_eq!(v["usage"]["calls"], 1);
+    assert_eq!(v["usage"]["by_role"]["leader"]["prompt_tokens"], 11);
+    assert_eq!(v["usage"]["total"]["completion_tokens"], 7);
+    assert_eq!(v["usage"]["total"]["estimated"], false);
+
+    let requests = stub.requests();
+    assert_eq!(requests.len(), 1);
+    let body = requests[0].to_string();
+    assert!(
+        body.contains("add a --verbose flag"),
+        "the rendered prompt was sent: {body}"
+    );
+    assert_eq!(
+        requests[0]["response_format"]["type"], "json_schema",
+        "structured output asked for"
+    );
+    assert_eq!(requests[0]["model"], "stub-model");
+
+    let run_id = v["run_id"].as_str().unwrap();
+    let events = p.events(run_id);
+    let call = events
+        .iter()
+        .find(|e| e["type"] == "llm_call")
+        .expect("an llm_call event");
+    assert_eq!(call["input_tokens"], 11);
+    assert_eq!(call["node"], "plan");
+    assert_eq!(call["cached"], false);
+}
+
+#[test]
+fn a_run_killed_after_its_llm_node_resumes_without_calling_the_model_again() {
+    let stub = StubModel::replying("The answer is 42.");
+    let p = Project::new().with_leader(&stub, PLANTED_KEY);
+    p.write(
+        "workflows/think-then-wait.yaml",
+        r#"name: think-then-wait
+channels:
+  answer: {}
+  waited: {}
+  done: {}
+nodes:
+  think: {kind: llm, role: leader, prompt: "What is six times seven?", writes: answer}
+  wait: {kind: builtin, name: sleep, with: {ms: 2500}, writes: waited}
+  finish: {kind: transform, set: {done: "state.answer ~ ' (checked)'"}}
+edges:
+  - {from: START, to: think}
+  - {from: think, to: wait}
+  - {from: wait, to: finish}
+"#,
+    );
+    let mut child = p
+        .spawn(&["run", "think-then-wait"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let run_id = p.wait_for_run();
+    wait_for("the llm task to complete", Duration::from_secs(30), || {
+        p.events(&run_id)
+            .iter()
+            .any(|e| e["type"] == "task_finished" && e["node"] == "think")
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(stub.count(), 1);
+
+    let (code, v) = p.json(&["runs", "resume", &run_id, "--json"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["state"]["done"], "The answer is 42. (checked)");
+    assert_eq!(
+        stub.count(),
+        1,
+        "the completed model call was not made again"
+    );
+    assert_eq!(v["usage"]["calls"], 1, "and not paid again");
+}
+
+#[test]
+fn a_missing_model_configuration_is_exit_2_and_names_what_to_set() {
+    let p = Project::new();
+    let (code, stdout, stderr) = p.run(&["run", &ask_leader(), "--input", "goal=x"]);
+    assert_eq!(code, 2);
+    assert!(stdout.is_empty());
+    for needle in [
+        "LEADER_MODEL_PROVIDER",
+        "LEADER_MODEL_NAME",
+        "Ollama",
+        "llama.cpp",
+        "vLLM",
+        "LiteLLM",
+    ] {
+        assert!(stderr.contains(needle), "missing `{needle}` in: {stderr}");
+    }
+    let (_, v) = p.json(&["runs", "list", "--json"]);
+    assert_eq!(v["runs"], json!([]), "nothing ran");
+
+    let mut p = Project::new();
+    p.set_env("LEADER_MODEL_PROVIDER", "closedai");
+    p.set_env("LEADER_MODEL_NAME", "m");
+    let (code, _, stderr) = p.run(&["run", &ask_leader(), "--input", "goal=x"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("unknown model provider `closedai`")
+            && stderr.contains("LEADER_MODEL_PROVIDER"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_reply_that_never_matches_the_schema_fails_the_node_naming_the_schema_path() {
+    let stub = StubModel::replying(r#"{"summary": "no steps here"}"#);
+    let p = Project::new().with_leader(&stub, PLANTED_KEY);
+    let (code, v) = p.json(&["run", &ask_leader(), "--input", "goal=x", "--json"]);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["status"], "failed");
+    assert_eq!(v["error"]["node"], "plan");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("steps"),
+        "the schema error names the missing field: {message}"
+    );
+    assert!(message.contains("attempt 3 of 3"), "{message}");
+    // Each attempt: the first reply and two repair rounds that send the errors back.
+    assert_eq!(stub.count(), 9);
+    let repair = stub.requests()[1].to_string();
+    assert!(
+        repair.contains("steps"),
+        "the repair request carries the validation error: {repair}"
+    );
+}
+
+#[test]
+fn a_planted_api_key_appears_in_no_output_and_nowhere_under_the_state_dir() {
+    // The endpoint echoes the key in an error body, the worst case.
+    let stub = StubModel::start(|req: &Value| {
+        if req.to_string().contains("fail please") {
+            (
+                401,
+                json!({"error": {"message": format!("Incorrect API key provided: {PLANTED_KEY}")}}),
+            )
+        } else {
+            (200, completion(PLAN))
+        }
+    });
+    let mut p = Project::new().with_leader(&stub, PLANTED_KEY);
+    p.set_env("SERVICE_TOKEN", "tok-planted-service-5521aa");
+    let mut outputs = Vec::new();
+    for args in [
+        vec!["run", &ask_leader(), "--input", "goal=ok", "--json"],
+        vec!["run", &ask_leader(), "--input", "goal=fail please"],
+        vec![
+            "run",
+            &ask_leader(),
+            "--input",
+            "goal=fail please",
+            "--json",
+            "-v",
+        ],
+        vec!["runs", "list", "--json"],
+        vec!["models", "list", "--json"],
+        vec!["models", "list"],
+        vec!["doctor"],
+        vec!["doctor", "--json"],
+    ] {
+        let (_, stdout, stderr) = p.run(&args);
+        outputs.push(stdout);
+        outputs.push(stderr);
+    }
+    let (_, v) = p.json(&["runs", "list", "--json"]);
+    for run in v["runs"].as_array().unwrap() {
+        let id = run["run_id"].as_str().unwrap();
+        let (_, stdout, stderr) = p.run(&["runs", "show", id, "--json"]);
+        outputs.push(stdout);
+        outputs.push(stderr);
+        let (_, stdout, _) = p.run(&["runs", "events", id]);
+        outputs.push(stdout);
+    }
+    assert!(
+        outputs.iter().any(|o| o.contains("bad API key")),
+        "the 401 was reported: {outputs:?}"
+    );
+    for o in &outputs {
+        assert!(!o.contains(PLANTED_KEY), "the key leaked into output: {o}");
+        assert!(
+            !o.contains("tok-planted-service-5521aa"),
+            "a secret env value leaked: {o}"
+        );
+    }
+    let files = files_under(&p.path().join(".ao"));
+    assert!(!files.is_empty());
+    for (path, bytes) in files {
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains(PLANTED_KEY),
+            "the key is stored in {}",
+            path.display()
+        );
+    }
+    assert!(stub.requests().len() >= 2);
+}

@@ -1,0 +1,100 @@
+//! The `llm` node runner against a local stub endpoint: exchanges recorded with the run, and a
+//! completed call reused (never paid twice) when its task runs again on resume.
+
+use ao_core::config::{Config, ConfigInputs};
+use ao_core::redact::Redactor;
+use ao_core::run::RunStatus;
+use ao_graph::engine::compile::load_str;
+use ao_graph::engine::events::EventKind;
+use ao_graph::engine::scheduler::RunOptions;
+use ao_graph::service::Service;
+use ao_testkit::StubModel;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+fn service(dir: &std::path::Path, stub: &StubModel) -> Service {
+    let env: BTreeMap<String, String> = [
+        ("LEADER_MODEL_PROVIDER", "openai-compatible"),
+        ("LEADER_MODEL_NAME", "stub-model"),
+        ("LEADER_MODEL_BASE_URL", stub.base_url.as_str()),
+        ("LEADER_MODEL_API_KEY", "sk-graph-test-key-0042"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let config = Config::load(&ConfigInputs::new(dir).with_env(env.clone())).unwrap();
+    let mut service = Service::open(dir, &dir.join(".ao")).unwrap();
+    service.configure_models(&config, Redactor::new(&env, Vec::<String>::new()));
+    service
+}
+
+#[tokio::test]
+async fn a_completed_call_is_reused_when_its_task_runs_again_on_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let stub = StubModel::replying("not a number");
+    let service = service(dir.path(), &stub);
+    // The reply is valid text but the channel wants an integer: the task fails after its
+    // call completed, and a resume runs the task again.
+    let wf = Arc::new(
+        load_str(
+            "name: t\nchannels:\n  n: {schema: {type: integer}}\nnodes:\n  ask: {kind: llm, prompt: \"How many?\", writes: n}\nedges:\n  - {from: START, to: ask}\n",
+            "t.yaml",
+        )
+        .unwrap(),
+    );
+    service.preflight(&wf).unwrap();
+    let out = service
+        .start(wf, json!({}), RunOptions::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(out.status, RunStatus::Failed);
+    assert!(
+        out.error.as_ref().unwrap().message.contains("channel `n`"),
+        "{:?}",
+        out.error
+    );
+    assert_eq!(stub.count(), 1);
+
+    let again = service
+        .resume(&out.run_id, None, RunOptions::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(again.status, RunStatus::Failed);
+    assert_eq!(
+        stub.count(),
+        1,
+        "the stored reply was reused, not asked for again"
+    );
+    let events = service.events(&out.run_id, None).unwrap();
+    let cached: Vec<bool> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::LlmCall { cached, .. } => Some(*cached),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(cached, vec![false, true]);
+
+    let exchanges = service.store().exchanges(&out.run_id).unwrap();
+    assert_eq!(exchanges.len(), 1, "one HTTP attempt recorded");
+    assert_eq!(exchanges[0]["node"], "ask");
+    assert_eq!(exchanges[0]["data"]["status"], 200);
+    assert!(!exchanges[0].to_string().contains("sk-graph-test-key-0042"));
+}
+
+#[test]
+fn an_unknown_output_type_is_a_load_error() {
+    let err = load_str(
+        "name: t\nchannels:\n  p: {}\nnodes:\n  a: {kind: llm, prompt: x, output: {type: Plna}, writes: p}\nedges:\n  - {from: START, to: a}\n",
+        "t.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("t.yaml:5:")
+            && err.contains("unknown output type `Plna`")
+            && err.contains("Plan"),
+        "{err}"
+    );
+}

@@ -1,0 +1,108 @@
+//! Test support for `ao`'s crates: a local stub of a chat-completions endpoint.
+//!
+//! [`StubModel`] serves HTTP/1.1 on 127.0.0.1 from a thread, one request per connection,
+//! answering each `POST …/chat/completions` with a scripted function, and keeps every request
+//! body so tests can assert what was sent. Tests never need a network or a real key.
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+type Responder = dyn Fn(&Value) -> (u16, Value) + Send + Sync;
+
+pub struct StubModel {
+    pub base_url: String,
+    requests: Arc<Mutex<Vec<Value>>>,
+}
+
+impl StubModel {
+    /// Serves `respond(request_body)` for every `POST …/chat/completions`.
+    pub fn start(respond: impl Fn(&Value) -> (u16, Value) + Send + Sync + 'static) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a local port");
+        let addr = listener.local_addr().expect("local addr");
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        let respond: Arc<Responder> = Arc::new(respond);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let seen = seen.clone();
+                let respond = respond.clone();
+                std::thread::spawn(move || serve(stream, &seen, &*respond));
+            }
+        });
+        StubModel {
+            base_url: format!("http://{addr}/v1"),
+            requests,
+        }
+    }
+
+    /// A stub that answers every request with `content` as the assistant's message.
+    pub fn replying(content: &'static str) -> Self {
+        Self::start(move |_| (200, completion(content)))
+    }
+
+    pub fn requests(&self) -> Vec<Value> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.requests.lock().unwrap().len()
+    }
+}
+
+/// A chat-completion reply body with `content` and usage.
+pub fn completion(content: &str) -> Value {
+    json!({
+        "id": "chatcmpl-stub",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "stub-model",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
+    })
+}
+
+fn serve(stream: TcpStream, seen: &Mutex<Vec<Value>>, respond: &Responder) {
+    let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
+    let mut line = String::new();
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return;
+    }
+    let mut length = 0usize;
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header).unwrap_or(0) == 0 {
+            return;
+        }
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0u8; length];
+    if reader.read_exact(&mut body).is_err() {
+        return;
+    }
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    seen.lock().unwrap().push(request.clone());
+    let (status, reply) = if line.contains("/chat/completions") {
+        respond(&request)
+    } else {
+        (404, json!({"error": {"message": "not found"}}))
+    };
+    let text = reply.to_string();
+    let mut stream = stream;
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+        text.len()
+    );
+    let _ = stream.flush();
+}
