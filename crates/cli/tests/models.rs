@@ -241,3 +241,47 @@ fn a_planted_api_key_appears_in_no_output_and_nowhere_under_the_state_dir() {
     }
     assert!(stub.requests().len() >= 2);
 }
+
+#[test]
+fn models_list_check_makes_one_tiny_call_and_reports_structured_output() {
+    let stub = StubModel::start(|req: &Value| {
+        let content = if req.get("response_format").is_some() { r#"{"ok": true}"# } else { "ok" };
+        (200, completion(content))
+    });
+    let p = Project::new().with_leader(&stub, PLANTED_KEY);
+    let (code, v) = p.json(&["models", "list", "--check", "--json"]);
+    assert_eq!(code, 0, "{v}");
+    let leader = &v["models"][0];
+    assert_eq!(leader["role"], "leader");
+    assert_eq!(leader["api_key"], "set");
+    assert_eq!(leader["check"]["ok"], true);
+    assert_eq!(leader["check"]["structured_output"], true);
+    assert_eq!(leader["check"]["structured_mode"], "json_schema");
+    assert_eq!(stub.count(), 2);
+
+    let mut down = Project::new();
+    down.set_env("LEADER_MODEL_PROVIDER", "openai-compatible");
+    down.set_env("LEADER_MODEL_NAME", "m");
+    down.set_env("LEADER_MODEL_BASE_URL", "http://127.0.0.1:9/v1");
+    let (code, v) = down.json(&["models", "list", "--check", "--json"]);
+    assert_eq!(code, 1, "an unreachable model fails the check");
+    assert!(v["models"][0]["check"]["error"].as_str().unwrap().contains("cannot connect"), "{v}");
+}
+
+#[test]
+fn doctor_says_where_each_value_came_from_and_hides_keys() {
+    let mut p = Project::new();
+    p.write(".env", &format!("LEADER_MODEL_PROVIDER=ollama\nLEADER_MODEL_NAME=from-dotenv\nLEADER_MODEL_API_KEY={PLANTED_KEY}\n"));
+    p.write("ao.toml", "[leader]\nprovider = \"litellm\"\nmodel = \"from-toml\"\n\n[workers.local]\nprovider = \"ollama\"\nmodel = \"qwen\"\n");
+    p.set_env("LEADER_MODEL_NAME", "from-env");
+    let (code, v) = p.json(&["doctor", "--json"]);
+    assert_eq!(code, 0);
+    let setting = |name: &str| v["settings"].as_array().unwrap().iter().find(|s| s["setting"] == name).cloned().unwrap_or_else(|| panic!("no {name} in {v}"));
+    assert_eq!(setting("leader.model")["value"], "from-env");
+    assert_eq!(setting("leader.model")["source"], "env");
+    assert_eq!(setting("leader.provider")["value"], "ollama");
+    assert_eq!(setting("leader.provider")["source"], ".env");
+    assert_eq!(setting("workers.local.model")["source"], "ao.toml");
+    assert_eq!(setting("leader.api_key")["value"], "set (from .env)");
+    assert!(!v.to_string().contains(PLANTED_KEY));
+}

@@ -15,7 +15,7 @@ use ao_models::{
     ModelError, OutputSchema, UsageTotals,
 };
 use serde_json::{Value, json};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 const LEARNED_MODES_KEY: &str = "models.learned_modes";
 
@@ -24,21 +24,36 @@ pub struct ModelRunner {
     client: ModelClient,
     store: Option<Arc<RunStore>>,
     redactor: Redactor,
+    /// The learned modes last written to the store (written again only when they change).
+    saved_modes: Mutex<LearnedModes>,
 }
 
 impl ModelRunner {
     pub fn new(client: ModelClient, store: Option<Arc<RunStore>>, redactor: Redactor) -> Self {
+        let mut saved = LearnedModes::default();
         if let Some(store) = &store
-            && let Ok(Some(saved)) = store.kv_get(LEARNED_MODES_KEY)
-            && let Ok(modes) = serde_json::from_value::<LearnedModes>(saved)
+            && let Ok(Some(value)) = store.kv_get(LEARNED_MODES_KEY)
+            && let Ok(modes) = serde_json::from_value::<LearnedModes>(value)
         {
-            client.import_learned_modes(modes);
+            client.import_learned_modes(modes.clone());
+            saved = modes;
         }
         ModelRunner {
             client,
             store,
             redactor,
+            saved_modes: Mutex::new(saved),
         }
+    }
+
+    fn save_learned_modes(&self, store: &RunStore) -> Result<(), crate::engine::store::StoreError> {
+        let current = self.client.learned_modes();
+        let mut saved = self.saved_modes.lock().unwrap_or_else(|p| p.into_inner());
+        if *saved != current {
+            store.kv_put(LEARNED_MODES_KEY, &serde_json::to_value(&current).unwrap_or(Value::Null))?;
+            *saved = current;
+        }
+        Ok(())
     }
 
     pub fn client(&self) -> &ModelClient {
@@ -203,28 +218,14 @@ impl LlmRunner for ModelRunner {
                 cached: false,
             });
             if let Some(store) = &self.store {
-                let stored = store
-                    .store_call(&key, 0, &fingerprint, &result)
-                    .and_then(|()| {
-                        store.update_usage(call.run_id, |current| {
-                            let mut totals: UsageTotals = current
-                                .and_then(|v| serde_json::from_value(v).ok())
-                                .unwrap_or_default();
-                            totals.add(&request.role, &completion.usage);
-                            serde_json::to_value(&totals).unwrap_or(Value::Null)
-                        })
-                    })
-                    .and_then(|_| {
-                        let modes = serde_json::to_value(self.client.learned_modes())
-                            .unwrap_or(Value::Null);
-                        store.kv_put(LEARNED_MODES_KEY, &modes)
-                    });
-                // The call itself succeeded; a failure to keep its record must not lose it.
-                if let Err(e) = stored {
-                    eprintln!(
-                        "warning: the record of model call `{}` was not stored: {e}",
-                        call.node
-                    );
+                let stored = store.store_call(&key, 0, &fingerprint, &result, |current| {
+                    let mut totals: UsageTotals = current.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
+                    totals.add(&request.role, &completion.usage);
+                    serde_json::to_value(&totals).unwrap_or(Value::Null)
+                });
+                // The call itself succeeded; failing to keep its record must not lose it.
+                if let Err(e) = stored.and_then(|()| self.save_learned_modes(store)) {
+                    eprintln!("warning: the record of model call `{}` was not stored: {e}", call.node);
                 }
             }
             Ok(result)

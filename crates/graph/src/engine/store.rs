@@ -834,21 +834,34 @@ impl RunStore {
         })
     }
 
-    /// Stores a completed model call, so a resumed run reuses it instead of paying again.
+    /// Stores a completed model call (so a resumed run reuses it instead of paying again) and
+    /// updates the run's usage totals (`usage` gets the current value), in one transaction.
     pub fn store_call(
         &self,
         at: &TaskKey<'_>,
         call_no: u32,
         request: &str,
         result: &Value,
+        usage: impl FnOnce(Option<Value>) -> Value,
     ) -> Result<(), StoreError> {
         self.with(|conn| {
-            conn.execute(
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(sql("store model call"))?;
+            tx.execute(
                 "INSERT OR REPLACE INTO llm_calls (run_id, step, node, idx, call_no, request, result, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![at.run_id, at.step as i64, at.node, idx_to_sql(at.index), call_no, request, json(result), now_ms() as i64],
             )
             .map_err(sql("store model call"))?;
-            Ok(())
+            let current: Option<String> = tx
+                .query_row("SELECT usage FROM runs WHERE id = ?1", params![at.run_id], |r| r.get(0))
+                .optional()
+                .map_err(sql("update usage"))?
+                .flatten();
+            let current = current.map(|c| serde_json::from_str(&c).map_err(corrupt("run usage"))).transpose()?;
+            tx.execute("UPDATE runs SET usage = ?2 WHERE id = ?1", params![at.run_id, json(&usage(current))])
+                .map_err(sql("update usage"))?;
+            tx.commit().map_err(sql("store model call"))
         })
     }
 
@@ -906,39 +919,6 @@ impl RunStore {
                     Ok(serde_json::json!({"step": step, "node": node, "index": idx_from_sql(idx), "data": data}))
                 })
                 .collect()
-        })
-    }
-
-    /// Updates a run's usage totals in one transaction (`f` gets the current value).
-    pub fn update_usage(
-        &self,
-        run_id: &str,
-        f: impl FnOnce(Option<Value>) -> Value,
-    ) -> Result<Value, StoreError> {
-        self.with(|conn| {
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(sql("update usage"))?;
-            let current: Option<String> = tx
-                .query_row(
-                    "SELECT usage FROM runs WHERE id = ?1",
-                    params![run_id],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(sql("update usage"))?
-                .flatten();
-            let current = current
-                .map(|c| serde_json::from_str(&c).map_err(corrupt("run usage")))
-                .transpose()?;
-            let next = f(current);
-            tx.execute(
-                "UPDATE runs SET usage = ?2 WHERE id = ?1",
-                params![run_id, json(&next)],
-            )
-            .map_err(sql("update usage"))?;
-            tx.commit().map_err(sql("update usage"))?;
-            Ok(next)
         })
     }
 
