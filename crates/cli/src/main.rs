@@ -202,10 +202,22 @@ impl Project {
         Redactor::new(&self.env, keys)
     }
 
-    /// The service over this project's store, with the model layer plugged in.
+    /// The service over this project's store (enough to inspect runs and workflows).
     pub fn service(&self) -> Result<Service, CliError> {
-        let mut service = Service::open(&self.root, &self.state_dir)?;
-        service.configure_models(&self.config, self.redactor());
+        Ok(Service::open(&self.root, &self.state_dir)?)
+    }
+
+    /// The service with the tools (under the policy, `apply` from `--apply`) and the models
+    /// plugged in: what running a workflow needs.
+    pub fn runner(&self, apply: bool) -> Result<Service, CliError> {
+        let mut service = self.service()?;
+        service
+            .configure(&self.config, &self.env, apply, self.redactor())
+            .map_err(|e| CliError {
+                code: 2,
+                kind: "config",
+                message: e.to_string(),
+            })?;
         Ok(service)
     }
 }

@@ -27,10 +27,14 @@ pub struct RunArgs {
     /// Sets the input field `scope`.
     #[arg(long, value_name = "PATH")]
     pub scope: Option<String>,
+    /// Let tools write files and run commands (default: dry-run; writes go to the run's
+    /// changeset, commands are simulated).
+    #[arg(long)]
+    pub apply: bool,
 }
 
 pub async fn run(project: &Project, args: &RunArgs, ui: Ui) -> Result<u8, CliError> {
-    let service = project.service()?;
+    let service = project.runner(args.apply)?;
     let wf = service.resolve(&args.workflow)?;
     service.preflight(&wf)?;
     let input = run_input(

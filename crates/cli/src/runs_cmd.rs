@@ -31,6 +31,9 @@ pub enum RunsCommand {
         /// The answer to the pending interrupt: JSON, or @FILE (@- for stdin).
         #[arg(long, value_name = "JSON|@FILE")]
         answer: Option<String>,
+        /// Let tools write files and run commands from here on (default: dry-run).
+        #[arg(long)]
+        apply: bool,
     },
     /// Cancel a run (a running one stops at its next safe point).
     Cancel { run_id: String },
@@ -101,7 +104,12 @@ pub async fn dispatch(project: &Project, cmd: &RunsCommand, ui: Ui) -> Result<u8
             }
             Ok(0)
         }
-        RunsCommand::Resume { run_id, answer } => {
+        RunsCommand::Resume {
+            run_id,
+            answer,
+            apply,
+        } => {
+            let service = project.runner(*apply)?;
             let answer = answer
                 .as_deref()
                 .map(|a| json_arg("--answer", a))

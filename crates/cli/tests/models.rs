@@ -245,7 +245,11 @@ fn a_planted_api_key_appears_in_no_output_and_nowhere_under_the_state_dir() {
 #[test]
 fn models_list_check_makes_one_tiny_call_and_reports_structured_output() {
     let stub = StubModel::start(|req: &Value| {
-        let content = if req.get("response_format").is_some() { r#"{"ok": true}"# } else { "ok" };
+        let content = if req.get("response_format").is_some() {
+            r#"{"ok": true}"#
+        } else {
+            "ok"
+        };
         (200, completion(content))
     });
     let p = Project::new().with_leader(&stub, PLANTED_KEY);
@@ -265,7 +269,13 @@ fn models_list_check_makes_one_tiny_call_and_reports_structured_output() {
     down.set_env("LEADER_MODEL_BASE_URL", "http://127.0.0.1:9/v1");
     let (code, v) = down.json(&["models", "list", "--check", "--json"]);
     assert_eq!(code, 1, "an unreachable model fails the check");
-    assert!(v["models"][0]["check"]["error"].as_str().unwrap().contains("cannot connect"), "{v}");
+    assert!(
+        v["models"][0]["check"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot connect"),
+        "{v}"
+    );
 }
 
 #[test]
@@ -276,7 +286,15 @@ fn doctor_says_where_each_value_came_from_and_hides_keys() {
     p.set_env("LEADER_MODEL_NAME", "from-env");
     let (code, v) = p.json(&["doctor", "--json"]);
     assert_eq!(code, 0);
-    let setting = |name: &str| v["settings"].as_array().unwrap().iter().find(|s| s["setting"] == name).cloned().unwrap_or_else(|| panic!("no {name} in {v}"));
+    let setting = |name: &str| {
+        v["settings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["setting"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} in {v}"))
+    };
     assert_eq!(setting("leader.model")["value"], "from-env");
     assert_eq!(setting("leader.model")["source"], "env");
     assert_eq!(setting("leader.provider")["value"], "ollama");

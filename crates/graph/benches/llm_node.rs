@@ -39,14 +39,23 @@ fn env() -> BTreeMap<String, String> {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 /// The baseline: one POST of the same body over a plain TCP connection, reply read to the end.
 #[divan::bench]
 fn raw_http_call() {
-    let addr = stub().base_url.trim_start_matches("http://").trim_end_matches("/v1").to_string();
-    let body = json!({"model": "stub-model", "messages": [{"role": "user", "content": "Say ok."}]}).to_string();
+    let addr = stub()
+        .base_url
+        .trim_start_matches("http://")
+        .trim_end_matches("/v1")
+        .to_string();
+    let body = json!({"model": "stub-model", "messages": [{"role": "user", "content": "Say ok."}]})
+        .to_string();
     let mut conn = std::net::TcpStream::connect(&addr).expect("connect");
     write!(
         conn,
@@ -67,13 +76,19 @@ fn llm_node_in_memory(bencher: divan::Bencher) {
     let config = Config::load(&ConfigInputs::new(".").with_env(env.clone())).expect("config");
     let client = ModelClient::new(&config).expect("client");
     let host = Host {
-        llm: Some(Arc::new(ModelRunner::new(client, None, Redactor::new(&env, Vec::<String>::new())))),
+        llm: Some(Arc::new(ModelRunner::new(
+            client,
+            None,
+            Redactor::new(&env, Vec::<String>::new()),
+        ))),
         ..Default::default()
     };
     let engine = Engine::in_memory(host);
     let wf = Arc::new(load_str(WORKFLOW, "one-call.yaml").expect("workflow"));
     bencher.bench_local(|| {
-        let out = rt.block_on(engine.start(wf.clone(), json!({}), RunOptions::default())).expect("run");
+        let out = rt
+            .block_on(engine.start(wf.clone(), json!({}), RunOptions::default()))
+            .expect("run");
         assert_eq!(out.state["answer"], "ok");
     });
 }
@@ -85,12 +100,22 @@ fn llm_node_durable(bencher: divan::Bencher) {
     let rt = runtime();
     let env = env();
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = Config::load(&ConfigInputs::new(dir.path()).with_env(env.clone())).expect("config");
+    let config =
+        Config::load(&ConfigInputs::new(dir.path()).with_env(env.clone())).expect("config");
     let mut service = Service::open(dir.path(), &dir.path().join(".ao")).expect("service");
-    service.configure_models(&config, Redactor::new(&env, Vec::<String>::new()));
+    service
+        .configure(
+            &config,
+            &env,
+            false,
+            Redactor::new(&env, Vec::<String>::new()),
+        )
+        .expect("policy");
     let wf = Arc::new(load_str(WORKFLOW, "one-call.yaml").expect("workflow"));
     bencher.bench_local(|| {
-        let out = rt.block_on(service.start(wf.clone(), json!({}), RunOptions::default(), None)).expect("run");
+        let out = rt
+            .block_on(service.start(wf.clone(), json!({}), RunOptions::default(), None))
+            .expect("run");
         assert_eq!(out.state["answer"], "ok");
     });
 }

@@ -32,3 +32,4 @@ pub mod builtins;
 pub mod engine;
 pub mod model_node;
 pub mod service;
+pub mod tool_node;

@@ -9,10 +9,11 @@
 use crate::engine::events::EventKind;
 use crate::engine::host::{BoxFuture, LlmRequest, LlmRunner, NodeCall, NodeFailure};
 use crate::engine::store::{RunStore, TaskKey};
+use crate::tool_node::ToolNodeRunner;
 use ao_core::redact::Redactor;
 use ao_models::{
     Completion, CompletionRequest, Exchange, ExchangeRecorder, LearnedModes, Message, ModelClient,
-    ModelError, OutputSchema, UsageTotals,
+    ModelError, OutputSchema, ToolCall, UsageTotals,
 };
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
@@ -26,6 +27,8 @@ pub struct ModelRunner {
     redactor: Redactor,
     /// The learned modes last written to the store (written again only when they change).
     saved_modes: Mutex<LearnedModes>,
+    /// Runs the tool calls of nodes that offer tools.
+    tools: Option<Arc<ToolNodeRunner>>,
 }
 
 impl ModelRunner {
@@ -43,14 +46,24 @@ impl ModelRunner {
             store,
             redactor,
             saved_modes: Mutex::new(saved),
+            tools: None,
         }
+    }
+
+    /// Lets nodes with `tools` call them, through `tools`' policy gate.
+    pub fn with_tools(mut self, tools: Arc<ToolNodeRunner>) -> Self {
+        self.tools = Some(tools);
+        self
     }
 
     fn save_learned_modes(&self, store: &RunStore) -> Result<(), crate::engine::store::StoreError> {
         let current = self.client.learned_modes();
         let mut saved = self.saved_modes.lock().unwrap_or_else(|p| p.into_inner());
         if *saved != current {
-            store.kv_put(LEARNED_MODES_KEY, &serde_json::to_value(&current).unwrap_or(Value::Null))?;
+            store.kv_put(
+                LEARNED_MODES_KEY,
+                &serde_json::to_value(&current).unwrap_or(Value::Null),
+            )?;
             *saved = current;
         }
         Ok(())
@@ -132,6 +145,104 @@ impl ExchangeRecorder for NoRecorder {
     fn record(&self, _exchange: Exchange) {}
 }
 
+/// Rounds of tool calls one `llm` node may make before it is stopped.
+pub const MAX_TOOL_ROUNDS: u32 = 8;
+
+impl ModelRunner {
+    /// One model round of a task (`round` counts from 0): a stored result is reused when the
+    /// task runs again (first attempt in this process) with the same conversation so far.
+    async fn round(
+        &self,
+        call: &NodeCall<'_>,
+        request: &LlmRequest,
+        round: u32,
+        completion_request: CompletionRequest,
+    ) -> Result<Value, NodeFailure> {
+        let key = TaskKey {
+            run_id: call.run_id,
+            step: call.step,
+            node: call.node,
+            index: call.index,
+        };
+        let fingerprint = json!({
+            "role": request.role,
+            "messages": completion_request.messages,
+            "output": request.output,
+            "tools": request.tools,
+        })
+        .to_string();
+        if call.attempt == 1
+            && let Some(store) = &self.store
+            && let Ok(Some((stored, result))) = store.cached_call(&key, round)
+            && stored == fingerprint
+        {
+            call.events.emit(EventKind::LlmCall {
+                node: call.node.to_string(),
+                role: request.role.clone(),
+                model: String::new(),
+                input_tokens: 0,
+                output_tokens: 0,
+                latency_ms: 0,
+                cached: true,
+            });
+            return Ok(result);
+        }
+        let structured = completion_request.schema.is_some();
+        let completion: Completion = match &self.store {
+            Some(store) => {
+                let recorder = StoreRecorder {
+                    store,
+                    key,
+                    redactor: &self.redactor,
+                };
+                self.client
+                    .complete(&request.role, completion_request, &recorder)
+                    .await
+            }
+            None => {
+                self.client
+                    .complete(&request.role, completion_request, &NoRecorder)
+                    .await
+            }
+        }
+        .map_err(|e| failure(&e, &self.redactor))?;
+        // What a round produced: tool calls to make, or the answer.
+        let result = if !completion.tool_calls.is_empty() {
+            json!({"tool_calls": completion.tool_calls})
+        } else if structured {
+            json!({"answer": completion.json.clone().unwrap_or(Value::Null)})
+        } else {
+            json!({"answer": completion.text})
+        };
+        call.events.emit(EventKind::LlmCall {
+            node: call.node.to_string(),
+            role: request.role.clone(),
+            model: completion.model.clone(),
+            input_tokens: completion.usage.prompt_tokens,
+            output_tokens: completion.usage.completion_tokens,
+            latency_ms: completion.latency.as_millis() as u64,
+            cached: false,
+        });
+        if let Some(store) = &self.store {
+            let stored = store.store_call(&key, round, &fingerprint, &result, |current| {
+                let mut totals: UsageTotals = current
+                    .and_then(|v| serde_json::from_value(v).ok())
+                    .unwrap_or_default();
+                totals.add(&request.role, &completion.usage);
+                serde_json::to_value(&totals).unwrap_or(Value::Null)
+            });
+            // The call itself succeeded; failing to keep its record must not lose it.
+            if let Err(e) = stored.and_then(|()| self.save_learned_modes(store)) {
+                eprintln!(
+                    "warning: the record of model call `{}` was not stored: {e}",
+                    call.node
+                );
+            }
+        }
+        Ok(result)
+    }
+}
+
 impl LlmRunner for ModelRunner {
     fn run<'a>(
         &'a self,
@@ -140,95 +251,76 @@ impl LlmRunner for ModelRunner {
     ) -> BoxFuture<'a, Result<Value, NodeFailure>> {
         Box::pin(async move {
             let schema = output_schema(&request.output).map_err(NodeFailure::permanent)?;
-            let key = TaskKey {
-                run_id: call.run_id,
-                step: call.step,
-                node: call.node,
-                index: call.index,
+            let tool_specs = match (&self.tools, request.tools.is_empty()) {
+                (_, true) => Vec::new(),
+                (Some(tools), false) => tools
+                    .specs_for(&request.tools)
+                    .map_err(NodeFailure::permanent)?,
+                (None, false) => {
+                    return Err(NodeFailure {
+                        message: format!(
+                            "node asks for tools ({}) but no tool runner is available",
+                            request.tools.join(", ")
+                        ),
+                        retryable: false,
+                        kind: "not_available",
+                    });
+                }
             };
-            // What identifies this call: reused on resume only if the request is the same.
-            let fingerprint = json!({
-                "role": request.role,
-                "system": request.system,
-                "prompt": request.prompt,
-                "output": request.output,
-            })
-            .to_string();
-            // A first attempt in this process may be a resume: reuse a stored result. Retries
-            // within one process ask again (the stored reply may be what failed).
-            if call.attempt == 1
-                && let Some(store) = &self.store
-                && let Ok(Some((stored, result))) = store.cached_call(&key, 0)
-                && stored == fingerprint
-            {
-                call.events.emit(EventKind::LlmCall {
-                    node: call.node.to_string(),
-                    role: request.role.clone(),
-                    model: String::new(),
-                    input_tokens: 0,
-                    output_tokens: 0,
-                    latency_ms: 0,
-                    cached: true,
-                });
-                return Ok(result);
-            }
-
             let mut messages = Vec::with_capacity(2);
             if let Some(system) = &request.system {
                 messages.push(Message::system(system.clone()));
             }
             messages.push(Message::user(request.prompt.clone()));
-            let mut completion_request = CompletionRequest::new(messages);
-            let structured = schema.is_some();
-            if let Some(schema) = schema {
-                completion_request = completion_request.with_schema(schema);
-            }
-
-            let completion: Completion = match &self.store {
-                Some(store) => {
-                    let recorder = StoreRecorder {
-                        store,
-                        key,
-                        redactor: &self.redactor,
+            for round in 0..=MAX_TOOL_ROUNDS {
+                let mut completion_request = CompletionRequest::new(messages.clone());
+                if let Some(schema) = &schema {
+                    completion_request = completion_request.with_schema(schema.clone());
+                }
+                if !tool_specs.is_empty() && round < MAX_TOOL_ROUNDS {
+                    completion_request = completion_request.with_tools(tool_specs.clone());
+                }
+                let result = self
+                    .round(&call, &request, round, completion_request)
+                    .await?;
+                let Some(calls) = result.get("tool_calls") else {
+                    return Ok(result.get("answer").cloned().unwrap_or(Value::Null));
+                };
+                let calls: Vec<ToolCall> = serde_json::from_value(calls.clone()).map_err(|e| {
+                    NodeFailure::permanent(format!("stored tool calls are unreadable: {e}"))
+                })?;
+                let Some(tools) = &self.tools else {
+                    return Err(NodeFailure::permanent(
+                        "the model called tools, but this node offers none",
+                    ));
+                };
+                messages.push(Message::assistant_tool_calls(calls.clone()));
+                for tc in calls {
+                    // Model output is data: whatever it asks for goes through the policy gate,
+                    // and any failure goes back to the model as the tool's result.
+                    let offered = request
+                        .tools
+                        .iter()
+                        .any(|t| t == &tc.name || t.replace('.', "_") == tc.name);
+                    let reply = if !offered {
+                        json!({"decision": "denied", "reason": format!("tool `{}` is not offered to this node (offered: {})", tc.name, request.tools.join(", "))})
+                    } else {
+                        match serde_json::from_str::<Value>(&tc.arguments) {
+                            Err(e) => {
+                                json!({"error": format!("the arguments are not valid JSON: {e}")})
+                            }
+                            Ok(args) => tools
+                                .call(&call, &tc.name, args)
+                                .await
+                                .unwrap_or_else(|e| json!({"error": e.to_string()})),
+                        }
                     };
-                    self.client
-                        .complete(&request.role, completion_request, &recorder)
-                        .await
-                }
-                None => {
-                    self.client
-                        .complete(&request.role, completion_request, &NoRecorder)
-                        .await
+                    messages.push(Message::tool_result(tc.id.clone(), reply.to_string()));
                 }
             }
-            .map_err(|e| failure(&e, &self.redactor))?;
-
-            let result = if structured {
-                completion.json.clone().unwrap_or(Value::Null)
-            } else {
-                Value::String(completion.text.clone())
-            };
-            call.events.emit(EventKind::LlmCall {
-                node: call.node.to_string(),
-                role: request.role.clone(),
-                model: completion.model.clone(),
-                input_tokens: completion.usage.prompt_tokens,
-                output_tokens: completion.usage.completion_tokens,
-                latency_ms: completion.latency.as_millis() as u64,
-                cached: false,
-            });
-            if let Some(store) = &self.store {
-                let stored = store.store_call(&key, 0, &fingerprint, &result, |current| {
-                    let mut totals: UsageTotals = current.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
-                    totals.add(&request.role, &completion.usage);
-                    serde_json::to_value(&totals).unwrap_or(Value::Null)
-                });
-                // The call itself succeeded; failing to keep its record must not lose it.
-                if let Err(e) = stored.and_then(|()| self.save_learned_modes(store)) {
-                    eprintln!("warning: the record of model call `{}` was not stored: {e}", call.node);
-                }
-            }
-            Ok(result)
+            Err(NodeFailure::permanent(format!(
+                "the model was still calling tools after {MAX_TOOL_ROUNDS} rounds"
+            )))
         })
     }
 }

@@ -15,11 +15,14 @@ use crate::engine::host::{Host, WorkflowResolver};
 use crate::engine::scheduler::{Engine, RunOptions, RunOutcome, load_path, process_alive};
 use crate::engine::store::{RunEnd, RunFilter, RunRecord, RunStore, StoreError};
 use crate::model_node::ModelRunner;
+use crate::tool_node::ToolNodeRunner;
 use ao_core::config::{Config, ConfigError};
 use ao_core::redact::Redactor;
 use ao_core::run::RunStatus;
 use ao_models::ModelClient;
+use ao_tools::{Policy, PolicyError, PolicyInput};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,6 +58,7 @@ pub struct Service {
     host: Host,
     /// The model roles `llm` nodes can use, or why there are none.
     models: Result<Vec<String>, String>,
+    tools: Option<Arc<ToolNodeRunner>>,
 }
 
 impl Service {
@@ -67,6 +71,7 @@ impl Service {
             store,
             host: builtins::host(),
             models: Err("no model configuration was loaded".into()),
+            tools: None,
         };
         service.host.resolver = Some(Arc::new(ProjectResolver {
             root: root.to_path_buf(),
@@ -86,21 +91,52 @@ impl Service {
         &self.store
     }
 
-    /// Plugs in the model layer from the effective configuration: `llm` nodes then call the
-    /// configured leader and workers. Without a usable configuration, `llm` nodes fail before
-    /// the run starts (see [`Service::preflight`]) with the configuration's own message.
-    pub fn configure_models(&mut self, config: &Config, redactor: Redactor) {
+    /// Plugs in the tools (under the project's policy) and the model layer from the effective
+    /// configuration. A policy that cannot be built (e.g. `AO_DRY_RUN=maybe`) is an error;
+    /// a missing model is not (workflows without `llm` nodes still run), it is reported by
+    /// [`Service::preflight`] for the workflows that need one.
+    pub fn configure(
+        &mut self,
+        config: &Config,
+        env: &BTreeMap<String, String>,
+        apply: bool,
+        redactor: Redactor,
+    ) -> Result<(), PolicyError> {
+        // The policy reads AO_DRY_RUN & co. as layered by the configuration (flags > env > .env)
+        // on top of the real environment (which also supplies the children's PATH, HOME, …).
+        let mut policy_env = env.clone();
+        for (k, v) in &config.policy_env {
+            policy_env.insert(k.clone(), v.value.clone());
+        }
+        let policy = Policy::new(PolicyInput {
+            root: &self.root,
+            state_dir: Some(&self.state_dir),
+            config: Some(&config.policy),
+            env: &policy_env,
+            apply_flag: apply,
+        })?;
+        let tools = Arc::new(ToolNodeRunner::new(
+            Arc::new(policy),
+            redactor.clone(),
+            Some(self.store.clone()),
+        ));
+        self.host.tools = Some(tools.clone());
+        self.tools = Some(tools.clone());
         match ModelClient::new(config) {
             Ok(client) => {
                 self.models = Ok(client.roles());
-                self.host.llm = Some(Arc::new(ModelRunner::new(
-                    client,
-                    Some(self.store.clone()),
-                    redactor,
-                )));
+                let runner =
+                    ModelRunner::new(client, Some(self.store.clone()), redactor).with_tools(tools);
+                self.host.llm = Some(Arc::new(runner));
             }
             Err(e) => self.models = Err(e.to_string()),
         }
+        Ok(())
+    }
+
+    /// The tool runner (and through it the policy), once configured.
+    pub fn tools(&self) -> Option<&Arc<ToolNodeRunner>> {
+        self.tools.as_ref()
     }
 
     /// Checks before a run that what its `llm` nodes need is configured, so a missing model

@@ -25,7 +25,14 @@ fn service(dir: &std::path::Path, stub: &StubModel) -> Service {
     .collect();
     let config = Config::load(&ConfigInputs::new(dir).with_env(env.clone())).unwrap();
     let mut service = Service::open(dir, &dir.join(".ao")).unwrap();
-    service.configure_models(&config, Redactor::new(&env, Vec::<String>::new()));
+    service
+        .configure(
+            &config,
+            &env,
+            false,
+            Redactor::new(&env, Vec::<String>::new()),
+        )
+        .expect("policy");
     service
 }
 

@@ -280,8 +280,11 @@ impl ModelClient {
                 Some(u) => u.add(&trip.usage),
                 None => usage = Some(trip.usage),
             }
+            // A turn that calls tools is not the answer yet: the schema applies to the reply
+            // that follows the tool results.
+            let calls_tools = !trip.reply.tool_calls.is_empty();
             let (json, issues) = match (&request.schema, &validator) {
-                (Some(_), Some(v)) => match extract_json(&trip.reply.text) {
+                (Some(_), Some(v)) if !calls_tools => match extract_json(&trip.reply.text) {
                     Some(value) => {
                         let issues = validate(v, &value, MAX_ISSUES);
                         (Some(value), issues)

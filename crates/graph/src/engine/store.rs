@@ -270,6 +270,11 @@ CREATE TABLE IF NOT EXISTS tool_calls (
   created_ms INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tool_calls_run ON tool_calls(run_id, id);
+CREATE TABLE IF NOT EXISTS changesets (
+  run_id TEXT PRIMARY KEY,
+  data TEXT NOT NULL,
+  updated_ms INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS kv (
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL
@@ -920,6 +925,56 @@ impl RunStore {
                 })
                 .collect()
         })
+    }
+
+    /// Replaces the changeset a run proposes (its top-level run's, for sub-runs).
+    pub fn put_changeset(&self, run_id: &str, changeset: &Value) -> Result<(), StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                "INSERT OR REPLACE INTO changesets (run_id, data, updated_ms) VALUES (?1, ?2, ?3)",
+                params![run_id, json(changeset), now_ms() as i64],
+            )
+            .map_err(sql("store changeset"))?;
+            Ok(())
+        })
+    }
+
+    pub fn changeset(&self, run_id: &str) -> Result<Option<Value>, StoreError> {
+        self.with(|conn| {
+            let v: Option<String> = conn
+                .query_row(
+                    "SELECT data FROM changesets WHERE run_id = ?1",
+                    params![run_id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(sql("read changeset"))?;
+            v.map(|v| serde_json::from_str(&v).map_err(corrupt("changeset")))
+                .transpose()
+        })
+    }
+
+    /// The top-level run a (sub-)run belongs to.
+    pub fn root_run_id(&self, run_id: &str) -> Result<String, StoreError> {
+        let mut current = run_id.to_string();
+        // Bounded: sub-run chains are as deep as workflow nesting, never cyclic.
+        for _ in 0..64 {
+            let parent: Option<String> = self.with(|conn| {
+                conn.query_row(
+                    "SELECT parent_id FROM runs WHERE id = ?1",
+                    params![current],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map(Option::flatten)
+                .map_err(sql("read run"))
+            })?;
+            match parent {
+                Some(p) => current = p,
+                None => break,
+            }
+        }
+        Ok(current)
     }
 
     /// A small store-wide setting (e.g. the structured-output modes learned per endpoint).
