@@ -11,6 +11,7 @@ mod output;
 mod progress;
 mod run_cmd;
 mod runs_cmd;
+mod tools_cmd;
 
 use ao_core::config::{Config, ConfigInputs, env_snapshot};
 use ao_core::redact::Redactor;
@@ -65,6 +66,16 @@ enum Command {
     /// The configured models (never their keys).
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// The deterministic tools, run under the policy gate.
+    #[command(subcommand)]
+    Tools(tools_cmd::ToolsCommand),
+    /// Write a finished run's changeset to the working tree (all files or none).
+    Apply {
+        run_id: String,
+        /// Only report what would happen; write nothing.
+        #[arg(long)]
+        check: bool,
+    },
     /// The effective configuration and where each value came from; no model calls.
     Doctor,
     /// Print a JSON Schema: `workflow`, `config`, or an output type (`Plan`/`plan`,
@@ -130,6 +141,7 @@ impl From<ao_graph::engine::error::EngineError> for CliError {
             E::WorkflowNotFound { .. } => (2, "workflow_not_found"),
             E::RunNotFound(_) => (2, "run_not_found"),
             E::NotConfigured(_) => (2, "config"),
+            E::Changeset { .. } => (1, "changeset"),
             E::NotResumable { .. } => (2, "not_resumable"),
             E::Store(_) => (1, "store"),
         };
@@ -266,6 +278,10 @@ async fn dispatch(cli: &Cli, ui: Ui) -> Result<u8, CliError> {
             models_cmd::list(&Project::locate(cli)?, *check, ui).await
         }
         Command::Doctor => models_cmd::doctor(&Project::locate(cli)?, ui),
+        Command::Tools(cmd) => tools_cmd::dispatch(&Project::locate(cli)?, cmd, ui).await,
+        Command::Apply { run_id, check } => {
+            tools_cmd::apply(&Project::locate(cli)?, run_id, *check, ui)
+        }
         Command::Schema { name } => {
             let schema = match name.as_str() {
                 "workflow" => Some(ao_graph::engine::spec::workflow_schema()),

@@ -106,21 +106,44 @@ pub async fn list(project: &Project, do_check: bool, ui: Ui) -> Result<u8, CliEr
 pub fn doctor(project: &Project, ui: Ui) -> Result<u8, CliError> {
     let rows = project.config.doctor_rows();
     let mut warnings: Vec<String> = Vec::new();
+    let mut errors: Vec<String> = Vec::new();
     if project.config.leader_config.is_none() {
         warnings.push("no leader model is configured: workflows with `llm` nodes cannot run (see `ao models list`)".into());
     }
+    let policy = match project.runner(false) {
+        Ok(service) => service.tools().map(|t| {
+            let p = t.policy();
+            warnings.extend(p.arbitrary_code_warnings());
+            json!({
+                "mode": serde_json::to_value(p.mode()).unwrap_or(Value::Null),
+                "mode_source": p.mode_source(),
+                "allowed_commands": p.allowed_commands().iter().map(|c| c.join(" ")).collect::<Vec<_>>(),
+                "read_only_commands": p.read_only_commands().iter().map(|c| c.join(" ")).collect::<Vec<_>>(),
+                "writable": p.writable_patterns(),
+                "denied": p.denied_patterns(),
+            })
+        }),
+        Err(e) => {
+            errors.push(e.message);
+            None
+        }
+    };
     if ui.json {
         let settings: Vec<Value> = rows
             .iter()
             .map(|r| json!({"setting": r.setting, "value": r.value, "source": r.source.map(|s| s.to_string())}))
             .collect();
-        print_json(&json!({
+        let mut doc = json!({
             "root": project.root.display().to_string(),
             "config_file": project.config.ao_toml_path.as_ref().map(|p| p.display().to_string()),
             "dotenv_file": project.config.dotenv_path.as_ref().map(|p| p.display().to_string()),
             "settings": settings,
+            "policy": policy,
             "warnings": warnings,
-        }));
+            "errors": errors,
+        });
+        project.redactor().redact_value_in_place(&mut doc);
+        print_json(&doc);
     } else {
         println!("root        {}", project.root.display());
         println!(
@@ -150,9 +173,54 @@ pub fn doctor(project: &Project, ui: Ui) -> Result<u8, CliError> {
                 r.source.map(|s| format!("({s})")).unwrap_or_default()
             );
         }
+        if let Some(p) = &policy {
+            println!();
+            println!(
+                "{:<28} {:<40} ({})",
+                "policy.mode",
+                p["mode"].as_str().unwrap_or(""),
+                p["mode_source"].as_str().unwrap_or("")
+            );
+            let list = |k: &str| {
+                p[k].as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default()
+            };
+            println!(
+                "{:<28} {}",
+                "policy.allowed_commands",
+                if list("allowed_commands").is_empty() {
+                    "none".into()
+                } else {
+                    list("allowed_commands")
+                }
+            );
+            println!(
+                "{:<28} {}",
+                "policy.read_only_commands",
+                list("read_only_commands")
+            );
+            println!(
+                "{:<28} {}",
+                "policy.writable",
+                if p["writable"].is_null() {
+                    "everything under the root that is not denied".into()
+                } else {
+                    list("writable")
+                }
+            );
+        }
         for w in &warnings {
-            println!("\nwarning: {w}");
+            println!("\nwarning: {}", project.redactor().redact_str(w));
+        }
+        for e in &errors {
+            println!("\nerror: {e}");
         }
     }
-    Ok(0)
+    Ok(if errors.is_empty() { 0 } else { 2 })
 }

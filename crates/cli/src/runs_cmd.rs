@@ -24,7 +24,12 @@ pub enum RunsCommand {
         limit: usize,
     },
     /// One run: status, state, output, interrupt, error.
-    Show { run_id: String },
+    Show {
+        run_id: String,
+        /// Print only the run's changeset, as a unified diff `git apply` accepts.
+        #[arg(long)]
+        patch: bool,
+    },
     /// Continue an interrupted run (with --answer) or a failed/crashed one.
     Resume {
         run_id: String,
@@ -77,7 +82,22 @@ pub async fn dispatch(project: &Project, cmd: &RunsCommand, ui: Ui) -> Result<u8
             }
             Ok(0)
         }
-        RunsCommand::Show { run_id } => {
+        RunsCommand::Show {
+            run_id,
+            patch: true,
+        } => {
+            let diff = service.changeset(run_id)?.to_unified_diff();
+            if ui.json {
+                print_json(&serde_json::json!({"run_id": run_id, "patch": diff}));
+            } else {
+                print!("{diff}");
+            }
+            Ok(0)
+        }
+        RunsCommand::Show {
+            run_id,
+            patch: false,
+        } => {
             let (record, outcome) = service.outcome(run_id)?;
             if ui.json {
                 let mut v = run_json(&outcome);

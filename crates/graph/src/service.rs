@@ -20,7 +20,10 @@ use ao_core::config::{Config, ConfigError};
 use ao_core::redact::Redactor;
 use ao_core::run::RunStatus;
 use ao_models::ModelClient;
-use ao_tools::{Policy, PolicyError, PolicyInput};
+use ao_tools::{
+    ApplyReport, Changeset, NoopRecorder, Policy, PolicyError, PolicyInput, ToolContext, ToolError,
+    ToolOutcome, ToolRegistry, apply_changeset,
+};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -137,6 +140,68 @@ impl Service {
     /// The tool runner (and through it the policy), once configured.
     pub fn tools(&self) -> Option<&Arc<ToolNodeRunner>> {
         self.tools.as_ref()
+    }
+
+    fn tool_runner(&self) -> Result<&Arc<ToolNodeRunner>, EngineError> {
+        self.tools
+            .as_ref()
+            .ok_or_else(|| EngineError::NotConfigured("no tool policy is configured".into()))
+    }
+
+    /// Runs one tool outside any run (`ao tools run`), under the same policy. In dry-run the
+    /// writes land in a throwaway overlay; the changeset they would make is returned.
+    pub async fn run_tool(
+        &self,
+        name: &str,
+        args: Value,
+    ) -> Result<Result<(ToolOutcome, Changeset), ToolError>, EngineError> {
+        let tools = self.tool_runner()?;
+        let ctx = ToolContext::new(
+            tools.policy().clone(),
+            Arc::new(NoopRecorder),
+            tools.redactor().clone(),
+        );
+        Ok(ToolRegistry::standard()
+            .call(name, args, &ctx)
+            .await
+            .map(|outcome| (outcome, ctx.changeset())))
+    }
+
+    /// The changeset a run proposes (empty when it wrote nothing).
+    pub fn changeset(&self, run_id: &str) -> Result<Changeset, EngineError> {
+        let record = self.record(run_id)?;
+        let root = record
+            .parent_id
+            .as_ref()
+            .map(|_| self.store.root_run_id(run_id))
+            .transpose()?
+            .unwrap_or_else(|| run_id.to_string());
+        match self.store.changeset(&root)? {
+            Some(v) => serde_json::from_value(v).map_err(|e| EngineError::Changeset {
+                run_id: run_id.to_string(),
+                message: format!("the stored changeset is unreadable: {e}"),
+            }),
+            None => Ok(Changeset::default()),
+        }
+    }
+
+    /// Writes a finished run's changeset to the working tree: all files or none. Refused (in
+    /// the report) when a file changed since the run read it or a path is not writable;
+    /// `check` only reports.
+    pub fn apply(&self, run_id: &str, check: bool) -> Result<ApplyReport, EngineError> {
+        let record = self.record(run_id)?;
+        if record.status == RunStatus::Running {
+            return Err(EngineError::Changeset {
+                run_id: run_id.to_string(),
+                message: "is still running; apply its changeset once it has stopped".into(),
+            });
+        }
+        let changeset = self.changeset(run_id)?;
+        let tools = self.tool_runner()?;
+        apply_changeset(&changeset, tools.policy(), check).map_err(|e| EngineError::Changeset {
+            run_id: run_id.to_string(),
+            message: e.to_string(),
+        })
     }
 
     /// Checks before a run that what its `llm` nodes need is configured, so a missing model

@@ -70,8 +70,12 @@ impl ToolNodeRunner {
         }
     }
 
-    pub fn policy(&self) -> &Policy {
+    pub fn policy(&self) -> &Arc<Policy> {
         &self.policy
+    }
+
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
     }
 
     /// The overlay a run's tools see: its top-level run's, restored from the stored changeset

@@ -96,6 +96,8 @@ pub enum EngineError {
     WorkflowNotFound { name: String, detail: String },
     #[error("{0}")]
     NotConfigured(String),
+    #[error("run {run_id}: {message}")]
+    Changeset { run_id: String, message: String },
     #[error("run store: {0}")]
     Store(#[from] crate::engine::store::StoreError),
 }
