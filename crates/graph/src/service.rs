@@ -118,6 +118,7 @@ impl Service {
             env: &policy_env,
             apply_flag: apply,
         })?;
+        self.host.redactor = Some(redactor.clone());
         let tools = Arc::new(ToolNodeRunner::new(
             Arc::new(policy),
             redactor.clone(),

@@ -108,6 +108,8 @@ pub struct Host {
     pub llm: Option<Arc<dyn LlmRunner>>,
     pub tools: Option<Arc<dyn ToolRunner>>,
     pub resolver: Option<Arc<dyn WorkflowResolver>>,
+    /// Redacts secrets from the error messages and prompts the engine stores and emits.
+    pub redactor: Option<ao_core::redact::Redactor>,
 }
 
 impl Host {

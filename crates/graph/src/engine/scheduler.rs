@@ -559,8 +559,28 @@ impl RunCtx {
         }))
     }
 
+    /// Secrets out of text the engine stores or emits (messages can quote tool output, model
+    /// replies, environment values).
+    fn redact(&self, text: String) -> String {
+        match &self.engine.host.redactor {
+            Some(r) => r.redact_str(&text),
+            None => text,
+        }
+    }
+
     fn finish(&self, state: State, steps: u64, end: StepsEnd) -> Result<RunOutcome, EngineError> {
         let state_json = state.to_json();
+        let end = match end {
+            StepsEnd::Failed(mut e) => {
+                e.message = self.redact(e.message);
+                StepsEnd::Failed(e)
+            }
+            StepsEnd::Interrupted(mut i) => {
+                i.prompt = self.redact(i.prompt);
+                StepsEnd::Interrupted(i)
+            }
+            other => other,
+        };
         let (status, output, interrupt, error) = match end {
             StepsEnd::Completed => match self.output(&state) {
                 Ok(out) => (RunStatus::Completed, Some(out), None, None),
@@ -832,7 +852,7 @@ impl RunCtx {
             let first = interrupts.swap_remove(0);
             self.emit(EventKind::Interrupted {
                 node: first.node.clone(),
-                prompt: first.prompt.clone(),
+                prompt: self.redact(first.prompt.clone()),
             });
             return Ok(StepResult::End(StepsEnd::Interrupted(first)));
         }
@@ -1004,7 +1024,7 @@ impl RunCtx {
                             index,
                             attempt,
                             delay_ms: delay.as_millis() as u64,
-                            error: failure.message.clone(),
+                            error: self.redact(failure.message.clone()),
                         });
                         tokio::time::sleep(delay).await;
                         continue;
@@ -1013,10 +1033,10 @@ impl RunCtx {
                         Some(i) => format!("{}[{i}]", node.name),
                         None => node.name.clone(),
                     };
-                    let message = format!(
+                    let message = self.redact(format!(
                         "{} (attempt {attempt} of {}, task {at}, step {step})",
                         failure.message, node.retry.max_attempts
-                    );
+                    ));
                     self.emit(EventKind::TaskFailed {
                         node: node.name.clone(),
                         index,
