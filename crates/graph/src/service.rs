@@ -420,7 +420,10 @@ fn resolve_in(
     name: &str,
     relative_to: Option<&Path>,
 ) -> Result<Arc<Workflow>, EngineError> {
-    let looks_like_path = name.contains('/') || name.ends_with(".yaml") || name.ends_with(".yml");
+    let looks_like_path = name.contains('/')
+        || name.ends_with(".yaml")
+        || name.ends_with(".yml")
+        || Path::new(name).is_dir();
     let mut candidates: Vec<PathBuf> = Vec::new();
     if looks_like_path {
         if let Some(dir) = relative_to {
@@ -441,6 +444,12 @@ fn resolve_in(
     if !looks_like_path && let Some(source) = builtins::workflow_source(name) {
         let canonical = builtins::canonical_name(name).unwrap_or(name);
         return Ok(Arc::new(load_str(source, &format!("builtin:{canonical}"))?));
+    }
+    if let Some(dir) = candidates.iter().find(|p| p.is_dir()) {
+        return Err(EngineError::WorkflowNotFound {
+            name: name.to_string(),
+            detail: format!("{} is a folder without a workflow.yaml", dir.display()),
+        });
     }
     let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
     Err(EngineError::WorkflowNotFound {

@@ -438,7 +438,7 @@ impl Compiler<'_> {
         if !(s > 0.0 && s.is_finite() && s < 1e9) {
             self.issue(
                 at,
-                format!("expected a positive number of seconds, got {s}"),
+                format!("expected a positive number of seconds below 1e9, got {s:?}"),
             );
             return None;
         }
