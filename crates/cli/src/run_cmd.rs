@@ -8,6 +8,7 @@ use crate::{CliError, Project, Ui};
 use ao_graph::engine::cancel::CancelToken;
 use ao_graph::engine::error::EngineError;
 use ao_graph::engine::scheduler::{RunOptions, RunOutcome};
+use ao_graph::service::Service;
 use std::future::Future;
 
 #[derive(clap::Args, Debug)]
@@ -42,7 +43,7 @@ pub async fn run(project: &Project, args: &RunArgs, ui: Ui) -> Result<u8, CliErr
         args.input_json.as_deref(),
         &[("goal", args.goal.as_ref()), ("scope", args.scope.as_ref())],
     )?;
-    drive(ui, |opts, sink| {
+    drive(ui, &service, |opts, sink| {
         let service = service.clone();
         async move { service.start(wf, input, opts, sink).await }
     })
@@ -50,7 +51,7 @@ pub async fn run(project: &Project, args: &RunArgs, ui: Ui) -> Result<u8, CliErr
 }
 
 /// Runs `start` with progress and Ctrl-C handling, prints the outcome, returns the exit code.
-pub async fn drive<F, Fut>(ui: Ui, start: F) -> Result<u8, CliError>
+pub async fn drive<F, Fut>(ui: Ui, service: &Service, start: F) -> Result<u8, CliError>
 where
     F: FnOnce(RunOptions, Option<ao_graph::engine::events::SharedSink>) -> Fut,
     Fut: Future<Output = Result<RunOutcome, EngineError>>,
@@ -81,6 +82,35 @@ where
         print_json(&run_json(&outcome));
     } else {
         print_outcome(&outcome);
+        print_changeset_summary(service, &outcome.run_id);
     }
     Ok(exit_code(outcome.status))
+}
+
+/// Dry-run is never a silent no-op: say what the run proposes and how to review and apply it.
+pub fn print_changeset_summary(service: &Service, run_id: &str) {
+    let Ok((changeset, applied)) = service.changeset(run_id) else {
+        return;
+    };
+    if changeset.is_empty() {
+        return;
+    }
+    let n = changeset.files.len();
+    let plural = if n == 1 { "" } else { "s" };
+    if applied {
+        println!("changes written (--apply, {n} file{plural}):");
+    } else {
+        println!("proposed changes, not written (dry-run, {n} file{plural}):");
+    }
+    for f in &changeset.files {
+        let action = serde_json::to_value(f.action())
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        println!("  {action:<8} {}", f.path);
+    }
+    println!("review: ao runs show {run_id} --patch");
+    if !applied {
+        println!("apply:  ao apply {run_id}");
+    }
 }

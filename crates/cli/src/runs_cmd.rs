@@ -2,7 +2,7 @@
 
 use crate::input::json_arg;
 use crate::output::{format_time, print_json, print_outcome, run_json, run_line, run_summary_json};
-use crate::run_cmd::drive;
+use crate::run_cmd::{drive, print_changeset_summary};
 use crate::{CliError, Project, Ui};
 use ao_core::run::RunStatus;
 use ao_graph::engine::store::RunFilter;
@@ -86,7 +86,7 @@ pub async fn dispatch(project: &Project, cmd: &RunsCommand, ui: Ui) -> Result<u8
             run_id,
             patch: true,
         } => {
-            let diff = service.changeset(run_id)?.to_unified_diff();
+            let diff = service.changeset(run_id)?.0.to_unified_diff();
             if ui.json {
                 print_json(&serde_json::json!({"run_id": run_id, "patch": diff}));
             } else {
@@ -109,6 +109,7 @@ pub async fn dispatch(project: &Project, cmd: &RunsCommand, ui: Ui) -> Result<u8
                 print_json(&v);
             } else {
                 print_outcome(&outcome);
+                print_changeset_summary(&service, run_id);
                 println!(
                     "created {} UTC, updated {} UTC",
                     format_time(record.created_ms),
@@ -135,7 +136,7 @@ pub async fn dispatch(project: &Project, cmd: &RunsCommand, ui: Ui) -> Result<u8
                 .map(|a| json_arg("--answer", a))
                 .transpose()?;
             let run_id = run_id.clone();
-            drive(ui, |opts, sink| {
+            drive(ui, &service, |opts, sink| {
                 let service = service.clone();
                 async move { service.resume(&run_id, answer, opts, sink).await }
             })

@@ -168,21 +168,21 @@ impl Service {
             .map(|outcome| (outcome, ctx.changeset())))
     }
 
-    /// The changeset a run proposes (empty when it wrote nothing).
-    pub fn changeset(&self, run_id: &str) -> Result<Changeset, EngineError> {
-        let record = self.record(run_id)?;
-        let root = record
-            .parent_id
-            .as_ref()
-            .map(|_| self.store.root_run_id(run_id))
-            .transpose()?
-            .unwrap_or_else(|| run_id.to_string());
+    /// The changeset a run proposes (empty when it wrote nothing), and whether the run
+    /// already wrote it to disk itself (it ran with `--apply`).
+    pub fn changeset(&self, run_id: &str) -> Result<(Changeset, bool), EngineError> {
+        self.record(run_id)?;
+        let root = self.store.root_run_id(run_id)?;
         match self.store.changeset(&root)? {
-            Some(v) => serde_json::from_value(v).map_err(|e| EngineError::Changeset {
-                run_id: run_id.to_string(),
-                message: format!("the stored changeset is unreadable: {e}"),
-            }),
-            None => Ok(Changeset::default()),
+            Some(v) => {
+                let applied = v.get("applied").and_then(Value::as_bool).unwrap_or(false);
+                let changeset = serde_json::from_value(v).map_err(|e| EngineError::Changeset {
+                    run_id: run_id.to_string(),
+                    message: format!("the stored changeset is unreadable: {e}"),
+                })?;
+                Ok((changeset, applied))
+            }
+            None => Ok((Changeset::default(), false)),
         }
     }
 
@@ -197,7 +197,13 @@ impl Service {
                 message: "is still running; apply its changeset once it has stopped".into(),
             });
         }
-        let changeset = self.changeset(run_id)?;
+        let (changeset, applied) = self.changeset(run_id)?;
+        if applied {
+            return Err(EngineError::Changeset {
+                run_id: run_id.to_string(),
+                message: "ran with --apply: its changes were written as it ran; there is nothing left to apply".into(),
+            });
+        }
         let tools = self.tool_runner()?;
         apply_changeset(&changeset, tools.policy(), check).map_err(|e| EngineError::Changeset {
             run_id: run_id.to_string(),

@@ -143,7 +143,9 @@ impl ToolNodeRunner {
         if outcome.effect == Effect::Write
             && let Some(store) = &self.store
         {
-            let changeset = serde_json::to_value(ctx.changeset()).unwrap_or(Value::Null);
+            let mut changeset = serde_json::to_value(ctx.changeset()).unwrap_or(Value::Null);
+            // Whether these changes are already on disk (`--apply`) or only proposed.
+            changeset["applied"] = Value::Bool(self.policy.mode() == ao_tools::Mode::Apply);
             store
                 .put_changeset(&root, &changeset)
                 .map_err(|e| ToolError::Failed {
