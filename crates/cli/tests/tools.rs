@@ -546,6 +546,67 @@ fn dot_env_git_config_and_pem_files_are_never_read() {
     assert_unchanged(&before, &snapshot(p.path()));
 }
 
+#[test]
+#[ignore = "bug: `git show <blob id>` (git.show tool, or cmd.run with the default read-only `git show`) prints a denied file's committed content, e.g. .env; the blob id comes from the allowed `git ls-files -s`"]
+fn denied_files_stay_unreadable_through_git_by_blob_id() {
+    let p = project();
+    p.write(".env", "# planted-dotenv-content-71c3\n");
+    p.write(
+        "certs/server.pem",
+        "-----BEGIN PRIVATE KEY-----\nplanted-pem-content-71c3\n",
+    );
+    git(p.path(), &["init", "-q"]);
+    git(p.path(), &["add", "-A"]);
+    git(p.path(), &["commit", "-q", "-m", "base"]);
+    tool_chain(
+        &p,
+        "blob",
+        &[("show", "git.show", json!({"rev": "{{ input.rev }}"}))],
+    );
+    let before = snapshot(p.path());
+
+    // What a model can learn with an allowed, read-only command (it runs even in dry-run).
+    let v = tool(
+        &p,
+        "cmd.run",
+        json!({"argv": ["git", "ls-files", "-s"]}),
+        false,
+    );
+    assert_eq!(v["decision"], "allowed", "{v}");
+    let listing = v["output"]["stdout"].as_str().unwrap().to_string();
+    let blob = |path: &str| {
+        listing
+            .lines()
+            .find(|l| l.ends_with(&format!("\t{path}")))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or_else(|| panic!("no blob id for {path} in {listing}"))
+            .to_string()
+    };
+    for path in [".env", "certs/server.pem"] {
+        let id = blob(path);
+        for v in [
+            tool(&p, "git.show", json!({"rev": id}), false),
+            tool(&p, "git.show", json!({"rev": &id[..10]}), false),
+            tool(&p, "cmd.run", json!({"argv": ["git", "show", id]}), false),
+        ] {
+            assert!(
+                !shows_denied_content(&v.to_string()),
+                "{path} read through its blob id {id}: {v}"
+            );
+        }
+        let v = run_completed(
+            &p,
+            "blob",
+            &["--input-json", &json!({"rev": id}).to_string()],
+        );
+        assert!(
+            !shows_denied_content(&v.to_string()),
+            "{path} read through its blob id {id} in a workflow: {v}"
+        );
+    }
+    assert_unchanged(&before, &snapshot(p.path()));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Dry-run, changesets, writable
 
@@ -1408,6 +1469,38 @@ fn ao_apply_refuses_a_changeset_with_a_path_outside_writable() {
 }
 
 #[test]
+fn ao_apply_refuses_a_path_that_now_resolves_outside_the_root_through_a_symlink() {
+    let p = project();
+    let out = outside();
+    let id = propose_changes(&p);
+    // After the run, `src` becomes a link to a directory outside the root.
+    std::fs::rename(p.path().join("src"), p.path().join("src.moved")).unwrap();
+    std::os::unix::fs::symlink(out.path(), p.path().join("src")).unwrap();
+    for f in ["lib.rs", "other.rs"] {
+        std::fs::copy(p.path().join("src.moved").join(f), out.path().join(f)).unwrap();
+    }
+    let before = snapshot(p.path());
+    let outside_before = snapshot(out.path());
+
+    let (code, doc) = p.json(&["apply", &id, "--json"]);
+    assert_eq!(code, 1, "{doc}");
+    assert_eq!(doc["refused"], true);
+    assert_eq!(doc["applied"], false);
+    for f in doc["files"].as_array().unwrap() {
+        assert!(
+            f["problem"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("outside the project root"),
+            "{doc}"
+        );
+    }
+    assert_unchanged(&before, &snapshot(p.path()));
+    assert_unchanged(&outside_before, &snapshot(out.path()));
+    assert!(!out.path().join("new.rs").exists());
+}
+
+#[test]
 fn the_patch_from_runs_show_applies_cleanly_with_git_apply() {
     let p = project();
     p.write(
@@ -1652,6 +1745,39 @@ fn planted_secrets_appear_in_no_output_and_nowhere_under_the_state_dir() {
         }
     }
     assert_unchanged(&before, &snapshot(p.path()));
+}
+
+#[test]
+#[ignore = "bug: a run input holding an env secret's value is printed unredacted by `ao runs events` (the run_started event carries the raw input)"]
+fn a_secret_passed_as_run_input_never_appears_in_events_or_output() {
+    let mut p = project();
+    p.set_env("SERVICE_TOKEN", SERVICE_TOKEN);
+    tool_chain(
+        &p,
+        "deploy",
+        &[("read", "fs.read", json!({"path": "README.md"}))],
+    );
+    let input = format!("token={SERVICE_TOKEN}");
+    let (code, stdout, stderr) = p.run(&["run", "deploy", "--input", &input, "--json"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let id = run_id(&serde_json::from_str(&stdout).unwrap());
+    let mut outputs = vec![stdout, stderr];
+    for argv in [
+        vec!["runs", "events", id.as_str()],
+        vec!["runs", "show", &id],
+        vec!["runs", "show", &id, "--json"],
+        vec!["runs", "list", "--json"],
+    ] {
+        let (_, stdout, stderr) = p.run(&argv);
+        outputs.push(stdout);
+        outputs.push(stderr);
+    }
+    for (i, o) in outputs.iter().enumerate() {
+        assert!(
+            !o.contains(SERVICE_TOKEN),
+            "output #{i} leaks the token:\n{o}"
+        );
+    }
 }
 
 #[test]
