@@ -38,6 +38,13 @@ pub async fn run(project: &Project, args: &RunArgs, ui: Ui) -> Result<u8, CliErr
     let service = project.runner(args.apply)?;
     let wf = service.resolve(&args.workflow)?;
     service.preflight(&wf)?;
+    if project.redactor().redact_value(&input) != input {
+        eprintln!(
+            "warning: the input holds the value of a secret (an API key or a *KEY/*TOKEN/*SECRET/*PASSWORD variable). \
+             It is stored with the run (resume needs it) and redacted from events and logs, but appears wherever the \
+             workflow copies it. Prefer giving secrets to commands through the environment ([policy] env_passthrough)."
+        );
+    }
     let input = run_input(
         &args.inputs,
         args.input_json.as_deref(),

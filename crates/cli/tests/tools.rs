@@ -547,7 +547,6 @@ fn dot_env_git_config_and_pem_files_are_never_read() {
 }
 
 #[test]
-#[ignore = "bug: `git show <blob id>` (git.show tool, or cmd.run with the default read-only `git show`) prints a denied file's committed content, e.g. .env; the blob id comes from the allowed `git ls-files -s`"]
 fn denied_files_stay_unreadable_through_git_by_blob_id() {
     let p = project();
     p.write(".env", "# planted-dotenv-content-71c3\n");
@@ -1748,7 +1747,6 @@ fn planted_secrets_appear_in_no_output_and_nowhere_under_the_state_dir() {
 }
 
 #[test]
-#[ignore = "bug: a run input holding an env secret's value is printed unredacted by `ao runs events` (the run_started event carries the raw input)"]
 fn a_secret_passed_as_run_input_never_appears_in_events_or_output() {
     let mut p = project();
     p.set_env("SERVICE_TOKEN", SERVICE_TOKEN);

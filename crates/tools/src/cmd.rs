@@ -38,6 +38,10 @@ pub(crate) async fn run(call: &Call<'_>, args: &Value) -> Result<ToolOutcome, To
             ))
         }
         CommandVerdict::Run => {
+            let revs = crate::git::positional_revs(&a.argv);
+            if let Some(reason) = crate::git::blob_reference(call, &revs).await {
+                return Ok(call.deny(reason, Some(&a.argv)));
+            }
             call.allow(Some(&a.argv));
             let argv = crate::git::with_denied_excluded(call, &a.argv);
             let limits = policy.limits();

@@ -147,6 +147,57 @@ pub(crate) fn with_denied_excluded(call: &Call<'_>, argv: &[String]) -> Vec<Stri
     out
 }
 
+/// The revisions of a `git diff|show|log …` argv run through `cmd.run`: its positional
+/// arguments before `--` (options and pathspecs are not revisions).
+pub(crate) fn positional_revs(argv: &[String]) -> Vec<String> {
+    let sub = argv.get(1).map(String::as_str);
+    if argv.first().map(String::as_str) != Some("git")
+        || !matches!(sub, Some("diff" | "show" | "log"))
+    {
+        return Vec::new();
+    }
+    argv.iter()
+        .skip(2)
+        .take_while(|a| a.as_str() != "--")
+        .filter(|a| !a.starts_with('-'))
+        .cloned()
+        .collect()
+}
+
+/// Denies revisions that name a file's content directly (a blob id, `HEAD^{blob}`, …): the
+/// denied-path exclusions only cover named paths, so `git show <blob-id>` of a committed `.env`
+/// would otherwise print it. Ranges are checked part by part. Returns the denial reason.
+pub(crate) async fn blob_reference(call: &Call<'_>, revs: &[String]) -> Option<String> {
+    let policy = call.policy();
+    for rev in revs {
+        for part in rev.split("...").flat_map(|p| p.split("..")) {
+            if part.is_empty() {
+                continue;
+            }
+            let mut argv: Vec<String> = vec!["git".into()];
+            argv.extend(GIT_PREFIX.iter().map(|s| s.to_string()));
+            argv.extend(["cat-file".to_string(), "-t".to_string(), part.to_string()]);
+            let out = crate::exec::run(
+                &argv,
+                policy.root(),
+                policy.child_env(),
+                std::time::Duration::from_secs(10),
+                1024,
+            )
+            .await;
+            if let Ok(out) = out
+                && out.exit_code == Some(0)
+                && out.stdout.trim() == "blob"
+            {
+                return Some(format!(
+                    "`{part}` names a file's content directly (a blob), which would bypass the denied paths; name a commit, and use git.show with `path` for a file"
+                ));
+            }
+        }
+    }
+    None
+}
+
 pub(crate) async fn run(call: &Call<'_>, args: &Value) -> Result<ToolOutcome, ToolError> {
     // Build the argv (after the fixed prefix) or deny.
     let built: Result<Vec<String>, String> = match call.tool {
@@ -229,12 +280,19 @@ pub(crate) async fn run(call: &Call<'_>, args: &Value) -> Result<ToolOutcome, To
             });
         }
     };
-    let mut argv: Vec<String> = vec!["git".into()];
-    argv.extend(GIT_PREFIX.iter().map(|s| s.to_string()));
     let tail = match built {
         Ok(t) => t,
         Err(reason) => return Ok(call.deny(reason, None)),
     };
+    let revs: Vec<String> = ["rev", "range"]
+        .iter()
+        .filter_map(|k| args.get(*k).and_then(Value::as_str).map(str::to_string))
+        .collect();
+    if let Some(reason) = blob_reference(call, &revs).await {
+        return Ok(call.deny(reason, None));
+    }
+    let mut argv: Vec<String> = vec!["git".into()];
+    argv.extend(GIT_PREFIX.iter().map(|s| s.to_string()));
     argv.extend(tail);
     call.allow(Some(&argv));
     let policy = call.policy();

@@ -151,9 +151,15 @@ impl Engine {
             joins: JoinProgress::new(),
             snapshot: Some(state.values().clone()),
         };
+        // The input is stored as given (a resume needs it), but events are shown and shipped:
+        // secrets in it are redacted there.
+        let shown_input = match &self.host.redactor {
+            Some(r) => r.redact_value(&input),
+            None => input.clone(),
+        };
         ctx.emit(EventKind::RunStarted {
             workflow: wf.name.clone(),
-            input: input.clone(),
+            input: shown_input,
         });
         if let Some(store) = &self.store {
             store.create_run(
