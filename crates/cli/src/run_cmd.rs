@@ -38,6 +38,11 @@ pub async fn run(project: &Project, args: &RunArgs, ui: Ui) -> Result<u8, CliErr
     let service = project.runner(args.apply)?;
     let wf = service.resolve(&args.workflow)?;
     service.preflight(&wf)?;
+    let input = run_input(
+        &args.inputs,
+        args.input_json.as_deref(),
+        &[("goal", args.goal.as_ref()), ("scope", args.scope.as_ref())],
+    )?;
     if project.redactor().redact_value(&input) != input {
         eprintln!(
             "warning: the input holds the value of a secret (an API key or a *KEY/*TOKEN/*SECRET/*PASSWORD variable). \
@@ -45,11 +50,6 @@ pub async fn run(project: &Project, args: &RunArgs, ui: Ui) -> Result<u8, CliErr
              workflow copies it. Prefer giving secrets to commands through the environment ([policy] env_passthrough)."
         );
     }
-    let input = run_input(
-        &args.inputs,
-        args.input_json.as_deref(),
-        &[("goal", args.goal.as_ref()), ("scope", args.scope.as_ref())],
-    )?;
     drive(ui, &service, |opts, sink| {
         let service = service.clone();
         async move { service.start(wf, input, opts, sink).await }
