@@ -45,9 +45,9 @@ pub async fn run(project: &Project, args: &RunArgs, ui: Ui) -> Result<u8, CliErr
     )?;
     if project.redactor().redact_value(&input) != input {
         eprintln!(
-            "warning: the input holds the value of a secret (an API key or a *KEY/*TOKEN/*SECRET/*PASSWORD variable). \
-             It is stored with the run (resume needs it) and redacted from events and logs, but appears wherever the \
-             workflow copies it. Prefer giving secrets to commands through the environment ([policy] env_passthrough)."
+            "warning: the input holds the value of a secret (an API key or a *KEY/*TOKEN/*SECRET/*PASSWORD \
+             variable); the run gets `[REDACTED]` in its place, so the secret never reaches the run store. Give \
+             secrets to commands through the environment instead ([policy] env_passthrough)."
         );
     }
     drive(ui, &service, |opts, sink| {

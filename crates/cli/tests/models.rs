@@ -447,3 +447,110 @@ edges:
         ]
     );
 }
+
+#[test]
+fn a_secret_in_a_model_reply_or_in_run_input_never_reaches_output_or_the_store() {
+    const TOKEN: &str = "zz-service-token-5150-zz";
+    let stub = StubModel::replying("Sure: the token is zz-service-token-5150-zz.");
+    let mut p = Project::new().with_leader(&stub, PLANTED_KEY);
+    p.set_env("MY_SERVICE_TOKEN", TOKEN);
+    p.write(
+        "workflows/echo.yaml",
+        "name: echo\ninput: {type: object, properties: {t: {type: string}}}\nchannels:\n  said: {}\n  given: {}\nnodes:\n  talk: {kind: llm, prompt: \"Say the token.\", writes: said}\n  keep: {kind: transform, set: {given: \"input.t\"}}\nedges:\n  - {from: START, to: talk}\n  - {from: START, to: keep}\n",
+    );
+    let (code, stdout, stderr) =
+        p.run(&["run", "echo", "--input", &format!("t={TOKEN}"), "--json"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["state"]["said"], "Sure: the token is [REDACTED].");
+    assert_eq!(v["state"]["given"], "[REDACTED]");
+    assert!(
+        stderr.contains("[REDACTED]` in its place"),
+        "the user is told: {stderr}"
+    );
+    let id = v["run_id"].as_str().unwrap();
+    let mut outputs = vec![stdout.clone(), stderr];
+    for args in [vec!["runs", "show", id], vec!["runs", "events", id]] {
+        let (_, out, err) = p.run(&args);
+        outputs.push(out);
+        outputs.push(err);
+    }
+    for o in &outputs {
+        assert!(!o.contains(TOKEN), "leaked: {o}");
+    }
+    for (path, bytes) in files_under(&p.path().join(".ao")) {
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(TOKEN),
+            "stored in {}",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn a_dry_run_cannot_be_resumed_with_apply_half_way() {
+    let p = Project::new();
+    p.write(
+        "workflows/two-writes.yaml",
+        r#"name: two-writes
+channels:
+  a: {}
+  ok: {}
+  b: {}
+nodes:
+  first: {kind: tool, tool: fs.write, args: {path: a.txt, content: "a\n"}, writes: a}
+  ask: {kind: interrupt, prompt: "continue?", schema: {type: boolean}, writes: ok}
+  second: {kind: tool, tool: fs.write, args: {path: b.txt, content: "b\n"}, writes: b}
+edges:
+  - {from: START, to: first}
+  - {from: first, to: ask}
+  - {from: ask, to: second}
+"#,
+    );
+    let (code, v) = p.json(&["run", "two-writes", "--json"]);
+    assert_eq!(code, 3, "{v}");
+    let id = v["run_id"].as_str().unwrap().to_string();
+    let (code, _, stderr) = p.run(&["runs", "resume", &id, "--answer", "true", "--apply"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("resume it without --apply"), "{stderr}");
+    assert!(!p.path().join("a.txt").exists() && !p.path().join("b.txt").exists());
+    let (_, v) = p.json(&["runs", "show", &id, "--json"]);
+    assert_eq!(
+        v["status"], "interrupted",
+        "the refused resume changed nothing"
+    );
+
+    let (code, stdout, _) = p.run(&["runs", "resume", &id, "--answer", "true"]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("proposed changes, not written (dry-run, 2 files)"),
+        "{stdout}"
+    );
+    let (code, _, _) = p.run(&["apply", &id]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        std::fs::read_to_string(p.path().join("a.txt")).unwrap(),
+        "a\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(p.path().join("b.txt")).unwrap(),
+        "b\n"
+    );
+}
+
+#[test]
+fn ao_apply_refuses_an_interrupted_run() {
+    let p = Project::new();
+    p.write(
+        "workflows/w.yaml",
+        "name: w\nchannels:\n  a: {}\n  ok: {}\nnodes:\n  first: {kind: tool, tool: fs.write, args: {path: a.txt, content: x}, writes: a}\n  ask: {kind: interrupt, prompt: go, writes: ok}\nedges:\n  - {from: START, to: first}\n  - {from: first, to: ask}\n",
+    );
+    let (_, v) = p.json(&["run", "w", "--json"]);
+    let (code, _, stderr) = p.run(&["apply", v["run_id"].as_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("is interrupted; apply its changeset once it has finished"),
+        "{stderr}"
+    );
+    assert!(!p.path().join("a.txt").exists());
+}

@@ -164,17 +164,23 @@ impl ModelRunner {
             node: call.node,
             index: call.index,
         };
-        let fingerprint = json!({
-            "role": request.role,
-            "messages": completion_request.messages,
-            "output": request.output,
-            "tools": request.tools,
-        })
-        .to_string();
-        if call.attempt == 1
-            && let Some(store) = &self.store
+        let fingerprint = self.redactor.redact_str(
+            &json!({
+                "role": request.role,
+                "messages": completion_request.messages,
+                "output": request.output,
+                "tools": request.tools,
+            })
+            .to_string(),
+        );
+        // A stored round is reused when the task runs again with the same conversation so far:
+        // always for a round that called tools (its results are stored with it), and for the
+        // answer only on a first attempt in this process (a retry asks again, since the stored
+        // answer may be what failed).
+        if let Some(store) = &self.store
             && let Ok(Some((stored, result))) = store.cached_call(&key, round)
             && stored == fingerprint
+            && (call.attempt == 1 || result.get("tool_calls").is_some())
         {
             call.events.emit(EventKind::LlmCall {
                 node: call.node.to_string(),
@@ -206,14 +212,17 @@ impl ModelRunner {
             }
         }
         .map_err(|e| failure(&e, &self.redactor))?;
-        // What a round produced: tool calls to make, or the answer.
-        let result = if !completion.tool_calls.is_empty() {
-            json!({"tool_calls": completion.tool_calls})
-        } else if structured {
-            json!({"answer": completion.json.clone().unwrap_or(Value::Null)})
-        } else {
-            json!({"answer": completion.text})
-        };
+        // What a round produced: tool calls to make, or the answer. Model output is redacted
+        // before it is stored or written anywhere: a secret it repeats goes no further.
+        let result = self
+            .redactor
+            .redact_value(&if !completion.tool_calls.is_empty() {
+                json!({"tool_calls": completion.tool_calls})
+            } else if structured {
+                json!({"answer": completion.json.clone().unwrap_or(Value::Null)})
+            } else {
+                json!({"answer": completion.text})
+            });
         call.events.emit(EventKind::LlmCall {
             node: call.node.to_string(),
             role: request.role.clone(),
@@ -240,6 +249,58 @@ impl ModelRunner {
             }
         }
         Ok(result)
+    }
+}
+
+impl ModelRunner {
+    /// Runs one tool call of the model through the policy gate; whatever fails goes back to the
+    /// model as the tool's result (model output is data, never a command).
+    async fn tool_reply(
+        &self,
+        call: &NodeCall<'_>,
+        request: &LlmRequest,
+        tools: &ToolNodeRunner,
+        tc: &ToolCall,
+    ) -> Value {
+        let offered = request
+            .tools
+            .iter()
+            .any(|t| t == &tc.name || t.replace('.', "_") == tc.name);
+        if !offered {
+            return json!({"decision": "denied", "reason": format!("tool `{}` is not offered to this node (offered: {})", tc.name, request.tools.join(", "))});
+        }
+        match serde_json::from_str::<Value>(&tc.arguments) {
+            Err(e) => json!({"error": format!("the arguments are not valid JSON: {e}")}),
+            Ok(args) => tools
+                .call(call, &tc.name, args)
+                .await
+                .unwrap_or_else(|e| json!({"error": e.to_string()})),
+        }
+    }
+
+    /// Keeps a round's tool results with it, so a resumed task reuses them.
+    fn store_tool_results(
+        &self,
+        call: &NodeCall<'_>,
+        round: u32,
+        result: &Value,
+        replies: &[Value],
+    ) {
+        let Some(store) = &self.store else { return };
+        let mut with_results = result.clone();
+        with_results["tool_results"] = Value::Array(replies.to_vec());
+        let key = TaskKey {
+            run_id: call.run_id,
+            step: call.step,
+            node: call.node,
+            index: call.index,
+        };
+        if let Err(e) = store.update_call_result(&key, round, &with_results) {
+            eprintln!(
+                "warning: the tool results of node `{}` were not stored: {e}",
+                call.node
+            );
+        }
     }
 }
 
@@ -295,26 +356,23 @@ impl LlmRunner for ModelRunner {
                     ));
                 };
                 messages.push(Message::assistant_tool_calls(calls.clone()));
-                for tc in calls {
-                    // Model output is data: whatever it asks for goes through the policy gate,
-                    // and any failure goes back to the model as the tool's result.
-                    let offered = request
-                        .tools
-                        .iter()
-                        .any(|t| t == &tc.name || t.replace('.', "_") == tc.name);
-                    let reply = if !offered {
-                        json!({"decision": "denied", "reason": format!("tool `{}` is not offered to this node (offered: {})", tc.name, request.tools.join(", "))})
-                    } else {
-                        match serde_json::from_str::<Value>(&tc.arguments) {
-                            Err(e) => {
-                                json!({"error": format!("the arguments are not valid JSON: {e}")})
-                            }
-                            Ok(args) => tools
-                                .call(&call, &tc.name, args)
-                                .await
-                                .unwrap_or_else(|e| json!({"error": e.to_string()})),
+                // Results stored with the round (a resumed task) are reused, never run again.
+                let stored: Option<Vec<Value>> = result
+                    .get("tool_results")
+                    .and_then(|r| serde_json::from_value(r.clone()).ok())
+                    .filter(|r: &Vec<Value>| r.len() == calls.len());
+                let replies = match stored {
+                    Some(replies) => replies,
+                    None => {
+                        let mut replies = Vec::with_capacity(calls.len());
+                        for tc in &calls {
+                            replies.push(self.tool_reply(&call, &request, tools, tc).await);
                         }
-                    };
+                        self.store_tool_results(&call, round, &result, &replies);
+                        replies
+                    }
+                };
+                for (tc, reply) in calls.iter().zip(&replies) {
                     messages.push(Message::tool_result(tc.id.clone(), reply.to_string()));
                 }
             }

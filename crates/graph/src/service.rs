@@ -12,7 +12,9 @@ use crate::engine::events::{Event, SharedSink};
 use crate::engine::graph::NodeKind;
 use crate::engine::graph::Workflow;
 use crate::engine::host::{Host, WorkflowResolver};
-use crate::engine::scheduler::{Engine, RunOptions, RunOutcome, load_path, process_alive};
+use crate::engine::scheduler::{
+    Engine, RunOptions, RunOutcome, is_active, load_path, process_alive,
+};
 use crate::engine::store::{RunEnd, RunFilter, RunRecord, RunStore, StoreError};
 use crate::model_node::ModelRunner;
 use crate::tool_node::ToolNodeRunner;
@@ -143,6 +145,32 @@ impl Service {
         self.tools.as_ref()
     }
 
+    /// A run keeps the mode it wrote in: switching between dry-run and `--apply` half-way
+    /// would leave some proposed edits unwritten and the rest written, with no whole changeset
+    /// to review or apply.
+    fn check_mode_unchanged(&self, run_id: &str) -> Result<(), EngineError> {
+        let Some(tools) = &self.tools else {
+            return Ok(());
+        };
+        let (changeset, applied) = self.changeset(run_id)?;
+        if changeset.is_empty() {
+            return Ok(());
+        }
+        let applying = tools.policy().mode() == ao_tools::Mode::Apply;
+        if applied == applying {
+            return Ok(());
+        }
+        let reason = if applied {
+            "wrote its changes with --apply; resume it with --apply too"
+        } else {
+            "proposed its changes in dry-run; resume it without --apply, then review with `ao runs show --patch` and write them with `ao apply`"
+        };
+        Err(EngineError::NotResumable {
+            run_id: run_id.to_string(),
+            reason: reason.to_string(),
+        })
+    }
+
     fn tool_runner(&self) -> Result<&Arc<ToolNodeRunner>, EngineError> {
         self.tools
             .as_ref()
@@ -191,10 +219,13 @@ impl Service {
     /// `check` only reports.
     pub fn apply(&self, run_id: &str, check: bool) -> Result<ApplyReport, EngineError> {
         let record = self.record(run_id)?;
-        if record.status == RunStatus::Running {
+        if matches!(record.status, RunStatus::Running | RunStatus::Interrupted) {
             return Err(EngineError::Changeset {
                 run_id: run_id.to_string(),
-                message: "is still running; apply its changeset once it has stopped".into(),
+                message: format!(
+                    "is {}; apply its changeset once it has finished (it may still change)",
+                    record.status
+                ),
             });
         }
         let (changeset, applied) = self.changeset(run_id)?;
@@ -328,6 +359,7 @@ impl Service {
         opts: RunOptions,
         sink: Option<SharedSink>,
     ) -> Result<RunOutcome, EngineError> {
+        self.check_mode_unchanged(run_id)?;
         self.engine(sink).resume(run_id, answer, opts).await
     }
 
@@ -372,9 +404,14 @@ impl Service {
                 return Err(not("is already completed; there is nothing to cancel"));
             }
             RunStatus::Running => {
-                let alive = record
-                    .owner_pid
-                    .is_some_and(|pid| pid != std::process::id() && process_alive(pid));
+                // Driven by a live process (this one included): ask it to stop.
+                let alive = record.owner_pid.is_some_and(|pid| {
+                    if pid == std::process::id() {
+                        is_active(run_id)
+                    } else {
+                        process_alive(pid)
+                    }
+                });
                 if alive {
                     self.store.request_cancel(run_id, by)?;
                     let deadline = tokio::time::Instant::now() + wait;
@@ -400,6 +437,12 @@ impl Service {
         };
         self.store
             .set_status(run_id, RunStatus::Cancelled, &end, &[])?;
+        // Its waiting sub-runs go with it (an interrupted parent waits on an interrupted child).
+        for child in self.store.child_runs(run_id)? {
+            if !child.status.is_terminal() {
+                Box::pin(self.cancel(&child.id, by, wait)).await?;
+            }
+        }
         Ok(CancelResult::Cancelled)
     }
 

@@ -60,7 +60,7 @@ async fn hello_graph_loops_fans_out_joins_and_asks() {
         interrupt.prompt,
         "Total of 0..7 is 28. Finish? (true/false)"
     );
-    // start, double ×3 (1→2→4→8), fan, describe+measure, ask: 7 steps done before ask's.
+    // start, double ×3 (1→2→4→8), fan, describe+measure: 6 steps completed; ask's is pending.
     assert_eq!(out.steps, 6);
     let seen: Vec<&str> = out.state["seen"]
         .as_array()
@@ -683,4 +683,110 @@ fn many_processes_worth_of_connections_can_open_a_fresh_store_at_once() {
     }
     let store = RunStore::open(&path).unwrap();
     assert_eq!(store.list_runs(&Default::default()).unwrap().len(), 8);
+}
+
+#[tokio::test]
+async fn a_join_counts_only_arrivals_since_its_target_last_ran() {
+    // `c` runs in step 2 through the static edge from `p`; `p`'s earlier arrival at the join
+    // is spent by that run, so `b` arriving alone in step 2 does not trigger `c` again.
+    let w = wf(r#"
+name: join-reset
+channels:
+  log: {reducer: append}
+nodes:
+  p: {kind: transform, set: {log: "'p'"}}
+  q: {kind: transform, set: {log: "'q'"}}
+  b: {kind: transform, set: {log: "'b'"}}
+  c: {kind: transform, set: {log: "'c'"}}
+edges:
+  - {from: START, to: p}
+  - {from: START, to: q}
+  - {from: p, to: c}
+  - {from: q, to: b}
+  - {from: [p, b], to: c}
+"#);
+    let out = run(&Engine::in_memory(Host::default()), &w, json!({})).await;
+    assert_eq!(out.state["log"], json!(["p", "q", "b", "c"]));
+}
+
+#[tokio::test]
+async fn two_resumes_of_one_run_cannot_both_take_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::default().with_builtin(
+        "pause",
+        Arc::new(FnBuiltin(|_with: Value| async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok(json!(true))
+        })),
+    );
+    let engine = durable(dir.path(), host);
+    let w = wf(r#"
+name: ask-then-work
+channels:
+  answer: {}
+  done: {}
+nodes:
+  ask: {kind: interrupt, prompt: "go?", schema: {type: boolean}, writes: answer}
+  work: {kind: builtin, name: pause, writes: done}
+edges:
+  - {from: START, to: ask}
+  - {from: ask, to: work}
+"#);
+    let out = run(&engine, &w, json!({})).await;
+    assert_eq!(out.status, RunStatus::Interrupted);
+    let (a, b) = tokio::join!(
+        engine.resume(&out.run_id, Some(json!(true)), RunOptions::default()),
+        engine.resume(&out.run_id, Some(json!(false)), RunOptions::default()),
+    );
+    let oks = [&a, &b].iter().filter(|r| r.is_ok()).count();
+    assert_eq!(oks, 1, "exactly one resume takes the run: {a:?} / {b:?}");
+    let err = a.err().or(b.err()).expect("one resume was refused");
+    assert!(matches!(err, EngineError::NotResumable { .. }), "{err}");
+    let done = engine.store().unwrap().events(&out.run_id, None).unwrap();
+    let work_started = done.iter().filter(|e| matches!(&e.kind, ao_graph::engine::events::EventKind::TaskStarted { node, .. } if node == "work")).count();
+    assert_eq!(work_started, 1);
+}
+
+#[tokio::test]
+async fn a_workflow_that_calls_itself_stops_at_the_nesting_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("loop.yaml");
+    std::fs::write(&path, "name: loop\nchannels:\n  r: {}\nnodes:\n  again: {kind: workflow, workflow: ./loop.yaml, writes: r}\nedges:\n  - {from: START, to: again}\n").unwrap();
+    let service = ao_graph::service::Service::open(dir.path(), &dir.path().join(".ao")).unwrap();
+    let wf = service.resolve(path.to_str().unwrap()).unwrap();
+    let out = service
+        .start(wf, json!({}), RunOptions::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(out.status, RunStatus::Failed);
+    assert!(out.error.unwrap().message.contains("nest deeper than 16"));
+}
+
+#[test]
+fn absurd_concurrency_is_a_load_error() {
+    let err = load_err(
+        "name: x\nchannels:\n  c: {}\nnodes:\n  a: {kind: transform, set: {c: \"1\"}}\nedges:\n  - {from: START, to: a}\nlimits: {concurrency: 18446744073709551615}\n",
+    );
+    assert!(err.contains("concurrency must be at most 10000"), "{err}");
+}
+
+#[tokio::test]
+async fn claiming_a_run_is_a_compare_and_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = durable(dir.path(), Host::default());
+    let out = run(&engine, &hello(), json!({"n": 1})).await;
+    let store = engine.store().unwrap();
+    let rec = store.run(&out.run_id).unwrap().unwrap();
+    assert_eq!(rec.status, RunStatus::Interrupted);
+    // Two processes that both read "interrupted": only the first claim succeeds.
+    assert!(
+        store
+            .claim(&out.run_id, rec.status, rec.owner_pid, &[])
+            .unwrap()
+    );
+    assert!(
+        !store
+            .claim(&out.run_id, rec.status, rec.owner_pid, &[])
+            .unwrap()
+    );
 }

@@ -105,3 +105,77 @@ fn an_unknown_output_type_is_a_load_error() {
         "{err}"
     );
 }
+
+fn tool_call_reply(name: &str, args: serde_json::Value) -> serde_json::Value {
+    json!({
+        "id": "c", "object": "chat.completion", "created": 1, "model": "stub-model",
+        "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": null,
+            "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": name, "arguments": args.to_string()}}]}}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 5}
+    })
+}
+
+#[tokio::test]
+async fn tool_rounds_are_neither_asked_nor_run_again_when_the_task_runs_again() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "old\n").unwrap();
+    // Round 0 writes a file, round 1 reads it, round 2 answers (text the channel rejects, so the
+    // task fails after all its rounds and a resume runs it again).
+    let stub = StubModel::start(|req: &serde_json::Value| {
+        let tool_results = req["messages"]
+            .as_array()
+            .map_or(0, |m| m.iter().filter(|m| m["role"] == "tool").count());
+        match tool_results {
+            0 => (
+                200,
+                tool_call_reply("fs_write", json!({"path": "notes.txt", "content": "new\n"})),
+            ),
+            1 => (
+                200,
+                tool_call_reply("fs_read", json!({"path": "notes.txt"})),
+            ),
+            _ => (200, ao_testkit::completion("not a number")),
+        }
+    });
+    let service = service(dir.path(), &stub);
+    let wf = Arc::new(
+        load_str(
+            "name: t\nchannels:\n  n: {schema: {type: integer}}\nnodes:\n  work: {kind: llm, prompt: \"Edit notes.txt\", tools: [fs.write, fs.read], writes: n}\nedges:\n  - {from: START, to: work}\n",
+            "t.yaml",
+        )
+        .unwrap(),
+    );
+    let out = service
+        .start(wf, json!({}), RunOptions::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(out.status, RunStatus::Failed, "{:?}", out.error);
+    assert_eq!(stub.count(), 3);
+    let second_round = stub.requests()[2].to_string();
+    assert!(
+        second_round.contains("changeset"),
+        "the read saw the dry-run write: {second_round}"
+    );
+
+    let again = service
+        .resume(&out.run_id, None, RunOptions::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(again.status, RunStatus::Failed);
+    assert_eq!(stub.count(), 3, "no round was asked again");
+    let tool_calls = service
+        .events(&out.run_id, None)
+        .unwrap()
+        .into_iter()
+        .filter(|e| matches!(e.kind, EventKind::ToolCall { .. }))
+        .count();
+    assert_eq!(
+        tool_calls, 2,
+        "the stored tool results were reused, the tools not run again"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("notes.txt")).unwrap(),
+        "old\n",
+        "dry-run left the disk alone"
+    );
+}

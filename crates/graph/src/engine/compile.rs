@@ -14,6 +14,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The most tasks a step may run at once.
+pub const MAX_CONCURRENCY: usize = 10_000;
+
 /// Loads a workflow file.
 pub fn load_file(path: &Path) -> Result<Workflow, LoadError> {
     let display = path.display().to_string();
@@ -453,9 +456,15 @@ impl Compiler<'_> {
         if l.concurrency == Some(0) {
             self.issue(&at.key("concurrency"), "concurrency must be at least 1");
         }
+        if l.concurrency.is_some_and(|c| c > MAX_CONCURRENCY) {
+            self.issue(
+                &at.key("concurrency"),
+                format!("concurrency must be at most {MAX_CONCURRENCY}"),
+            );
+        }
         Limits {
             max_steps: l.max_steps.unwrap_or(100).max(1),
-            concurrency: l.concurrency.unwrap_or(8).max(1),
+            concurrency: l.concurrency.unwrap_or(8).clamp(1, MAX_CONCURRENCY),
             timeout: self.seconds(&at.key("timeout_s"), l.timeout_s),
         }
     }

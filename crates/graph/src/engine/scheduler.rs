@@ -54,6 +54,9 @@ pub struct RunOptions {
 /// much), so snapshot bytes stay within a constant factor of the data written.
 const SNAPSHOT_MIN_BYTES: usize = 256 * 1024;
 
+/// How deep sub-runs may nest (a workflow that calls itself stops here with a clear error).
+pub const MAX_SUBRUN_DEPTH: u32 = 16;
+
 /// Runs workflows. Cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
@@ -121,8 +124,14 @@ impl Engine {
         input: Value,
         opts: RunOptions,
     ) -> Result<RunOutcome, EngineError> {
+        // Secrets never enter the store: a secret's value in the input is replaced before the
+        // run begins (commands get secrets from the environment, not from run input).
+        let input = match &self.host.redactor {
+            Some(r) => r.redact_value(&input),
+            None => input,
+        };
         let input = Self::check_input(&wf, input)?;
-        self.start_checked(wf, input, opts, None).await
+        self.start_checked(wf, input, opts, None, 0).await
     }
 
     async fn start_checked(
@@ -131,6 +140,7 @@ impl Engine {
         input: Value,
         opts: RunOptions,
         parent: Option<(&str, &str)>,
+        depth: u32,
     ) -> Result<RunOutcome, EngineError> {
         let run_id = opts
             .run_id
@@ -144,6 +154,7 @@ impl Engine {
             input.clone(),
             opts.cancel.clone(),
             0,
+            depth,
         );
         let first = Checkpoint {
             step: 0,
@@ -151,15 +162,9 @@ impl Engine {
             joins: JoinProgress::new(),
             snapshot: Some(state.values().clone()),
         };
-        // The input is stored as given (a resume needs it), but events are shown and shipped:
-        // secrets in it are redacted there.
-        let shown_input = match &self.host.redactor {
-            Some(r) => r.redact_value(&input),
-            None => input.clone(),
-        };
         ctx.emit(EventKind::RunStarted {
             workflow: wf.name.clone(),
-            input: shown_input,
+            input: input.clone(),
         });
         if let Some(store) = &self.store {
             store.create_run(
@@ -173,6 +178,7 @@ impl Engine {
                 &ctx.take_events(),
             )?;
         }
+        let _active = ActiveRun::register(&ctx.run_id);
         ctx.drive(state, first, Vec::new()).await
     }
 
@@ -184,7 +190,7 @@ impl Engine {
         answer: Option<Value>,
         opts: RunOptions,
     ) -> Result<RunOutcome, EngineError> {
-        self.resume_inner(run_id, answer, opts, false).await
+        self.resume_inner(run_id, answer, opts, false, 0).await
     }
 
     fn resume_inner<'a>(
@@ -193,6 +199,7 @@ impl Engine {
         answer: Option<Value>,
         opts: RunOptions,
         internal: bool,
+        depth: u32,
     ) -> super::host::BoxFuture<'a, Result<RunOutcome, EngineError>> {
         Box::pin(async move {
             let store = self
@@ -251,6 +258,9 @@ impl Engine {
                 )));
             }
 
+            if active_runs().contains(run_id) {
+                return Err(not("is already being run by this process".into()));
+            }
             let wf = Arc::new(self.reload(&record.source, &record.origin)?);
             let (state, point) = self.stored_state(&store, &wf, run_id)?;
             let mut completed = point.completed;
@@ -263,12 +273,21 @@ impl Engine {
                 record.input.clone(),
                 opts.cancel.clone(),
                 seq,
+                depth,
             );
 
+            let mut answered: Option<TaskWrites> = None;
             if let (Some(answer), Some(interrupt)) = (answer, record.interrupt.as_ref()) {
                 if let Some(child) = &interrupt.child_run {
                     // The question came from a sub-run: the answer is that run's.
-                    Box::pin(self.resume_inner(child, Some(answer), opts.clone(), false)).await?;
+                    Box::pin(self.resume_inner(
+                        child,
+                        Some(answer),
+                        opts.clone(),
+                        false,
+                        depth + 1,
+                    ))
+                    .await?;
                 } else {
                     let node = wf.nodes.get(&interrupt.node).ok_or_else(|| {
                         not(format!(
@@ -290,14 +309,11 @@ impl Engine {
                             errors,
                         });
                     }
-                    let task = TaskWrites {
+                    answered = Some(TaskWrites {
                         node: interrupt.node.clone(),
                         index: interrupt.index,
                         writes: vec![(writes.clone(), answer)],
-                    };
-                    store.task_completed(run_id, interrupt.step, &task, 1, &[])?;
-                    completed.retain(|t| !(t.node == task.node && t.index == task.index));
-                    completed.push(task);
+                    });
                 }
             }
 
@@ -305,7 +321,20 @@ impl Engine {
                 workflow: wf.name.clone(),
                 from_step: point.checkpoint.step,
             });
-            store.claim(run_id, &ctx.take_events())?;
+            let _active = ActiveRun::register(run_id)
+                .ok_or_else(|| not("is already being run by this process".into()))?;
+            if !store.claim(run_id, record.status, record.owner_pid, &ctx.take_events())? {
+                return Err(not(
+                    "was resumed or changed by another process just now; see `ao runs show`".into(),
+                ));
+            }
+            // The answer is stored only once this process owns the run, so two answers to one
+            // question can never both be taken.
+            if let (Some(task), Some(interrupt)) = (answered, record.interrupt.as_ref()) {
+                store.task_completed(run_id, interrupt.step, &task, 1, &[])?;
+                completed.retain(|t| !(t.node == task.node && t.index == task.index));
+                completed.push(task);
+            }
             ctx.drive(state, point.checkpoint, completed).await
         })
     }
@@ -378,6 +407,7 @@ impl Engine {
         wf: Arc<Workflow>,
         input: Value,
     ) -> Result<RunOutcome, EngineError> {
+        let depth = parent.depth + 1;
         let opts = RunOptions {
             cancel: parent.cancel.clone(),
             run_id: None,
@@ -387,11 +417,41 @@ impl Engine {
         {
             return match child.status {
                 RunStatus::Completed | RunStatus::Cancelled => self.outcome_of(&child),
-                _ => self.resume_inner(&child.id, None, opts, true).await,
+                _ => self.resume_inner(&child.id, None, opts, true, depth).await,
             };
         }
         let input = Self::check_input(&wf, input)?;
-        Box::pin(self.start_checked(wf, input, opts, Some((&parent.run_id, task_key)))).await
+        Box::pin(self.start_checked(wf, input, opts, Some((&parent.run_id, task_key)), depth)).await
+    }
+}
+
+/// The runs this process is driving right now, so one process never drives a run twice
+/// (the store's claim guards against other processes).
+fn active_runs() -> std::sync::MutexGuard<'static, std::collections::HashSet<String>> {
+    static ACTIVE: std::sync::LazyLock<Mutex<std::collections::HashSet<String>>> =
+        std::sync::LazyLock::new(Default::default);
+    ACTIVE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Whether this process is driving `run_id` right now.
+pub fn is_active(run_id: &str) -> bool {
+    active_runs().contains(run_id)
+}
+
+/// Membership in [`active_runs`] for as long as it lives.
+struct ActiveRun(String);
+
+impl ActiveRun {
+    fn register(run_id: &str) -> Option<ActiveRun> {
+        active_runs()
+            .insert(run_id.to_string())
+            .then(|| ActiveRun(run_id.to_string()))
+    }
+}
+
+impl Drop for ActiveRun {
+    fn drop(&mut self) {
+        active_runs().remove(&self.0);
     }
 }
 
@@ -447,6 +507,8 @@ struct RunCtx {
     since_snapshot: AtomicU64,
     snapshot_size: AtomicU64,
     record_events: bool,
+    /// 0 for a top-level run, 1 for its sub-runs, and so on.
+    depth: u32,
 }
 
 impl EventEmitter for RunCtx {
@@ -463,6 +525,7 @@ impl RunCtx {
         input: Value,
         cancel: CancelToken,
         seq: u64,
+        depth: u32,
     ) -> Self {
         let record_events = engine.store.is_some() || engine.sink.is_some();
         RunCtx {
@@ -477,6 +540,7 @@ impl RunCtx {
             since_snapshot: AtomicU64::new(0),
             snapshot_size: AtomicU64::new(0),
             record_events,
+            depth,
         }
     }
 
@@ -872,6 +936,9 @@ impl RunCtx {
         let scope = Scope::new(self.input_view.clone(), state.view(), &self.run_id, step);
         let mut next: BTreeSet<String> = BTreeSet::new();
         let mut joins = cp.joins.clone();
+        // A join counts the arrivals since its target last ran: a target that ran this step
+        // (through any edge) starts its joins afresh.
+        joins.retain(|idx, _| !matches!(&wf.edges[*idx], Edge::Join { to: Target::Node(t), .. } if nodes.contains(t)));
         for name in &nodes {
             for (idx, edge) in wf.edges_from(name) {
                 match edge {
@@ -1208,6 +1275,11 @@ impl RunCtx {
                         kind: "not_available",
                     });
                 };
+                if self.depth >= MAX_SUBRUN_DEPTH {
+                    return Err(NodeFailure::permanent(format!(
+                        "sub-workflow `{workflow}` would nest deeper than {MAX_SUBRUN_DEPTH} runs; does a workflow call itself?"
+                    )));
+                }
                 let child = resolver
                     .resolve(workflow, self.wf.dir.as_deref())
                     .map_err(NodeFailure::permanent)?;

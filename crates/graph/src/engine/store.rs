@@ -352,7 +352,7 @@ impl RunStore {
             return Ok(());
         }
         let mut stmt = tx
-            .prepare_cached("INSERT OR REPLACE INTO events (run_id, seq, data) VALUES (?1, ?2, ?3)")
+            .prepare_cached("INSERT INTO events (run_id, seq, data) VALUES (?1, ?2, ?3)")
             .map_err(sql("store events"))?;
         for e in events {
             // The run id is the row's key; keeping it out of the JSON saves a copy per event.
@@ -530,16 +530,33 @@ impl RunStore {
     }
 
     /// Marks a run as being executed by this process (on start and on resume).
-    pub fn claim(&self, run_id: &str, events: &[Event]) -> Result<(), StoreError> {
+    /// Takes a stopped run over for this process, if it is still as the caller read it
+    /// (`status`, `owner_pid`): a compare-and-set, so two processes resuming the same run
+    /// cannot both proceed. Returns whether this process got it.
+    pub fn claim(
+        &self,
+        run_id: &str,
+        status: RunStatus,
+        owner_pid: Option<u32>,
+        events: &[Event],
+    ) -> Result<bool, StoreError> {
         self.with(|conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sql("claim run"))?;
-            tx.execute(
-                "UPDATE runs SET status = 'running', owner_pid = ?2, error = NULL, interrupt = NULL, updated_ms = ?3 WHERE id = ?1",
-                params![run_id, std::process::id(), now_ms() as i64],
-            )
-            .map_err(sql("claim run"))?;
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(sql("claim run"))?;
+            let changed = tx
+                .execute(
+                    "UPDATE runs SET status = 'running', owner_pid = ?2, error = NULL, interrupt = NULL, updated_ms = ?3
+                     WHERE id = ?1 AND status = ?4 AND owner_pid IS ?5",
+                    params![run_id, std::process::id(), now_ms() as i64, status.as_str(), owner_pid],
+                )
+                .map_err(sql("claim run"))?;
+            if changed != 1 {
+                return Ok(false);
+            }
             Self::insert_events(&tx, events)?;
-            tx.commit().map_err(sql("claim run"))
+            tx.commit().map_err(sql("claim run"))?;
+            Ok(true)
         })
     }
 
@@ -648,6 +665,25 @@ impl RunStore {
             .map_err(sql("read run"))
         })?;
         raw.map(RawRun::decode).transpose()
+    }
+
+    /// The sub-runs a run started, oldest first.
+    pub fn child_runs(&self, parent_id: &str) -> Result<Vec<RunRecord>, StoreError> {
+        let raws = self.with(|conn| {
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT {} FROM runs WHERE parent_id = ?1 ORDER BY id",
+                    Self::RUN_COLUMNS
+                ))
+                .map_err(sql("list sub-runs"))?;
+            let rows = stmt
+                .query_map(params![parent_id], Self::row_to_run)
+                .map_err(sql("list sub-runs"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sql("list sub-runs"))?;
+            Ok(rows)
+        })?;
+        raws.into_iter().map(RawRun::decode).collect()
     }
 
     /// Runs, newest first.
@@ -867,6 +903,23 @@ impl RunStore {
             tx.execute("UPDATE runs SET usage = ?2 WHERE id = ?1", params![at.run_id, json(&usage(current))])
                 .map_err(sql("update usage"))?;
             tx.commit().map_err(sql("store model call"))
+        })
+    }
+
+    /// Replaces the stored result of a model call (to add the results of the tools it called).
+    pub fn update_call_result(
+        &self,
+        at: &TaskKey<'_>,
+        call_no: u32,
+        result: &Value,
+    ) -> Result<(), StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                "UPDATE llm_calls SET result = ?6 WHERE run_id = ?1 AND step = ?2 AND node = ?3 AND idx = ?4 AND call_no = ?5",
+                params![at.run_id, at.step as i64, at.node, idx_to_sql(at.index), call_no, json(result)],
+            )
+            .map_err(sql("store tool results"))?;
+            Ok(())
         })
     }
 
