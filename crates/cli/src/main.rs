@@ -204,6 +204,32 @@ impl Project {
         })
     }
 
+    /// The output settings with the configured log level applied (`-v`/`-q` win over it):
+    /// `debug`/`trace` print every run event on stderr, `error` prints only errors.
+    pub fn ui(&self, ui: Ui) -> Ui {
+        if ui.verbose > 0 || ui.quiet {
+            return ui;
+        }
+        match self
+            .config
+            .log_level
+            .as_ref()
+            .map(|l| l.value.to_ascii_lowercase())
+        {
+            Some(l) if l.contains("debug") || l.contains("trace") => Ui {
+                verbose: 1,
+                progress: false,
+                ..ui
+            },
+            Some(l) if l == "error" => Ui {
+                quiet: true,
+                progress: false,
+                ..ui
+            },
+            _ => ui,
+        }
+    }
+
     /// Redacts the environment's secrets and every configured API key.
     pub fn redactor(&self) -> Redactor {
         let keys: Vec<String> = self

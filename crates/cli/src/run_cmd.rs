@@ -50,7 +50,7 @@ pub async fn run(project: &Project, args: &RunArgs, ui: Ui) -> Result<u8, CliErr
              secrets to commands through the environment instead ([policy] env_passthrough)."
         );
     }
-    drive(ui, &service, |opts, sink| {
+    drive(project.ui(ui), &service, |opts, sink| {
         let service = service.clone();
         async move { service.start(wf, input, opts, sink).await }
     })

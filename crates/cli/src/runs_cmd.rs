@@ -136,7 +136,7 @@ pub async fn dispatch(project: &Project, cmd: &RunsCommand, ui: Ui) -> Result<u8
                 .map(|a| json_arg("--answer", a))
                 .transpose()?;
             let run_id = run_id.clone();
-            drive(ui, &service, |opts, sink| {
+            drive(project.ui(ui), &service, |opts, sink| {
                 let service = service.clone();
                 async move { service.resume(&run_id, answer, opts, sink).await }
             })

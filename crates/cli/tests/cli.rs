@@ -355,3 +355,25 @@ fn unknown_commands_and_runs_are_usage_errors() {
         "{stderr}"
     );
 }
+
+#[test]
+fn log_level_debug_prints_run_events_on_stderr_and_never_on_stdout() {
+    let mut p = Project::new();
+    let hello = example("hello-graph.yaml");
+    let (_, stdout, stderr) = p.run(&["run", hello.to_str().unwrap(), "--input", "n=1"]);
+    assert!(
+        !stderr.contains("run_started"),
+        "quiet by default: {stderr}"
+    );
+    p.set_env("LOG_LEVEL", "debug");
+    let (code, stdout_debug, stderr) =
+        p.run(&["run", hello.to_str().unwrap(), "--input", "n=1", "--json"]);
+    assert_eq!(code, 3);
+    assert!(
+        stderr.contains("\"type\":\"run_started\"") && stderr.contains("task_finished"),
+        "{stderr}"
+    );
+    let v: Value = serde_json::from_str(&stdout_debug).expect("stdout stays one JSON document");
+    assert_eq!(v["status"], "interrupted");
+    assert!(!stdout.contains("run_started"));
+}

@@ -609,6 +609,7 @@ impl Config {
             .unwrap_or_else(|| Sourced::default_value(env!("CARGO_PKG_VERSION").to_string()));
         let log_level = vars
             .get("LOG_LEVEL")
+            .or_else(|| vars.get("RUST_LOG"))
             .or_else(|| from_toml(file.log_level.clone(), "log_level".into()));
         let policy_env = ["AO_DRY_RUN", "AO_ALLOW_WRITE", "AO_ALLOWED_COMMANDS"]
             .into_iter()

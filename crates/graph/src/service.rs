@@ -171,6 +171,13 @@ impl Service {
         })
     }
 
+    /// What a run's driver held in memory is let go once it stops (see [`ToolNodeRunner::forget`]).
+    fn release(&self, run_id: &str) {
+        if let Some(tools) = &self.tools {
+            tools.forget(run_id);
+        }
+    }
+
     fn tool_runner(&self) -> Result<&Arc<ToolNodeRunner>, EngineError> {
         self.tools
             .as_ref()
@@ -349,7 +356,9 @@ impl Service {
         opts: RunOptions,
         sink: Option<SharedSink>,
     ) -> Result<RunOutcome, EngineError> {
-        self.engine(sink).start(wf, input, opts).await
+        let outcome = self.engine(sink).start(wf, input, opts).await?;
+        self.release(&outcome.run_id);
+        Ok(outcome)
     }
 
     pub async fn resume(
@@ -360,7 +369,9 @@ impl Service {
         sink: Option<SharedSink>,
     ) -> Result<RunOutcome, EngineError> {
         self.check_mode_unchanged(run_id)?;
-        self.engine(sink).resume(run_id, answer, opts).await
+        let outcome = self.engine(sink).resume(run_id, answer, opts).await?;
+        self.release(&outcome.run_id);
+        Ok(outcome)
     }
 
     pub fn record(&self, run_id: &str) -> Result<RunRecord, EngineError> {

@@ -103,6 +103,15 @@ impl ToolNodeRunner {
         Ok(overlay)
     }
 
+    /// Drops a top-level run's overlay once its driver has stopped (it is restored from the
+    /// store if the run is resumed), so a long-lived host does not keep every run's files.
+    pub fn forget(&self, root_run: &str) {
+        self.overlays
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(root_run);
+    }
+
     /// One tool call for a task: through the gate, recorded, its changeset kept. A denial is a
     /// normal result (the caller reads `decision` and `reason`).
     pub async fn call(
