@@ -5,7 +5,6 @@
 //! renders output.
 
 use crate::builtins;
-use crate::engine::cancel::CancelToken;
 use crate::engine::compile::load_str;
 use crate::engine::error::EngineError;
 use crate::engine::events::{Event, SharedSink};
@@ -455,12 +454,6 @@ impl Service {
             }
         }
         Ok(CancelResult::Cancelled)
-    }
-
-    /// A fresh cancel token tripped by Ctrl-C is the caller's business; this one is for tests
-    /// and embedders that cancel programmatically.
-    pub fn cancel_token() -> CancelToken {
-        CancelToken::new()
     }
 }
 
