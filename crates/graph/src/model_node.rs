@@ -121,28 +121,26 @@ fn failure(e: &ModelError, redactor: &Redactor) -> NodeFailure {
 
 /// Stores each exchange with the run, through the redactor.
 struct StoreRecorder<'a> {
-    store: &'a RunStore,
-    key: TaskKey<'a>,
     redactor: &'a Redactor,
+    /// Redacted exchanges, written with the call's record (one commit per call).
+    pending: std::sync::Mutex<Vec<Value>>,
+}
+
+impl StoreRecorder<'_> {
+    fn take(&self) -> Vec<Value> {
+        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()))
+    }
 }
 
 impl ExchangeRecorder for StoreRecorder<'_> {
     fn record(&self, exchange: Exchange) {
         let mut value = serde_json::to_value(&exchange).unwrap_or(Value::Null);
         self.redactor.redact_value_in_place(&mut value);
-        if let Err(e) = self.store.record_exchange(&self.key, &value) {
-            eprintln!(
-                "warning: model exchange of node `{}` not recorded: {e}",
-                self.key.node
-            );
-        }
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(value);
     }
-}
-
-struct NoRecorder;
-
-impl ExchangeRecorder for NoRecorder {
-    fn record(&self, _exchange: Exchange) {}
 }
 
 /// Rounds of tool calls one `llm` node may make before it is stopped.
@@ -194,24 +192,29 @@ impl ModelRunner {
             return Ok(result);
         }
         let structured = completion_request.schema.is_some();
-        let completion: Completion = match &self.store {
-            Some(store) => {
-                let recorder = StoreRecorder {
-                    store,
-                    key,
-                    redactor: &self.redactor,
-                };
-                self.client
-                    .complete(&request.role, completion_request, &recorder)
-                    .await
+        let recorder = StoreRecorder {
+            redactor: &self.redactor,
+            pending: std::sync::Mutex::new(Vec::new()),
+        };
+        let completion: Completion = match self
+            .client
+            .complete(&request.role, completion_request, &recorder)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                // A failed call's attempts are kept too: they say what went wrong.
+                if let Some(store) = &self.store
+                    && let Err(err) = store.record_exchanges(&key, &recorder.take())
+                {
+                    eprintln!(
+                        "warning: model exchanges of node `{}` not recorded: {err}",
+                        call.node
+                    );
+                }
+                return Err(failure(&e, &self.redactor));
             }
-            None => {
-                self.client
-                    .complete(&request.role, completion_request, &NoRecorder)
-                    .await
-            }
-        }
-        .map_err(|e| failure(&e, &self.redactor))?;
+        };
         // What a round produced: tool calls to make, or the answer. Model output is redacted
         // before it is stored or written anywhere: a secret it repeats goes no further.
         let result = self
@@ -233,13 +236,20 @@ impl ModelRunner {
             cached: false,
         });
         if let Some(store) = &self.store {
-            let stored = store.store_call(&key, round, &fingerprint, &result, |current| {
-                let mut totals: UsageTotals = current
-                    .and_then(|v| serde_json::from_value(v).ok())
-                    .unwrap_or_default();
-                totals.add(&request.role, &completion.usage);
-                serde_json::to_value(&totals).unwrap_or(Value::Null)
-            });
+            let stored = store.store_call(
+                &key,
+                round,
+                &fingerprint,
+                &result,
+                &recorder.take(),
+                |current| {
+                    let mut totals: UsageTotals = current
+                        .and_then(|v| serde_json::from_value(v).ok())
+                        .unwrap_or_default();
+                    totals.add(&request.role, &completion.usage);
+                    serde_json::to_value(&totals).unwrap_or(Value::Null)
+                },
+            );
             // The call itself succeeded; failing to keep its record must not lose it.
             if let Err(e) = stored.and_then(|()| self.save_learned_modes(store)) {
                 eprintln!(

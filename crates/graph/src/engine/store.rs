@@ -883,6 +883,7 @@ impl RunStore {
         call_no: u32,
         request: &str,
         result: &Value,
+        exchanges: &[Value],
         usage: impl FnOnce(Option<Value>) -> Value,
     ) -> Result<(), StoreError> {
         self.with(|conn| {
@@ -902,6 +903,7 @@ impl RunStore {
             let current = current.map(|c| serde_json::from_str(&c).map_err(corrupt("run usage"))).transpose()?;
             tx.execute("UPDATE runs SET usage = ?2 WHERE id = ?1", params![at.run_id, json(&usage(current))])
                 .map_err(sql("update usage"))?;
+            Self::insert_task_records(&tx, "exchanges", at, exchanges)?;
             tx.commit().map_err(sql("store model call"))
         })
     }
@@ -923,9 +925,45 @@ impl RunStore {
         })
     }
 
-    /// Records one model exchange (one HTTP attempt), already redacted by the caller.
-    pub fn record_exchange(&self, at: &TaskKey<'_>, data: &Value) -> Result<(), StoreError> {
-        self.insert_task_record("exchanges", at, data)
+    /// Records model exchanges (HTTP attempts), already redacted by the caller.
+    pub fn record_exchanges(
+        &self,
+        at: &TaskKey<'_>,
+        exchanges: &[Value],
+    ) -> Result<(), StoreError> {
+        if exchanges.is_empty() {
+            return Ok(());
+        }
+        self.with(|conn| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(sql("store exchanges"))?;
+            Self::insert_task_records(&tx, "exchanges", at, exchanges)?;
+            tx.commit().map_err(sql("store exchanges"))
+        })
+    }
+
+    fn insert_task_records(
+        tx: &rusqlite::Transaction<'_>,
+        table: &'static str,
+        at: &TaskKey<'_>,
+        records: &[Value],
+    ) -> Result<(), StoreError> {
+        let mut stmt = tx
+            .prepare_cached(&format!("INSERT INTO {table} (run_id, step, node, idx, data, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"))
+            .map_err(sql("store record"))?;
+        for data in records {
+            stmt.execute(params![
+                at.run_id,
+                at.step as i64,
+                at.node,
+                idx_to_sql(at.index),
+                json(data),
+                now_ms() as i64
+            ])
+            .map_err(sql("store record"))?;
+        }
+        Ok(())
     }
 
     /// Records one tool call with its policy decision, already redacted by the caller.
