@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use crate::error::{ModelError, SchemaIssue, Target, TimeoutKind};
 use crate::exchange::{Exchange, ExchangeRecorder, Redactor};
 use crate::request::{Completion, CompletionRequest, Message};
-use crate::retry::{RetryTiming, is_retryable_status, parse_retry_after};
+use crate::retry::{MAX_RETRY_AFTER, RetryTiming, is_retryable_status, parse_retry_after};
 use crate::structured::{
     LearnedModes, StructuredMode, endpoint_key, extract_json, repair_prompt, validate,
 };
@@ -23,6 +23,9 @@ use crate::wire::{
 
 /// How many schema issues are reported and sent back in a repair prompt.
 const MAX_ISSUES: usize = 8;
+
+/// A deadline beyond any real call (ten years), used when a configured one overflows.
+const FAR_FUTURE: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
 
 /// A client for every configured model role. Cheap to share behind an `Arc`; calls may run
 /// concurrently.
@@ -259,7 +262,11 @@ impl ModelClient {
             endpoint,
             recorder,
             on_delta,
-            deadline: started + endpoint.config.timeouts.value.overall,
+            // Checked: an absurd configured timeout must not overflow `Instant`.
+            deadline: started
+                .checked_add(endpoint.config.timeouts.value.overall)
+                .or_else(|| started.checked_add(FAR_FUTURE))
+                .unwrap_or(started),
             attempts: 0,
         };
         let validator = match &request.schema {
@@ -406,7 +413,9 @@ impl ModelClient {
     }
 
     fn cool_down(&self, key: String, wait: Duration) {
-        lock(&self.cooldowns).insert(key, Instant::now() + wait);
+        let now = Instant::now();
+        let until = now.checked_add(wait.min(MAX_RETRY_AFTER)).unwrap_or(now);
+        lock(&self.cooldowns).insert(key, until);
     }
 
     /// One model: structured-mode probing, then retries with back-off.
@@ -775,7 +784,14 @@ impl ModelClient {
                         error_message(err)
                     )));
                 }
-                if let Some(text) = assembler.add_chunk(&chunk)
+                let text = match assembler.add_chunk(&chunk) {
+                    Ok(text) => text,
+                    Err(e) => {
+                        *raw = Some(transcript);
+                        return Err(Failure::Invalid(e));
+                    }
+                };
+                if let Some(text) = text
                     && let Some(cb) = call.on_delta
                 {
                     cb(&text);

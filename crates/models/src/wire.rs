@@ -297,7 +297,7 @@ pub fn parse_reply(body: &str) -> Result<Reply, String> {
     // Only the first choice is used (we never ask for n > 1).
     let choice = &wire.choices[0];
     if let Some(m) = choice.message.as_ref().or(choice.delta.as_ref()) {
-        assembler.add_message(m);
+        assembler.add_message(m)?;
     }
     assembler.finish_reason = choice.finish_reason.clone();
     Ok(assembler.finish())
@@ -339,6 +339,10 @@ pub(crate) fn shorten(text: &str, max: usize) -> String {
     }
 }
 
+/// The most tool calls one reply may carry; a tool-call `index` at or above it is an invalid
+/// reply (a server-sent index must never size an allocation).
+pub(crate) const MAX_TOOL_CALLS: usize = 128;
+
 /// Assembles streamed deltas (and, reused, a whole message) into a [`Reply`].
 #[derive(Debug, Default)]
 pub(crate) struct StreamAssembler {
@@ -352,8 +356,9 @@ pub(crate) struct StreamAssembler {
 }
 
 impl StreamAssembler {
-    /// Adds one message or delta; returns the new text, if any.
-    pub fn add_message(&mut self, m: &WireMessage) -> Option<String> {
+    /// Adds one message or delta; returns the new text, if any. Fails on a tool-call index
+    /// out of range (at most [`MAX_TOOL_CALLS`] calls).
+    pub fn add_message(&mut self, m: &WireMessage) -> Result<Option<String>, String> {
         let new_text = m
             .content
             .as_ref()
@@ -363,7 +368,22 @@ impl StreamAssembler {
             self.text.push_str(t);
         }
         for (pos, call) in m.tool_calls.iter().flatten().enumerate() {
-            let index = as_count(&call.index).map_or(pos, |i| i as usize);
+            // An index that is not a count (missing, `null`, a word) means "in order".
+            let index = as_count(&call.index)
+                .map_or(Some(pos), |i| usize::try_from(i).ok())
+                .filter(|i| *i < MAX_TOOL_CALLS)
+                .ok_or_else(|| {
+                    format!(
+                        "tool call index {} is out of range (at most {MAX_TOOL_CALLS} tool calls)",
+                        shorten(
+                            &call
+                                .index
+                                .as_ref()
+                                .map_or(pos.to_string(), Value::to_string),
+                            40
+                        )
+                    )
+                })?;
             if self.tools.len() <= index {
                 self.tools
                     .resize_with(index + 1, || (None, String::new(), String::new()));
@@ -381,11 +401,12 @@ impl StreamAssembler {
                 slot.2.push_str(&arguments_text(&f.arguments));
             }
         }
-        new_text
+        Ok(new_text)
     }
 
-    /// Adds one parsed stream chunk; returns the new text, if any.
-    pub fn add_chunk(&mut self, chunk: &WireReply) -> Option<String> {
+    /// Adds one parsed stream chunk; returns the new text, if any. Fails like
+    /// [`StreamAssembler::add_message`].
+    pub fn add_chunk(&mut self, chunk: &WireReply) -> Result<Option<String>, String> {
         self.chunks += 1;
         if self.served_model.is_none() {
             self.served_model = chunk.model.clone();
@@ -393,15 +414,16 @@ impl StreamAssembler {
         if let Some(u) = chunk.usage.as_ref().and_then(WireUsage::counts) {
             self.usage = Some(u);
         }
-        let choice = chunk.choices.first()?;
+        let Some(choice) = chunk.choices.first() else {
+            return Ok(None);
+        };
         if let Some(reason) = &choice.finish_reason {
             self.finish_reason = Some(reason.clone());
         }
-        choice
-            .delta
-            .as_ref()
-            .or(choice.message.as_ref())
-            .and_then(|d| self.add_message(d))
+        match choice.delta.as_ref().or(choice.message.as_ref()) {
+            Some(d) => self.add_message(d),
+            None => Ok(None),
+        }
     }
 
     pub fn finish(self) -> Reply {
@@ -485,6 +507,36 @@ mod tests {
             parse_reply(&json!({"error": {"message": "boom"}}).to_string()).expect_err("error");
         assert!(err.contains("boom"), "{err}");
         assert!(parse_reply("<html>").is_err());
+    }
+
+    #[test]
+    fn huge_or_out_of_range_tool_call_indexes_are_invalid_not_a_panic() {
+        for index in [
+            json!(1e300),
+            json!(u64::MAX),
+            json!(128),
+            json!(1_000_000_000u64),
+        ] {
+            let body = json!({"choices": [{"message": {"tool_calls": [
+                {"index": index, "function": {"name": "read", "arguments": "{}"}}
+            ]}}]})
+            .to_string();
+            let err = parse_reply(&body).expect_err("out of range");
+            assert!(err.contains("out of range"), "{err}");
+            let chunk: WireReply = serde_json::from_str(&body).expect("chunk");
+            let mut a = StreamAssembler::default();
+            assert!(a.add_chunk(&chunk).is_err());
+        }
+        // In range, sparse, or not a number: accepted.
+        let body = json!({"choices": [{"message": {"tool_calls": [
+            {"index": 127, "function": {"name": "a"}},
+            {"index": "x", "function": {"name": "b"}},
+            {"index": -1, "function": {"name": "c"}}
+        ]}}]})
+        .to_string();
+        let r = parse_reply(&body).expect("reply");
+        let names: Vec<_> = r.tool_calls.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["b", "c", "a"]);
     }
 
     #[test]

@@ -808,3 +808,73 @@ async fn unknown_role_and_missing_leader() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn huge_tool_call_index_is_an_invalid_reply_not_a_panic() {
+    for index in [
+        json!(1e300),
+        json!(18446744073709551615u64),
+        json!(4_000_000_000u64),
+    ] {
+        let reply = json!({"choices": [{"message": {"content": "", "tool_calls": [
+            {"index": index, "id": "c1", "function": {"name": "grep", "arguments": "{}"}}
+        ]}, "finish_reason": "tool_calls"}]});
+        let chunk = json!({"choices": [{"index": 0, "delta": {"tool_calls": [
+            {"index": index, "id": "c1", "function": {"name": "grep", "arguments": "{}"}}
+        ]}}]})
+        .to_string();
+        let stub = Stub::handler(move |_, body| {
+            if body["stream"] == json!(true) {
+                Step::Stream(vec![
+                    (Duration::ZERO, chunk.clone()),
+                    (Duration::ZERO, "[DONE]".into()),
+                ])
+            } else {
+                ok(reply.clone())
+            }
+        })
+        .await;
+        let client = client(&stub.base_url(), "");
+        let err = client
+            .complete("leader", ask(), &MemoryRecorder::new())
+            .await
+            .expect_err("invalid");
+        assert!(matches!(err, ModelError::InvalidReply { .. }), "{err:?}");
+        assert!(err.to_string().contains("out of range"), "{err}");
+        let err = client
+            .complete_streaming("leader", ask(), &MemoryRecorder::new(), &|_| {})
+            .await
+            .expect_err("invalid");
+        assert!(matches!(err, ModelError::InvalidReply { .. }), "{err:?}");
+        assert_eq!(stub.requests().len(), 2, "an invalid reply is not retried");
+    }
+}
+
+#[tokio::test]
+async fn huge_retry_after_does_not_panic() {
+    let stub = Stub::script(vec![with_header(
+        status(429, r#"{"error":{"message":"slow down"}}"#),
+        "Retry-After",
+        "18446744073709551615",
+    )])
+    .await;
+    let client = client(&stub.base_url(), "");
+    let started = Instant::now();
+    let err = client
+        .complete("leader", ask(), &MemoryRecorder::new())
+        .await
+        .expect_err("rate limited");
+    assert!(matches!(err, ModelError::RateLimited { .. }), "{err:?}");
+    // The model cools down; the next call fails at once instead of waiting a day.
+    let err = client
+        .complete("leader", ask(), &MemoryRecorder::new())
+        .await
+        .expect_err("still cooling down");
+    assert!(matches!(err, ModelError::RateLimited { .. }), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(stub.requests().len(), 1);
+}
