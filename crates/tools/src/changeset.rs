@@ -100,18 +100,18 @@ impl Changeset {
             }
             let old = f.base_content.as_deref().unwrap_or("");
             let new = f.new_content.as_deref().unwrap_or("");
-            let p = &f.path;
-            out.push_str(&format!("diff --git a/{p} b/{p}\n"));
+            let (ap, bp) = (git_path("a/", &f.path), git_path("b/", &f.path));
+            out.push_str(&format!("diff --git {ap} {bp}\n"));
             let (a, b) = match action {
                 FileAction::Create => {
                     out.push_str("new file mode 100644\n");
-                    ("/dev/null".to_string(), format!("b/{p}"))
+                    ("/dev/null".to_string(), bp)
                 }
                 FileAction::Delete => {
                     out.push_str("deleted file mode 100644\n");
-                    (format!("a/{p}"), "/dev/null".to_string())
+                    (ap, "/dev/null".to_string())
                 }
-                FileAction::Modify | FileAction::Unchanged => (format!("a/{p}"), format!("b/{p}")),
+                FileAction::Modify | FileAction::Unchanged => (ap, bp),
             };
             if old == new {
                 // An empty file created or deleted: the header lines say it all.
@@ -131,6 +131,37 @@ impl Changeset {
         }
         out
     }
+}
+
+/// A path as git writes it in a patch: C-style quoted when it holds a control character, a
+/// double quote or a backslash (a tab in a name otherwise breaks `git apply`).
+fn git_path(prefix: &str, path: &str) -> String {
+    let full = format!("{prefix}{path}");
+    if !full
+        .chars()
+        .any(|c| c.is_control() || c == '"' || c == '\\')
+    {
+        return full;
+    }
+    let mut q = String::from("\"");
+    for c in full.chars() {
+        match c {
+            '\t' => q.push_str("\\t"),
+            '\n' => q.push_str("\\n"),
+            '\r' => q.push_str("\\r"),
+            '"' => q.push_str("\\\""),
+            '\\' => q.push_str("\\\\"),
+            c if c.is_control() => {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    q.push_str(&format!("\\{b:03o}"));
+                }
+            }
+            c => q.push(c),
+        }
+    }
+    q.push('"');
+    q
 }
 
 /// The run's changeset in progress, shared by all tool calls of one run. Cheap to clone.

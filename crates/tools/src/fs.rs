@@ -79,6 +79,13 @@ fn disk_text(call: &Call<'_>, path: &ResolvedPath) -> Result<Option<String>, Too
             "is a directory; use fs.list to see its files",
         ));
     }
+    if !meta.is_file() {
+        // A pipe or a device would block or never end; only regular files are read.
+        return Err(call.fail(
+            Some(&path.rel),
+            "is not a regular file (a pipe, socket or device); the fs tools handle regular files only",
+        ));
+    }
     if meta.len() > MAX_FILE_BYTES {
         return Err(call.fail(
             Some(&path.rel),
@@ -143,6 +150,8 @@ fn read(call: &Call<'_>, a: ReadArgs) -> Result<ToolOutcome, ToolError> {
         None => total,
     };
     let selected: String = lines[start..end].concat();
+    // Redact before cutting, so a cut can never leave part of a secret behind.
+    let selected = call.ctx.redactor().redact_str(&selected);
     let (content, truncated) = cap_text(&selected, call.policy().limits().output_cap_bytes);
     Ok(call.outcome(
         Decision::Allowed,
@@ -355,7 +364,10 @@ fn search(call: &Call<'_>, a: SearchArgs) -> Result<ToolOutcome, ToolError> {
                 truncated = true;
                 return Ok(false);
             }
-            let text = text.trim_end_matches(['\n', '\r']);
+            let text = call
+                .ctx
+                .redactor()
+                .redact_str(text.trim_end_matches(['\n', '\r']));
             let text: String = if text.chars().count() > MAX_MATCH_LINE_CHARS {
                 let mut t: String = text.chars().take(MAX_MATCH_LINE_CHARS).collect();
                 t.push_str(" [...]");
@@ -398,6 +410,17 @@ fn commit(
         (Some(_), View::Text(..)) => "modify",
     };
     let bytes = new_content.as_ref().map(|c| c.len()).unwrap_or(0);
+    // The changeset keeps the old and new content with the run; a file that holds a secret
+    // would put that secret in the run store and in every patch, so it is not edited here.
+    let holds_secret = |t: &str| call.ctx.redactor().redact_str(t) != t;
+    let old_secret = matches!(before, View::Text(t, _) if holds_secret(t));
+    if old_secret || new_content.as_deref().is_some_and(holds_secret) {
+        return Err(call.fail(
+            Some(&path.rel),
+            "the file holds the value of a secret (an API key or a *KEY/*TOKEN/*SECRET/*PASSWORD variable); \
+             ao does not change such files, because the run's changeset would store the secret; edit it by hand",
+        ));
+    }
     let dry = call.policy().mode() == Mode::DryRun;
     let base = || disk_text(call, path);
     if dry {

@@ -35,12 +35,27 @@ const FORBIDDEN_LONG: [&str; 17] = [
 ];
 const FORBIDDEN_SHORT: [&str; 4] = ["-c", "-C", "-O", "-u"];
 
+/// Long options that read a file given as their value.
+const FILE_READING_LONG: [&str; 3] = ["--file", "--template", "--pathspec-from-file"];
+
 /// Fixed options every git tool passes before the subcommand.
 const GIT_PREFIX: [&str; 3] = ["--no-pager", "-c", "core.fsmonitor=false"];
 
 /// Checks caller-supplied git arguments (after `git`). `Err` is the denial reason.
 pub fn screen_git_args(args: &[String]) -> Result<(), String> {
+    let sub = args.first().map(String::as_str).unwrap_or_default();
     for a in args {
+        // Options that make git read a file named by the caller (a message or a template from
+        // outside the root, or from a denied path).
+        let reads_file = FILE_READING_LONG
+            .iter()
+            .any(|f| a == f || a.starts_with(&format!("{f}=")))
+            || (matches!(sub, "commit" | "tag" | "notes" | "merge") && a.starts_with("-F"));
+        if reads_file {
+            return Err(format!(
+                "git argument `{a}` is not allowed: it makes git read a file that the policy has not checked"
+            ));
+        }
         let lower = a.to_ascii_lowercase();
         if FORBIDDEN_LONG.iter().any(|f| lower.starts_with(f)) {
             return Err(format!(
@@ -164,9 +179,10 @@ pub(crate) fn positional_revs(argv: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// Denies revisions that name a file's content directly (a blob id, `HEAD^{blob}`, …): the
-/// denied-path exclusions only cover named paths, so `git show <blob-id>` of a committed `.env`
-/// would otherwise print it. Ranges are checked part by part. Returns the denial reason.
+/// Denies revisions that name a file's content or a directory directly (a blob or tree id,
+/// `HEAD^{tree}`, …): the denied-path exclusions only cover paths named from the root, so
+/// `git show <blob-id>` of a committed `.env` would otherwise print it. Ranges are checked part
+/// by part. Returns the denial reason.
 pub(crate) async fn blob_reference(call: &Call<'_>, revs: &[String]) -> Option<String> {
     let policy = call.policy();
     for rev in revs {
@@ -185,12 +201,15 @@ pub(crate) async fn blob_reference(call: &Call<'_>, revs: &[String]) -> Option<S
                 1024,
             )
             .await;
+            // Trees count too: in a diff of two trees, paths are relative to those trees and the
+            // denied-path exclusions (relative to the root) no longer match.
             if let Ok(out) = out
                 && out.exit_code == Some(0)
-                && out.stdout.trim() == "blob"
+                && matches!(out.stdout.trim(), "blob" | "tree")
             {
                 return Some(format!(
-                    "`{part}` names a file's content directly (a blob), which would bypass the denied paths; name a commit, and use git.show with `path` for a file"
+                    "`{part}` names a {} directly, which would bypass the denied paths; name a commit, and use git.show with `path` for a file",
+                    out.stdout.trim()
                 ));
             }
         }
@@ -356,6 +375,19 @@ mod tests {
             assert!(screen_git_args(&s(&["diff", bad])).is_err(), "{bad}");
         }
         assert!(screen_git_args(&s(&["diff", "--stat", "HEAD~1", "-p", "--", "src"])).is_ok());
+        for bad in [
+            &["commit", "-F", "/etc/passwd"][..],
+            &["commit", "-F/x"],
+            &["commit", "--file=.env"],
+            &["commit", "--template", "x"],
+            &["add", "--pathspec-from-file=/x"],
+        ] {
+            assert!(screen_git_args(&s(bad)).is_err(), "{bad:?}");
+        }
+        assert!(
+            screen_git_args(&s(&["log", "-F", "--grep", "a.b"])).is_ok(),
+            "log -F is fixed-strings, not a file"
+        );
     }
 
     #[test]

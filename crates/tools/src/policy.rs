@@ -247,11 +247,18 @@ fn normalize_pattern(pattern: &str) -> Vec<String> {
     }
 }
 
-fn build_globset(key: &str, patterns: &[String]) -> Result<GlobSet, PolicyError> {
+/// `case_insensitive` for `denied`: `SERVER.PEM` is as secret as `server.pem`, and on a
+/// case-insensitive filesystem `.ENV` is `.env`.
+fn build_globset(
+    key: &str,
+    patterns: &[String],
+    case_insensitive: bool,
+) -> Result<GlobSet, PolicyError> {
     let mut b = GlobSetBuilder::new();
     for p in patterns {
         let glob = GlobBuilder::new(p)
             .literal_separator(true)
+            .case_insensitive(case_insensitive)
             .build()
             .map_err(|e| PolicyError::Glob {
                 key: key.to_string(),
@@ -404,19 +411,19 @@ impl Policy {
             .iter()
             .flat_map(|p| normalize_pattern(p))
             .collect();
-        let denied = build_globset("policy.denied", &denied_patterns)?;
+        let denied = build_globset("policy.denied", &denied_patterns, true)?;
         let denied_dir_patterns: Vec<String> = denied_patterns
             .iter()
             .filter_map(|p| p.strip_suffix("/**").map(str::to_string))
             .collect();
-        let denied_dirs = build_globset("policy.denied", &denied_dir_patterns)?;
+        let denied_dirs = build_globset("policy.denied", &denied_dir_patterns, true)?;
 
         let writable_patterns: Option<Vec<String>> = config
             .writable
             .as_ref()
             .map(|w| w.iter().flat_map(|p| normalize_pattern(p)).collect());
         let writable = match &writable_patterns {
-            Some(w) => Some(build_globset("policy.writable", w)?),
+            Some(w) => Some(build_globset("policy.writable", w, false)?),
             None => None,
         };
 
@@ -440,7 +447,7 @@ impl Policy {
                 .collect::<Result<_, _>>()?,
         };
 
-        let child_env = input
+        let mut child_env: BTreeMap<String, String> = input
             .env
             .iter()
             .filter(|(k, _)| {
@@ -450,6 +457,14 @@ impl Policy {
             })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        // git must not climb out of the root to a repository around it: its paths, pathspec
+        // exclusions and output would then be about files outside the root.
+        if let Some(parent) = root.parent() {
+            child_env.insert(
+                "GIT_CEILING_DIRECTORIES".to_string(),
+                parent.display().to_string(),
+            );
+        }
 
         let positive = |key: &str, v: Option<u64>, d: u64| -> Result<u64, PolicyError> {
             match v {

@@ -177,6 +177,7 @@ async fn the_child_environment_is_scrubbed() {
     let mut names: Vec<&str> = out.lines().filter_map(|l| l.split('=').next()).collect();
     names.sort();
     let mut expected = vec![
+        "GIT_CEILING_DIRECTORIES",
         "GIT_OPTIONAL_LOCKS",
         "GIT_PAGER",
         "GIT_TERMINAL_PROMPT",
