@@ -13,7 +13,7 @@ use crate::exchange::{Exchange, ExchangeRecorder, Redactor};
 use crate::request::{Completion, CompletionRequest, Message};
 use crate::retry::{MAX_RETRY_AFTER, RetryTiming, is_retryable_status, parse_retry_after};
 use crate::structured::{
-    LearnedModes, StructuredMode, endpoint_key, extract_json, repair_prompt, validate,
+    LearnedModes, StructuredMode, endpoint_key, extract_json_matching, repair_prompt, validate,
 };
 use crate::usage::{Usage, estimate_tokens};
 use crate::wire::{
@@ -23,6 +23,62 @@ use crate::wire::{
 
 /// How many schema issues are reported and sent back in a repair prompt.
 const MAX_ISSUES: usize = 8;
+
+/// The largest reply body read (a whole reply, or a whole stream); beyond it the reply is
+/// invalid. Bodies are read incrementally, so memory stays bounded whatever the server sends.
+pub const MAX_REPLY_BYTES: usize = 16 * 1024 * 1024;
+/// The most of an error body (non-2xx) that is read and kept; the rest is dropped.
+pub const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+/// The most of an oversized reply kept in the exchange record.
+const OVERSIZE_KEPT_BYTES: usize = 64 * 1024;
+
+/// How reading a body ended.
+enum BodyEnd {
+    Complete,
+    /// More than the cap was sent; the bytes read stop at the cap.
+    TooLarge,
+    Broken(reqwest::Error),
+}
+
+/// Reads a body chunk by chunk, at most `cap` bytes.
+async fn read_body(response: &mut reqwest::Response, cap: usize) -> (Vec<u8>, BodyEnd) {
+    let mut buf = Vec::new();
+    if response.content_length().is_some_and(|n| n > cap as u64) {
+        return (buf, BodyEnd::TooLarge);
+    }
+    loop {
+        match response.chunk().await {
+            Ok(Some(bytes)) => {
+                let room = cap - buf.len();
+                if bytes.len() > room {
+                    buf.extend_from_slice(&bytes[..room]);
+                    return (buf, BodyEnd::TooLarge);
+                }
+                buf.extend_from_slice(&bytes);
+            }
+            Ok(None) => return (buf, BodyEnd::Complete),
+            Err(e) => return (buf, BodyEnd::Broken(e)),
+        }
+    }
+}
+
+/// The start of an oversized body, for the exchange record.
+fn oversize_excerpt(bytes: &[u8]) -> String {
+    let cut = &bytes[..bytes.len().min(OVERSIZE_KEPT_BYTES)];
+    format!(
+        "{}… [cut: over {} MiB]",
+        String::from_utf8_lossy(cut),
+        MAX_REPLY_BYTES >> 20
+    )
+}
+
+fn too_large(what: &str) -> Failure {
+    Failure::Invalid(format!(
+        "{what} is larger than {} MiB, the most ao reads; the server sent more than a chat \
+         completion",
+        MAX_REPLY_BYTES >> 20
+    ))
+}
 
 /// A deadline beyond any real call (ten years), used when a configured one overflows.
 const FAR_FUTURE: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
@@ -110,6 +166,25 @@ fn mentions_unknown_model(body: &str) -> bool {
                 || lower.contains("unknown model")
                 || lower.contains("no such model")
                 || lower.contains("not exist")))
+}
+
+/// Whether an error body plausibly concerns the structured-output request (`response_format`,
+/// a JSON schema, guided decoding / grammars), so a weaker mode may work.
+fn mentions_response_format(body: &str) -> bool {
+    let lower = body.to_ascii_lowercase();
+    [
+        "response_format",
+        "response format",
+        "json_schema",
+        "json_object",
+        "json schema",
+        "schema",
+        "structured",
+        "guided",
+        "grammar",
+    ]
+    .iter()
+    .any(|needle| lower.contains(needle))
 }
 
 /// Per-call state shared by the layers of the call loop.
@@ -291,19 +366,21 @@ impl ModelClient {
             // that follows the tool results.
             let calls_tools = !trip.reply.tool_calls.is_empty();
             let (json, issues) = match (&request.schema, &validator) {
-                (Some(_), Some(v)) if !calls_tools => match extract_json(&trip.reply.text) {
-                    Some(value) => {
-                        let issues = validate(v, &value, MAX_ISSUES);
-                        (Some(value), issues)
+                (Some(_), Some(v)) if !calls_tools => {
+                    match extract_json_matching(&trip.reply.text, v) {
+                        Some(value) => {
+                            let issues = validate(v, &value, MAX_ISSUES);
+                            (Some(value), issues)
+                        }
+                        None => (
+                            None,
+                            vec![SchemaIssue {
+                                path: String::new(),
+                                message: "the reply contains no JSON value".into(),
+                            }],
+                        ),
                     }
-                    None => (
-                        None,
-                        vec![SchemaIssue {
-                            path: String::new(),
-                            message: "the reply contains no JSON value".into(),
-                        }],
-                    ),
-                },
+                }
                 _ => (None, Vec::new()),
             };
             if issues.is_empty() {
@@ -467,15 +544,17 @@ impl ModelClient {
             };
             // An endpoint that has not shown which structured mode it supports and rejects
             // this one (llama.cpp answers `json_schema` with a 500, others with a 400): try
-            // the next mode. A 400/422 moves on at once; a 5xx only when it repeats, so that
-            // one transient server error does not teach a weaker mode for good.
+            // the next mode. A 400/422 moves on at once when its message concerns the response
+            // format (any other 400, e.g. a context too long, fails at once: 400s are not
+            // retried); a 5xx only when it repeats, so that one transient server error does not
+            // teach a weaker mode for good.
             if learned.is_none()
                 && let (Some(current), Failure::Status { status, body, .. }) = (mode, &failure)
                 && !mentions_unknown_model(body)
                 && let Some(next) = current.next()
             {
                 let rejected = match status {
-                    400 | 422 => true,
+                    400 | 422 => mentions_response_format(body),
                     500 | 501 => std::mem::replace(&mut mode_failed_once, true),
                     _ => false,
                 };
@@ -698,7 +777,7 @@ impl ModelClient {
         if let Some(key) = &cfg.api_key {
             req = req.bearer_auth(key.value.expose());
         }
-        let response = req.send().await.map_err(|e| {
+        let mut response = req.send().await.map_err(|e| {
             if e.is_connect() {
                 if e.is_timeout() {
                     Failure::Timeout(TimeoutKind::Connect, cfg.timeouts.value.connect)
@@ -719,7 +798,13 @@ impl ModelClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, SystemTime::now()));
         if !response.status().is_success() {
-            let text = response.text().await.unwrap_or_default();
+            // Only the start of an error body matters (its message); a broken body still
+            // leaves the status to act on.
+            let (bytes, end) = read_body(&mut response, MAX_ERROR_BODY_BYTES).await;
+            let mut text = String::from_utf8_lossy(&bytes).into_owned();
+            if matches!(end, BodyEnd::TooLarge) {
+                text.push_str("… [cut]");
+            }
             *raw = Some(text.clone());
             return Err(Failure::Status {
                 status,
@@ -729,10 +814,20 @@ impl ModelClient {
             });
         }
         if !streamed {
-            let text = response
-                .text()
-                .await
-                .map_err(|e| Failure::Transport(error_chain(&e)))?;
+            let (bytes, end) = read_body(&mut response, MAX_REPLY_BYTES).await;
+            match end {
+                BodyEnd::Complete => {}
+                BodyEnd::TooLarge => {
+                    *raw = Some(oversize_excerpt(&bytes));
+                    return Err(too_large("the reply body"));
+                }
+                BodyEnd::Broken(e) => {
+                    *raw = Some(String::from_utf8_lossy(&bytes).into_owned());
+                    return Err(Failure::Transport(error_chain(&e)));
+                }
+            }
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            drop(bytes);
             *raw = Some(text.clone());
             return parse_reply(&text).map_err(Failure::Invalid);
         }
@@ -753,6 +848,10 @@ impl ModelClient {
             };
             let payloads = match next {
                 Some(Ok(bytes)) => {
+                    if transcript.len() + bytes.len() > MAX_REPLY_BYTES {
+                        *raw = Some(oversize_excerpt(transcript.as_bytes()));
+                        return Err(too_large("the streamed reply"));
+                    }
                     transcript.push_str(&String::from_utf8_lossy(&bytes));
                     splitter.feed(&bytes)
                 }
@@ -774,7 +873,10 @@ impl ModelClient {
                     Ok(c) => c,
                     Err(e) => {
                         *raw = Some(transcript);
-                        return Err(Failure::Invalid(format!("stream chunk is not JSON: {e}")));
+                        return Err(Failure::Invalid(format!(
+                            "stream chunk is not JSON: {}",
+                            shorten(&e.to_string(), 300)
+                        )));
                     }
                 };
                 if let Some(err) = &chunk.error {
@@ -843,5 +945,25 @@ mod tests {
             r#"{"error":"model \"x\" not found, try pulling it first"}"#
         ));
         assert!(!mentions_unknown_model("404 page not found"));
+    }
+
+    #[test]
+    fn response_format_detection() {
+        for body in [
+            r#"{"error":{"message":"response_format json_schema is not supported"}}"#,
+            r#"{"error":{"message":"Invalid schema for response_format 'plan'"}}"#,
+            r#"{"detail":"Structured outputs are not supported by this model"}"#,
+            "unknown field `json_object`",
+            "failed to compile grammar",
+        ] {
+            assert!(mentions_response_format(body), "{body}");
+        }
+        for body in [
+            r#"{"error":{"message":"This model's maximum context length is 8192 tokens"}}"#,
+            "",
+            "Bad Request",
+        ] {
+            assert!(!mentions_response_format(body), "{body}");
+        }
     }
 }

@@ -64,7 +64,7 @@ pub mod structured;
 mod usage;
 pub mod wire;
 
-pub use client::ModelClient;
+pub use client::{MAX_ERROR_BODY_BYTES, MAX_REPLY_BYTES, ModelClient};
 pub use error::{ModelError, SchemaIssue, Target, TimeoutKind};
 pub use exchange::{DiscardExchanges, Exchange, ExchangeRecorder, MemoryRecorder};
 pub use request::{Completion, CompletionRequest, Message, OutputSchema, ToolCall, ToolSpec};

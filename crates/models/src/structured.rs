@@ -71,31 +71,81 @@ pub(crate) fn repair_prompt(issues: &[SchemaIssue]) -> String {
     )
 }
 
-/// Finds the first complete JSON value in a model reply: skips `<think>…</think>` blocks,
-/// Markdown fences and leading prose, ignores anything after the value.
+/// Finds the JSON value in a model reply: skips a leading `<think>…</think>` block, Markdown
+/// fences and prose, ignores anything after the value. Without a schema to tell candidates
+/// apart, a top-level object is preferred over an earlier array (prose such as "see [1]" holds
+/// small arrays); see [`extract_json_matching`].
 pub fn extract_json(text: &str) -> Option<serde_json::Value> {
+    let sources = candidates(text);
+    prefer_object(&sources)
+}
+
+/// Like [`extract_json`], but the first candidate value that validates against `validator`
+/// wins; when none does, the choice [`extract_json`] makes (so the repair prompt can name the
+/// issues).
+pub fn extract_json_matching(
+    text: &str,
+    validator: &jsonschema::Validator,
+) -> Option<serde_json::Value> {
+    let sources = candidates(text);
+    sources
+        .iter()
+        .flatten()
+        .find(|v| validator.is_valid(v))
+        .cloned()
+        .or_else(|| prefer_object(&sources))
+}
+
+/// At most this many candidate values are collected from one reply.
+const MAX_CANDIDATES: usize = 64;
+
+/// The candidate values of a reply, grouped by where they were found, best place first: the
+/// whole reply, then each fenced block, then the top-level `{…}`/`[…]` values in the text
+/// (a value nested inside an earlier candidate is not a candidate of its own).
+fn candidates(text: &str) -> Vec<Vec<serde_json::Value>> {
     let text = strip_think(text);
     let trimmed = text.trim();
     if let Ok(v) = serde_json::from_str::<serde_json::Value>(trimmed) {
-        return Some(v);
+        return vec![vec![v]];
     }
-    // Prefer the inside of a fenced block, then any `{`/`[` in the text.
-    for candidate in fenced_blocks(trimmed)
+    let mut out = Vec::new();
+    let mut total = 0;
+    for source in fenced_blocks(trimmed)
         .into_iter()
         .chain(std::iter::once(trimmed))
     {
-        for (i, c) in candidate.char_indices() {
-            if c != '{' && c != '[' {
+        let mut found = Vec::new();
+        let mut next_free = 0;
+        for (i, c) in source.char_indices() {
+            if i < next_free || (c != '{' && c != '[') {
                 continue;
             }
-            let mut stream = serde_json::Deserializer::from_str(&candidate[i..])
-                .into_iter::<serde_json::Value>();
+            if total >= MAX_CANDIDATES {
+                break;
+            }
+            let mut stream =
+                serde_json::Deserializer::from_str(&source[i..]).into_iter::<serde_json::Value>();
             if let Some(Ok(v)) = stream.next() {
-                return Some(v);
+                next_free = i + stream.byte_offset();
+                found.push(v);
+                total += 1;
             }
         }
+        if !found.is_empty() {
+            out.push(found);
+        }
     }
-    None
+    out
+}
+
+/// From the first place that holds any value: its first object, else its first value.
+fn prefer_object(sources: &[Vec<serde_json::Value>]) -> Option<serde_json::Value> {
+    let first = sources.first()?;
+    first
+        .iter()
+        .find(|v| v.is_object())
+        .or_else(|| first.first())
+        .cloned()
 }
 
 fn strip_think(text: &str) -> &str {
@@ -169,6 +219,49 @@ mod tests {
         assert_eq!(extract_json("```\n[1,2]\n```"), Some(json!([1, 2])));
         assert_eq!(extract_json("no json at all"), None);
         assert_eq!(extract_json("{\"unterminated\": "), None);
+    }
+
+    #[test]
+    fn prefers_the_value_matching_the_schema_over_an_earlier_array() {
+        let text = "Based on [1], here is the plan: {\"steps\":[\"a\"]}";
+        // Without a schema: the top-level object, not the citation.
+        assert_eq!(extract_json(text), Some(json!({"steps": ["a"]})));
+        let plan = jsonschema::validator_for(&json!({"type": "object", "required": ["steps"]}))
+            .expect("schema");
+        assert_eq!(
+            extract_json_matching(text, &plan),
+            Some(json!({"steps": ["a"]}))
+        );
+        // A schema that wants an array takes the array.
+        let list =
+            jsonschema::validator_for(&json!({"type": "array", "items": {"type": "string"}}))
+                .expect("schema");
+        assert_eq!(
+            extract_json_matching("Steps {\"n\": 2}: [\"a\", \"b\"]", &list),
+            Some(json!(["a", "b"]))
+        );
+        // The schema picks the second of two objects; nested values are not candidates.
+        assert_eq!(
+            extract_json_matching("{\"draft\": {\"steps\": 1}} then {\"steps\": []}", &plan),
+            Some(json!({"steps": []}))
+        );
+        // Nothing validates: the schemaless choice, for the repair prompt.
+        assert_eq!(
+            extract_json_matching("see [1] and {\"x\": 1}", &plan),
+            Some(json!({"x": 1}))
+        );
+        // Fences and <think> still apply.
+        assert_eq!(
+            extract_json_matching(
+                "<think>{\"steps\": [\"no\"]}</think>Per [2]:\n```json\n{\"steps\": [\"yes\"]}\n```",
+                &plan
+            ),
+            Some(json!({"steps": ["yes"]}))
+        );
+        assert_eq!(
+            extract_json("```\n[1,2]\n``` and {\"x\": 1}"),
+            Some(json!([1, 2]))
+        );
     }
 
     #[test]

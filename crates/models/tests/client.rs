@@ -878,3 +878,105 @@ async fn huge_retry_after_does_not_panic() {
     );
     assert_eq!(stub.requests().len(), 1);
 }
+
+#[tokio::test]
+async fn prose_with_a_citation_array_still_yields_the_plan() {
+    let stub = Stub::script(vec![ok(chat(
+        "Based on [1], here is the plan: {\"steps\":[\"a\"]}",
+    ))])
+    .await;
+    let done = client(&stub.base_url(), "")
+        .complete(
+            "leader",
+            ask().with_schema(plan_schema()),
+            &MemoryRecorder::new(),
+        )
+        .await
+        .expect("reply");
+    assert_eq!(done.json, Some(json!({"steps": ["a"]})));
+    assert_eq!(done.repairs, 0);
+    assert_eq!(stub.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn oversized_replies_are_invalid_and_error_bodies_are_cut() {
+    let big = "x".repeat(ao_models::MAX_REPLY_BYTES + 1024);
+    // A whole reply over the limit (with a Content-Length).
+    let stub = Stub::script(vec![ok(chat(&big))]).await;
+    let rec = MemoryRecorder::new();
+    let err = client(&stub.base_url(), "")
+        .complete("leader", ask(), &rec)
+        .await
+        .expect_err("too large");
+    assert!(matches!(err, ModelError::InvalidReply { .. }), "{err:?}");
+    assert!(err.to_string().contains("MiB"), "{err}");
+    assert_eq!(stub.requests().len(), 1, "not retried");
+    let kept = rec.exchanges()[0].response.clone().unwrap_or_default();
+    assert!(kept.len() < 1024 * 1024, "{} bytes kept", kept.len());
+
+    // Without a Content-Length (read until the connection closes), and streamed: 1 MiB events.
+    let event = json!({"choices": [{"delta": {"content": "y".repeat(1024 * 1024)}}]}).to_string();
+    let events: Vec<(Duration, String)> =
+        (0..20).map(|_| (Duration::ZERO, event.clone())).collect();
+    let stub = Stub::script(vec![Step::Stream(events)]).await;
+    let c = client(&stub.base_url(), "max_retries = 0");
+    let err = c
+        .complete("leader", ask(), &MemoryRecorder::new())
+        .await
+        .expect_err("too large");
+    assert!(matches!(err, ModelError::InvalidReply { .. }), "{err:?}");
+    assert!(err.to_string().contains("MiB"), "{err}");
+    let err = c
+        .complete_streaming("leader", ask(), &MemoryRecorder::new(), &|_| {})
+        .await
+        .expect_err("too large");
+    assert!(matches!(err, ModelError::InvalidReply { .. }), "{err:?}");
+    assert!(err.to_string().contains("MiB"), "{err}");
+
+    // An error body is cut, not refused: the status still decides.
+    let body = format!(
+        r#"{{"error":{{"message":"busy {}"}}}}"#,
+        "z".repeat(1024 * 1024)
+    );
+    let stub = Stub::script(vec![status(503, &body)]).await;
+    let rec = MemoryRecorder::new();
+    let err = client(&stub.base_url(), "max_retries = 0")
+        .complete("leader", ask(), &rec)
+        .await
+        .expect_err("server error");
+    assert!(
+        matches!(err, ModelError::ServerError { status: 503, .. }),
+        "{err:?}"
+    );
+    let kept = rec.exchanges()[0].response.clone().unwrap_or_default();
+    assert!(
+        kept.len() <= ao_models::MAX_ERROR_BODY_BYTES + 16,
+        "{} bytes kept",
+        kept.len()
+    );
+}
+
+#[tokio::test]
+async fn an_unrelated_400_is_not_resent_in_weaker_modes() {
+    let stub = Stub::script(vec![status(
+        400,
+        r#"{"error":{"message":"This model's maximum context length is 8192 tokens, you requested 9000"}}"#,
+    )])
+    .await;
+    let client = client(&stub.base_url(), "");
+    let err = client
+        .complete(
+            "leader",
+            ask().with_schema(plan_schema()),
+            &MemoryRecorder::new(),
+        )
+        .await
+        .expect_err("rejected");
+    assert!(
+        matches!(err, ModelError::Rejected { status: 400, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("maximum context length"), "{err}");
+    assert_eq!(stub.requests().len(), 1, "a 400 is sent once");
+    assert!(client.learned_modes().is_empty(), "nothing learned");
+}
