@@ -56,6 +56,7 @@ pub(crate) async fn run(call: &Call<'_>, args: &Value) -> Result<ToolOutcome, To
                 policy.child_env(),
                 timeout,
                 limits.output_cap_bytes,
+                Some(call.ctx.redactor()),
             )
             .await
             .map_err(|e| call.fail(Some(&shell_words::join(&a.argv)), e))?;

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use ao_core::redact::Redactor;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -51,22 +52,37 @@ impl Capture {
 
     fn push(&mut self, chunk: &[u8]) {
         self.total += chunk.len() as u64;
-        let room = self.cap.saturating_sub(self.buf.len());
+        // A little more than the cap is kept, so that redaction sees a secret that straddles
+        // the cut whole before the text is cut (see `text`).
+        let room = (self.cap + REDACTION_SLACK).saturating_sub(self.buf.len());
         self.buf.extend_from_slice(&chunk[..room.min(chunk.len())]);
     }
 
     fn truncated(&self) -> bool {
-        self.total > self.buf.len() as u64
+        self.total > self.cap as u64
     }
 
-    fn text(&self) -> String {
-        let mut s = String::from_utf8_lossy(&self.buf).into_owned();
-        if self.truncated() {
-            s.push_str(&truncation_marker(self.buf.len() as u64, self.total));
+    /// The output, redacted, then cut to the cap (with a marker when anything was cut).
+    fn text(&self, redactor: Option<&Redactor>) -> String {
+        let full = String::from_utf8_lossy(&self.buf);
+        let mut s = match redactor {
+            Some(r) => r.redact_str(&full),
+            None => full.into_owned(),
+        };
+        if s.len() > self.cap || self.truncated() {
+            let mut end = self.cap.min(s.len());
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            s.truncate(end);
+            s.push_str(&truncation_marker(end as u64, self.total));
         }
         s
     }
 }
+
+/// Bytes kept beyond the cap for redaction to see whole (longer than any secret).
+const REDACTION_SLACK: usize = 4096;
 
 /// The marker appended to capped output.
 pub(crate) fn truncation_marker(kept: u64, total: u64) -> String {
@@ -103,6 +119,7 @@ pub(crate) async fn run(
     env: &BTreeMap<String, String>,
     timeout: Duration,
     cap: usize,
+    redactor: Option<&Redactor>,
 ) -> Result<ExecOutput, String> {
     let Some((program, args)) = argv.split_first() else {
         return Err("empty argv".to_string());
@@ -158,8 +175,8 @@ pub(crate) async fn run(
         signal: status.and_then(|s| s.signal()),
         timed_out,
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        stdout: out.text(),
-        stderr: err.text(),
+        stdout: out.text(redactor),
+        stderr: err.text(redactor),
         stdout_bytes: out.total,
         stderr_bytes: err.total,
         stdout_truncated: out.truncated(),

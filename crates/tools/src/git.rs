@@ -199,6 +199,7 @@ pub(crate) async fn blob_reference(call: &Call<'_>, revs: &[String]) -> Option<S
                 policy.child_env(),
                 std::time::Duration::from_secs(10),
                 1024,
+                None,
             )
             .await;
             // Trees count too: in a diff of two trees, paths are relative to those trees and the
@@ -322,6 +323,7 @@ pub(crate) async fn run(call: &Call<'_>, args: &Value) -> Result<ToolOutcome, To
         policy.child_env(),
         limits.command_timeout,
         limits.output_cap_bytes,
+        Some(call.ctx.redactor()),
     )
     .await
     .map_err(|e| call.fail(None, e))?;

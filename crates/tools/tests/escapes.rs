@@ -186,7 +186,12 @@ async fn a_cap_never_leaves_part_of_a_secret() {
     let secret = "sk-planted-secret-9876";
     write(p.path(), "settings.txt", &format!("token: {secret}\n"));
     let env = env_with(&[("MY_API_KEY", secret)]);
-    let (ctx, _) = context(p.path(), &env, Some(json!({"output_cap_bytes": 20})), false);
+    let (ctx, _) = context(
+        p.path(),
+        &env,
+        Some(json!({"output_cap_bytes": 20, "allowed_commands": ["echo"]})),
+        true,
+    );
     let r = call(&ctx, "fs.read", json!({"path": "settings.txt"}))
         .await
         .unwrap();
