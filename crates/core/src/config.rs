@@ -803,16 +803,31 @@ fn parse_dotenv(bytes: &[u8], path: &Path) -> Result<BTreeMap<String, String>, C
             Ok((k, v)) => {
                 out.insert(k, v);
             }
-            Err(dotenvy::Error::LineParse(line_text, index)) => {
-                let line = String::from_utf8_lossy(bytes)
-                    .lines()
-                    .position(|l| l.contains(line_text.trim()) && !line_text.trim().is_empty())
-                    .map(|i| i + 1)
-                    .unwrap_or(0);
+            Err(dotenvy::Error::LineParse(line_text, _)) => {
+                // Never echo the line: it may hold a secret (`OPENAI_API_KEY="sk-…` with an
+                // unclosed quote swallows the rest of the file). Only the line number and,
+                // when it can be told, the variable name are reported.
+                let first = line_text.lines().next().unwrap_or_default().trim();
+                let text = String::from_utf8_lossy(bytes);
+                let line = (!first.is_empty())
+                    .then(|| {
+                        text.lines()
+                            .position(|l| l.trim() == first)
+                            .or_else(|| text.lines().position(|l| l.contains(first)))
+                    })
+                    .flatten()
+                    .map_or(0, |i| i + 1);
+                let message = match dotenv_var_name(first) {
+                    Some(name) => format!(
+                        "the value of {name} is malformed (an unclosed quote or a stray \
+                         character?); the value is not shown"
+                    ),
+                    None => "expected NAME=value (the line is not shown)".to_string(),
+                };
                 return Err(ConfigError::DotEnv {
                     path: path.to_path_buf(),
                     line,
-                    message: format!("at character {index} of `{}`", line_text.trim()),
+                    message,
                 });
             }
             Err(e) => {
@@ -825,6 +840,21 @@ fn parse_dotenv(bytes: &[u8], path: &Path) -> Result<BTreeMap<String, String>, C
         }
     }
     Ok(out)
+}
+
+/// The variable a `.env` line assigns (`NAME=…` or `export NAME=…`), if it looks like one.
+fn dotenv_var_name(line: &str) -> Option<&str> {
+    let line = line.trim_start();
+    let line = line.strip_prefix("export ").unwrap_or(line).trim_start();
+    let end = line
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+        .unwrap_or(line.len());
+    let (name, rest) = line.split_at(end);
+    let starts_well = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    (starts_well && rest.trim_start().starts_with('=')).then_some(name)
 }
 
 fn parse_secs(value: f64, origin: &str) -> Result<Duration, ConfigError> {
@@ -1299,6 +1329,50 @@ mod tests {
             schema["additionalProperties"],
             serde_json::Value::Bool(false)
         );
+    }
+
+    #[test]
+    fn dotenv_parse_errors_never_show_the_value() {
+        let root = TempRoot::new("dotenv-secret");
+        let secret = "sk-planted-dotenv-secret-9f8e7d";
+        for (text, line, name) in [
+            (
+                format!("A=1\n# comment\nOPENAI_API_KEY=\"{secret}\nB=2\n"),
+                3,
+                Some("OPENAI_API_KEY"),
+            ),
+            (
+                format!("A=1\nexport LEADER_MODEL_API_KEY='{secret}\n"),
+                2,
+                Some("LEADER_MODEL_API_KEY"),
+            ),
+            (format!("A=1\n\n{secret}\n"), 3, None),
+            (
+                format!("A=1\nLEADER_MODEL_API_KEY={secret} \"x\n"),
+                2,
+                Some("LEADER_MODEL_API_KEY"),
+            ),
+        ] {
+            root.write(".env", &text);
+            let err = Config::load(&ConfigInputs::new(&root.0)).expect_err("malformed");
+            let msg = err.to_string();
+            assert!(!msg.contains(secret), "secret leaked: {msg}");
+            assert!(
+                !format!("{err:?}").contains(secret),
+                "secret leaked: {err:?}"
+            );
+            assert!(msg.contains(".env: line "), "{msg}");
+            match &err {
+                ConfigError::DotEnv { line: l, .. } => assert_eq!(*l, line, "{msg}"),
+                other => panic!("unexpected {other:?}"),
+            }
+            if let Some(name) = name {
+                assert!(msg.contains(name), "{msg}");
+            }
+        }
+        assert_eq!(dotenv_var_name("  export A_B.c = 1"), Some("A_B.c"));
+        assert_eq!(dotenv_var_name("skABC123"), None);
+        assert_eq!(dotenv_var_name("1A=2"), None);
     }
 
     #[test]
