@@ -10,7 +10,17 @@
 //! Per role, `{PREFIX}_PROVIDER`, `_NAME`, `_BASE_URL`, `_API_KEY` and the optional `_MAX_TOKENS`,
 //! `_TEMPERATURE`, `_FALLBACK` (comma-separated), `_MAX_RETRIES` are read for the prefixes
 //! `LEADER_MODEL` and `WORKER_MODEL` (the worker named `default`); timeouts and prices come from
-//! ao.toml only. Empty values count as unset.
+//! ao.toml only.
+//!
+//! Synonyms are resolved layer by layer: `LOG_LEVEL`/`RUST_LOG`, and a role's `_BASE_URL`/
+//! `_API_KEY` with `OPENAI_*` (provider `openai`) or `LITELLM_*` (provider `litellm`) are all
+//! looked up in the flags, then all in the real environment, then all in `.env`, then ao.toml,
+//! so a higher layer always wins whichever name it uses; within a layer the role's own
+//! variable (or `LOG_LEVEL`) wins.
+//!
+//! Empty values count as unset, except that a policy variable (`AO_DRY_RUN`, `AO_ALLOW_WRITE`,
+//! `AO_ALLOWED_COMMANDS`) present but empty in the flags or the real environment counts as set
+//! to empty, so `.env` cannot override it (the tools crate decides what empty means).
 //!
 //! Every effective value is a [`Sourced`] value that remembers where it came from, so `ao doctor`
 //! can print it ([`Config::doctor_rows`]); API keys are [`Secret`]s and are never printed.
@@ -502,6 +512,9 @@ pub fn config_schema() -> serde_json::Value {
 // ---------------------------------------------------------------------------------------------
 // loading
 
+/// The policy variables, kept raw for the tools crate.
+const POLICY_VARS: [&str; 3] = ["AO_DRY_RUN", "AO_ALLOW_WRITE", "AO_ALLOWED_COMMANDS"];
+
 /// Layered lookup of variables: flags > env > .env.
 struct Vars<'a> {
     flags: &'a BTreeMap<String, String>,
@@ -510,18 +523,46 @@ struct Vars<'a> {
 }
 
 impl Vars<'_> {
-    /// Empty values count as unset, so a copied `.env.example` with blank lines sets nothing.
-    fn get(&self, var: &str) -> Option<Sourced<String>> {
-        let layers = [
+    fn layers(&self) -> [(&BTreeMap<String, String>, Source); 3] {
+        [
             (self.flags, Source::Flag),
             (self.env, Source::Env),
             (&self.dotenv, Source::DotEnv),
-        ];
-        layers.into_iter().find_map(|(map, source)| {
-            map.get(var)
-                .map(|v| v.trim())
-                .filter(|v| !v.is_empty())
-                .map(|v| Sourced::new(v.to_string(), source, var))
+        ]
+    }
+
+    /// One variable; see [`Vars::get_any`].
+    fn get(&self, var: &str) -> Option<Sourced<String>> {
+        self.get_any(&[var])
+    }
+
+    /// The first of `names` set, layer by layer: every name is looked up in the flags, then
+    /// every name in the real environment, then in `.env`, so a higher layer always wins over
+    /// a lower one whichever synonym each uses (a real-env `OPENAI_API_KEY` beats a `.env`
+    /// `LEADER_MODEL_API_KEY`); within one layer the earlier name wins.
+    ///
+    /// Empty values count as unset in every layer, so a copied `.env.example` with blank lines
+    /// sets nothing and an exported-but-empty model variable does not hide `.env`.
+    fn get_any(&self, names: &[&str]) -> Option<Sourced<String>> {
+        self.layers().into_iter().find_map(|(map, source)| {
+            names.iter().find_map(|var| {
+                map.get(*var)
+                    .map(|v| v.trim())
+                    .filter(|v| !v.is_empty())
+                    .map(|v| Sourced::new(v.to_string(), source, *var))
+            })
+        })
+    }
+
+    /// A policy variable (`AO_DRY_RUN`, `AO_ALLOW_WRITE`, `AO_ALLOWED_COMMANDS`). Unlike the
+    /// model variables, one *present* in the flags or the real environment counts even when
+    /// empty: the real environment is never overridden by `.env` on a safety setting, and the
+    /// tools crate decides what an empty value means. In `.env` an empty value is unset.
+    fn get_policy(&self, var: &str) -> Option<Sourced<String>> {
+        self.layers().into_iter().find_map(|(map, source)| {
+            let v = map.get(var)?.trim();
+            (source != Source::DotEnv || !v.is_empty())
+                .then(|| Sourced::new(v.to_string(), source, var))
         })
     }
 }
@@ -608,12 +649,11 @@ impl Config {
             .or_else(|| from_toml(mcp.version, "mcp_server.version".into()))
             .unwrap_or_else(|| Sourced::default_value(env!("CARGO_PKG_VERSION").to_string()));
         let log_level = vars
-            .get("LOG_LEVEL")
-            .or_else(|| vars.get("RUST_LOG"))
+            .get_any(&["LOG_LEVEL", "RUST_LOG"])
             .or_else(|| from_toml(file.log_level.clone(), "log_level".into()));
-        let policy_env = ["AO_DRY_RUN", "AO_ALLOW_WRITE", "AO_ALLOWED_COMMANDS"]
+        let policy_env = POLICY_VARS
             .into_iter()
-            .filter_map(|v| vars.get(v).map(|s| (v.to_string(), s)))
+            .filter_map(|v| vars.get_policy(v).map(|s| (v.to_string(), s)))
             .collect();
 
         Ok(Config {
@@ -937,13 +977,22 @@ fn resolve_role(
         hint: env_hint("NAME").replace(".name`", ".model`"),
     })?;
 
-    let shared = |name: &str| vars.get(name);
-    let base_url = var("BASE_URL")
+    // The role's own variable and the provider's shared one are synonyms, resolved layer by
+    // layer (see `Vars::get_any`), then ao.toml, then the default.
+    let (shared_url, shared_key) = match provider.value {
+        Provider::OpenAi => (Some("OPENAI_BASE_URL"), Some("OPENAI_API_KEY")),
+        Provider::LiteLlm => (Some("LITELLM_BASE_URL"), Some("LITELLM_API_KEY")),
+        _ => (None, None),
+    };
+    let synonyms = |suffix: &str, shared: Option<&str>| -> Option<Sourced<String>> {
+        let own = prefix.map(|p| format!("{p}_{suffix}"));
+        let names: Vec<&str> = own.as_deref().into_iter().chain(shared).collect();
+        vars.get_any(&names)
+    };
+    let base_url = synonyms("BASE_URL", shared_url)
         .or_else(|| from_toml(t.base_url.clone(), tkey("base_url")))
         .or_else(|| match provider.value {
-            Provider::OpenAi => shared("OPENAI_BASE_URL")
-                .or_else(|| Some(Sourced::default_value(OPENAI_BASE_URL.to_string()))),
-            Provider::LiteLlm => shared("LITELLM_BASE_URL"),
+            Provider::OpenAi => Some(Sourced::default_value(OPENAI_BASE_URL.to_string())),
             p => p
                 .preset_base_url()
                 .map(|u| Sourced::default_value(u.to_string())),
@@ -969,13 +1018,8 @@ fn resolve_role(
                 .into(),
         });
     }
-    let api_key = var("API_KEY")
+    let api_key = synonyms("API_KEY", shared_key)
         .or_else(|| from_toml(t.api_key.clone(), tkey("api_key")))
-        .or_else(|| match provider.value {
-            Provider::OpenAi => shared("OPENAI_API_KEY"),
-            Provider::LiteLlm => shared("LITELLM_API_KEY"),
-            _ => None,
-        })
         .map(|s| Sourced::new(Secret::new(s.value), s.source, s.origin));
 
     let max_tokens = match var("MAX_TOKENS") {
@@ -1329,6 +1373,129 @@ mod tests {
             schema["additionalProperties"],
             serde_json::Value::Bool(false)
         );
+    }
+
+    #[test]
+    fn synonyms_resolve_layer_by_layer() {
+        let root = TempRoot::new("synonyms");
+        root.write(
+            ".env",
+            "LOG_LEVEL=debug\nLEADER_MODEL_API_KEY=sk-dotenv\nLEADER_MODEL_BASE_URL=http://dotenv/v1\n\
+             WORKER_MODEL_PROVIDER=litellm\nWORKER_MODEL_NAME=w\nLITELLM_BASE_URL=http://dotenv-proxy/v1\n",
+        );
+        root.write(
+            "ao.toml",
+            "[leader]\nprovider = \"openai\"\nmodel = \"gpt\"\n\
+             [workers.default]\napi_key = \"sk-toml\"\n",
+        );
+        let e = env(&[
+            ("RUST_LOG", "warn"),
+            ("OPENAI_API_KEY", "sk-env"),
+            ("OPENAI_BASE_URL", "http://env/v1"),
+            ("LITELLM_API_KEY", "sk-env-lite"),
+            ("WORKER_MODEL_BASE_URL", "http://env-worker/v1"),
+        ]);
+        let inputs = ConfigInputs::new(&root.0).with_env(e);
+        let cfg = Config::load(&inputs).expect("load");
+        let level = cfg.log_level.clone().expect("level");
+        assert_eq!(
+            (level.value.as_str(), level.source, level.origin.as_str()),
+            ("warn", Source::Env, "RUST_LOG")
+        );
+        let leader = cfg.leader().expect("leader");
+        let key = leader.api_key.as_ref().expect("key");
+        assert_eq!(
+            (key.value.expose(), key.source, key.origin.as_str()),
+            ("sk-env", Source::Env, "OPENAI_API_KEY")
+        );
+        assert_eq!(
+            (leader.base_url.value.as_str(), leader.base_url.source),
+            ("http://env/v1", Source::Env)
+        );
+        let worker = &cfg.workers[DEFAULT_WORKER];
+        assert_eq!(worker.base_url.value, "http://env-worker/v1");
+        // The real environment's LITELLM_API_KEY beats ao.toml's key too.
+        let key = worker.api_key.as_ref().expect("key");
+        assert_eq!(
+            (key.value.expose(), key.source),
+            ("sk-env-lite", Source::Env)
+        );
+
+        // Within one layer the role's own variable wins; a flag beats everything.
+        let e = env(&[
+            ("LOG_LEVEL", "error"),
+            ("RUST_LOG", "warn"),
+            ("OPENAI_API_KEY", "sk-env"),
+            ("LEADER_MODEL_API_KEY", "sk-env-own"),
+        ]);
+        let inputs = ConfigInputs::new(&root.0)
+            .with_env(e)
+            .with_flag("RUST_LOG", "trace");
+        let cfg = Config::load(&inputs).expect("load");
+        assert_eq!(
+            cfg.log_level.as_ref().map(|l| l.value.as_str()),
+            Some("trace")
+        );
+        let key = cfg.leader().expect("leader").api_key.clone().expect("key");
+        assert_eq!(key.value.expose(), "sk-env-own");
+
+        // Nothing in the environment: .env, then ao.toml.
+        let cfg = Config::load(&ConfigInputs::new(&root.0)).expect("load");
+        let level = cfg.log_level.clone().expect("level");
+        assert_eq!(
+            (level.value.as_str(), level.source),
+            ("debug", Source::DotEnv)
+        );
+        let leader = cfg.leader().expect("leader");
+        assert_eq!(
+            leader
+                .api_key
+                .as_ref()
+                .map(|k| (k.value.expose(), k.source)),
+            Some(("sk-dotenv", Source::DotEnv))
+        );
+        let worker = &cfg.workers[DEFAULT_WORKER];
+        assert_eq!(worker.base_url.value, "http://dotenv-proxy/v1");
+        assert_eq!(
+            worker
+                .api_key
+                .as_ref()
+                .map(|k| (k.value.expose(), k.source)),
+            Some(("sk-toml", Source::AoToml))
+        );
+    }
+
+    #[test]
+    fn empty_policy_variable_in_the_environment_is_not_overridden_by_dotenv() {
+        let root = TempRoot::new("policy-empty");
+        root.write(
+            ".env",
+            "AO_DRY_RUN=false\nAO_ALLOW_WRITE=true\nAO_ALLOWED_COMMANDS=rm\n\
+             LEADER_MODEL_PROVIDER=ollama\nLEADER_MODEL_NAME=from-dotenv\n",
+        );
+        let e = env(&[
+            ("AO_DRY_RUN", ""),
+            ("AO_ALLOW_WRITE", " "),
+            ("LEADER_MODEL_NAME", ""),
+        ]);
+        let cfg = Config::load(&ConfigInputs::new(&root.0).with_env(e)).expect("load");
+        let dry = &cfg.policy_env["AO_DRY_RUN"];
+        assert_eq!((dry.value.as_str(), dry.source), ("", Source::Env));
+        let write = &cfg.policy_env["AO_ALLOW_WRITE"];
+        assert_eq!((write.value.as_str(), write.source), ("", Source::Env));
+        // Absent from the environment: .env applies.
+        let cmds = &cfg.policy_env["AO_ALLOWED_COMMANDS"];
+        assert_eq!((cmds.value.as_str(), cmds.source), ("rm", Source::DotEnv));
+        // Model variables keep empty-as-unset.
+        let leader = cfg.leader().expect("leader");
+        assert_eq!(
+            (leader.model.value.as_str(), leader.model.source),
+            ("from-dotenv", Source::DotEnv)
+        );
+        // An empty .env value is unset.
+        root.write(".env", "AO_DRY_RUN=\n");
+        let cfg = Config::load(&ConfigInputs::new(&root.0)).expect("load");
+        assert!(cfg.policy_env.is_empty(), "{:?}", cfg.policy_env);
     }
 
     #[test]
