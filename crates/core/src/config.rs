@@ -538,8 +538,8 @@ impl Vars<'_> {
 
     /// The first of `names` set, layer by layer: every name is looked up in the flags, then
     /// every name in the real environment, then in `.env`, so a higher layer always wins over
-    /// a lower one whichever synonym each uses (a real-env `OPENAI_API_KEY` beats a `.env`
-    /// `LEADER_MODEL_API_KEY`); within one layer the earlier name wins.
+    /// a lower one whichever synonym each uses (a real-env `RUST_LOG` beats a `.env`
+    /// `LOG_LEVEL`); within one layer the earlier name wins.
     ///
     /// Empty values count as unset in every layer, so a copied `.env.example` with blank lines
     /// sets nothing and an exported-but-empty model variable does not hide `.env`.
@@ -977,20 +977,22 @@ fn resolve_role(
         hint: env_hint("NAME").replace(".name`", ".model`"),
     })?;
 
-    // The role's own variable and the provider's shared one are synonyms, resolved layer by
-    // layer (see `Vars::get_any`), then ao.toml, then the default.
+    // The role's own setting (its variable, in any layer, then its ao.toml key) comes first;
+    // the provider's shared variable (OPENAI_*, LITELLM_*) is used only when the role has none,
+    // as product.md says.
     let (shared_url, shared_key) = match provider.value {
         Provider::OpenAi => (Some("OPENAI_BASE_URL"), Some("OPENAI_API_KEY")),
         Provider::LiteLlm => (Some("LITELLM_BASE_URL"), Some("LITELLM_API_KEY")),
         _ => (None, None),
     };
-    let synonyms = |suffix: &str, shared: Option<&str>| -> Option<Sourced<String>> {
-        let own = prefix.map(|p| format!("{p}_{suffix}"));
-        let names: Vec<&str> = own.as_deref().into_iter().chain(shared).collect();
-        vars.get_any(&names)
+    let own = |suffix: &str| -> Option<Sourced<String>> {
+        prefix.and_then(|p| vars.get_any(&[format!("{p}_{suffix}").as_str()]))
     };
-    let base_url = synonyms("BASE_URL", shared_url)
+    let shared =
+        |name: Option<&str>| -> Option<Sourced<String>> { name.and_then(|n| vars.get_any(&[n])) };
+    let base_url = own("BASE_URL")
         .or_else(|| from_toml(t.base_url.clone(), tkey("base_url")))
+        .or_else(|| shared(shared_url))
         .or_else(|| match provider.value {
             Provider::OpenAi => Some(Sourced::default_value(OPENAI_BASE_URL.to_string())),
             p => p
@@ -1018,8 +1020,9 @@ fn resolve_role(
                 .into(),
         });
     }
-    let api_key = synonyms("API_KEY", shared_key)
+    let api_key = own("API_KEY")
         .or_else(|| from_toml(t.api_key.clone(), tkey("api_key")))
+        .or_else(|| shared(shared_key))
         .map(|s| Sourced::new(Secret::new(s.value), s.source, s.origin));
 
     let max_tokens = match var("MAX_TOKENS") {
@@ -1402,23 +1405,24 @@ mod tests {
             (level.value.as_str(), level.source, level.origin.as_str()),
             ("warn", Source::Env, "RUST_LOG")
         );
+        // A role's own key and URL, in any layer, come before the shared OPENAI_*/LITELLM_*
+        // variables (product.md: those are used when the role's own is unset).
         let leader = cfg.leader().expect("leader");
         let key = leader.api_key.as_ref().expect("key");
         assert_eq!(
             (key.value.expose(), key.source, key.origin.as_str()),
-            ("sk-env", Source::Env, "OPENAI_API_KEY")
+            ("sk-dotenv", Source::DotEnv, "LEADER_MODEL_API_KEY")
         );
         assert_eq!(
             (leader.base_url.value.as_str(), leader.base_url.source),
-            ("http://env/v1", Source::Env)
+            ("http://dotenv/v1", Source::DotEnv)
         );
         let worker = &cfg.workers[DEFAULT_WORKER];
         assert_eq!(worker.base_url.value, "http://env-worker/v1");
-        // The real environment's LITELLM_API_KEY beats ao.toml's key too.
         let key = worker.api_key.as_ref().expect("key");
         assert_eq!(
             (key.value.expose(), key.source),
-            ("sk-env-lite", Source::Env)
+            ("sk-toml", Source::AoToml)
         );
 
         // Within one layer the role's own variable wins; a flag beats everything.
