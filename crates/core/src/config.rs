@@ -12,11 +12,11 @@
 //! `LEADER_MODEL` and `WORKER_MODEL` (the worker named `default`); timeouts and prices come from
 //! ao.toml only.
 //!
-//! Synonyms are resolved layer by layer: `LOG_LEVEL`/`RUST_LOG`, and a role's `_BASE_URL`/
-//! `_API_KEY` with `OPENAI_*` (provider `openai`) or `LITELLM_*` (provider `litellm`) are all
-//! looked up in the flags, then all in the real environment, then all in `.env`, then ao.toml,
-//! so a higher layer always wins whichever name it uses; within a layer the role's own
-//! variable (or `LOG_LEVEL`) wins.
+//! `LOG_LEVEL`/`RUST_LOG` are synonyms resolved layer by layer (flags, real environment, `.env`,
+//! ao.toml), so a higher layer wins whichever name it uses. A role's `_BASE_URL`/`_API_KEY` come
+//! from its own variable (any layer) or its ao.toml entry first; the provider's shared
+//! `OPENAI_*` (provider `openai`) or `LITELLM_*` (provider `litellm`) are used only when the role
+//! has none, as product.md says.
 //!
 //! Empty values count as unset, except that a policy variable (`AO_DRY_RUN`, `AO_ALLOW_WRITE`,
 //! `AO_ALLOWED_COMMANDS`) present but empty in the flags or the real environment counts as set
