@@ -554,3 +554,16 @@ fn ao_apply_refuses_an_interrupted_run() {
     );
     assert!(!p.path().join("a.txt").exists());
 }
+
+#[test]
+fn a_parent_run_totals_the_model_usage_of_its_sub_runs() {
+    let stub = StubModel::replying("child answer");
+    let p = Project::new().with_leader(&stub, PLANTED_KEY);
+    p.write("workflows/child.yaml", "name: child\nchannels:\n  a: {}\nnodes:\n  ask: {kind: llm, prompt: hi, writes: a}\nedges:\n  - {from: START, to: ask}\noutput: state.a\n");
+    p.write("workflows/parent.yaml", "name: parent\nchannels:\n  r: {}\nnodes:\n  sub: {kind: workflow, workflow: child, writes: r}\nedges:\n  - {from: START, to: sub}\n");
+    let (code, v) = p.json(&["run", "parent", "--json"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["state"]["r"], "child answer");
+    assert_eq!(v["usage"]["calls"], 1, "{v}");
+    assert_eq!(v["usage"]["by_role"]["leader"]["prompt_tokens"], 11);
+}

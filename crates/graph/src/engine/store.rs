@@ -876,7 +876,8 @@ impl RunStore {
     }
 
     /// Stores a completed model call (so a resumed run reuses it instead of paying again) and
-    /// updates the run's usage totals (`usage` gets the current value), in one transaction.
+    /// updates the usage totals (`usage` gets the current value) of the run and of the runs
+    /// above it, in one transaction.
     pub fn store_call(
         &self,
         at: &TaskKey<'_>,
@@ -884,7 +885,7 @@ impl RunStore {
         request: &str,
         result: &Value,
         exchanges: &[Value],
-        usage: impl FnOnce(Option<Value>) -> Value,
+        usage: impl Fn(Option<Value>) -> Value,
     ) -> Result<(), StoreError> {
         self.with(|conn| {
             let tx = conn
@@ -895,14 +896,21 @@ impl RunStore {
                 params![at.run_id, at.step as i64, at.node, idx_to_sql(at.index), call_no, request, json(result), now_ms() as i64],
             )
             .map_err(sql("store model call"))?;
-            let current: Option<String> = tx
-                .query_row("SELECT usage FROM runs WHERE id = ?1", params![at.run_id], |r| r.get(0))
-                .optional()
-                .map_err(sql("update usage"))?
-                .flatten();
-            let current = current.map(|c| serde_json::from_str(&c).map_err(corrupt("run usage"))).transpose()?;
-            tx.execute("UPDATE runs SET usage = ?2 WHERE id = ?1", params![at.run_id, json(&usage(current))])
-                .map_err(sql("update usage"))?;
+            // The run's totals, and those of every run above it: a parent's usage includes the
+            // calls of its sub-runs.
+            let mut next = Some(at.run_id.to_string());
+            for _ in 0..64 {
+                let Some(run) = next.take() else { break };
+                let row: Option<(Option<String>, Option<String>)> = tx
+                    .query_row("SELECT usage, parent_id FROM runs WHERE id = ?1", params![run], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+                    .map_err(sql("update usage"))?;
+                let Some((current, parent)) = row else { break };
+                let current = current.map(|c| serde_json::from_str(&c).map_err(corrupt("run usage"))).transpose()?;
+                tx.execute("UPDATE runs SET usage = ?2 WHERE id = ?1", params![run, json(&usage(current))])
+                    .map_err(sql("update usage"))?;
+                next = parent;
+            }
             Self::insert_task_records(&tx, "exchanges", at, exchanges)?;
             tx.commit().map_err(sql("store model call"))
         })
