@@ -22,6 +22,9 @@ pub enum RunsCommand {
         /// At most this many.
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// Include sub-runs (the runs `workflow` nodes start).
+        #[arg(long)]
+        all: bool,
     },
     /// One run: status, state, output, interrupt, error.
     Show {
@@ -58,6 +61,7 @@ pub async fn dispatch(project: &Project, cmd: &RunsCommand, ui: Ui) -> Result<u8
             status,
             workflow,
             limit,
+            all,
         } => {
             let filter = RunFilter {
                 status: status
@@ -66,7 +70,7 @@ pub async fn dispatch(project: &Project, cmd: &RunsCommand, ui: Ui) -> Result<u8
                     .transpose()?,
                 workflow: workflow.clone(),
                 limit: Some(*limit),
-                include_children: false,
+                include_children: *all,
             };
             let runs = service.list(&filter)?;
             if ui.json {

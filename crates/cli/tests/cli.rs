@@ -377,3 +377,79 @@ fn log_level_debug_prints_run_events_on_stderr_and_never_on_stdout() {
     assert_eq!(v["status"], "interrupted");
     assert!(!stdout.contains("run_started"));
 }
+
+#[test]
+fn runs_events_follow_streams_until_the_run_stops() {
+    let p = Project::new();
+    p.write(
+        "workflows/paced.yaml",
+        "name: paced\nchannels:\n  n: {reducer: sum}\nnodes:\n  tick: {kind: builtin, name: sleep, with: {ms: 300}, writes: n}\nedges:\n  - {from: START, to: tick}\n  - from: tick\n    when: [{if: \"state.n < 900\", to: tick}]\n",
+    );
+    let mut child = p
+        .spawn(&["run", "paced"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let run_id = p.wait_for_run();
+    let (code, stdout, stderr) = p.run(&["runs", "events", &run_id, "--follow"]);
+    assert_eq!(code, 0, "{stderr}");
+    child.wait().unwrap();
+    let events: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.first().unwrap()["type"], "run_started");
+    assert_eq!(
+        events.last().unwrap()["type"],
+        "run_finished",
+        "follow ends with the run"
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e["type"] == "task_finished")
+            .count(),
+        3
+    );
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "no event lost or repeated: {seqs:?}"
+    );
+}
+
+#[test]
+fn cancelling_an_interrupted_run_also_cancels_its_waiting_sub_run() {
+    let p = Project::new();
+    p.write("workflows/asker.yaml", "name: asker\nchannels:\n  ok: {}\nnodes:\n  q: {kind: interrupt, prompt: sure?, writes: ok}\nedges:\n  - {from: START, to: q}\n");
+    p.write("workflows/outer.yaml", "name: outer\nchannels:\n  r: {}\nnodes:\n  sub: {kind: workflow, workflow: asker, writes: r}\nedges:\n  - {from: START, to: sub}\n");
+    let (code, v) = p.json(&["run", "outer", "--json"]);
+    assert_eq!(code, 3, "{v}");
+    let id = run_id_of(&v);
+    let (code, stdout, _) = p.run(&["runs", "cancel", &id]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("cancelled"), "{stdout}");
+    let (_, top) = p.json(&["runs", "list", "--json"]);
+    assert_eq!(
+        top["runs"].as_array().unwrap().len(),
+        1,
+        "sub-runs are not listed by default"
+    );
+    let (_, all) = p.json(&["runs", "list", "--all", "--json"]);
+    let runs = all["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    let child = runs
+        .iter()
+        .find(|r| r["parent_id"] == id.as_str())
+        .expect("the sub-run");
+    assert_eq!(
+        child["status"], "cancelled",
+        "the waiting sub-run was cancelled with its parent"
+    );
+    let (_, shown) = p.json(&["runs", "show", &id, "--json"]);
+    assert_eq!(shown["status"], "cancelled");
+    let (code, _, stderr) = p.run(&["runs", "resume", &id, "--answer", "true"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("was cancelled"), "{stderr}");
+}
