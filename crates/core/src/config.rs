@@ -1,4 +1,4 @@
-//! Configuration: environment, `<root>/.env`, `ao.toml`, with the precedence product.md gives.
+//! Configuration: environment, `<root>/.env`, `ao.toml`, with the documented precedence.
 //!
 //! Precedence, highest first: CLI flags > the real environment > `<root>/.env` > `ao.toml` >
 //! defaults. The environment is *injected* as a snapshot ([`ConfigInputs::env`]), so loading
@@ -16,7 +16,7 @@
 //! ao.toml), so a higher layer wins whichever name it uses. A role's `_BASE_URL`/`_API_KEY` come
 //! from its own variable (any layer) or its ao.toml entry first; the provider's shared
 //! `OPENAI_*` (provider `openai`) or `LITELLM_*` (provider `litellm`) are used only when the role
-//! has none, as product.md says.
+//! has none.
 //!
 //! Empty values count as unset, except that a policy variable (`AO_DRY_RUN`, `AO_ALLOW_WRITE`,
 //! `AO_ALLOWED_COMMANDS`) present but empty in the flags or the real environment counts as set
@@ -979,7 +979,7 @@ fn resolve_role(
 
     // The role's own setting (its variable, in any layer, then its ao.toml key) comes first;
     // the provider's shared variable (OPENAI_*, LITELLM_*) is used only when the role has none,
-    // as product.md says.
+    // as documented.
     let (shared_url, shared_key) = match provider.value {
         Provider::OpenAi => (Some("OPENAI_BASE_URL"), Some("OPENAI_API_KEY")),
         Provider::LiteLlm => (Some("LITELLM_BASE_URL"), Some("LITELLM_API_KEY")),
@@ -1406,7 +1406,7 @@ mod tests {
             ("warn", Source::Env, "RUST_LOG")
         );
         // A role's own key and URL, in any layer, come before the shared OPENAI_*/LITELLM_*
-        // variables (product.md: those are used when the role's own is unset).
+        // variables (those are used only when the role's own is unset).
         let leader = cfg.leader().expect("leader");
         let key = leader.api_key.as_ref().expect("key");
         assert_eq!(

@@ -26,7 +26,7 @@ pub enum Mode {
     Apply,
 }
 
-/// The `denied` defaults of policy.md, besides the state dir which is added from the input.
+/// The `denied` defaults of the safety model, besides the state dir which is added from the input.
 pub const DEFAULT_DENIED: [&str; 11] = [
     ".git/**",
     "**/.git/**",
@@ -97,7 +97,7 @@ pub struct PolicyConfig {
     /// Globs added to the default `denied` list.
     pub denied: Vec<String>,
     /// Default `denied` globs to remove, spelt exactly as in the defaults. The explicit
-    /// override policy.md requires.
+    /// override the safety model requires.
     pub override_denied: Vec<String>,
     /// Environment variable names passed to child processes besides the built-in ones.
     pub env_passthrough: Vec<String>,
@@ -187,7 +187,7 @@ pub struct Policy {
     limits: Limits,
 }
 
-/// Parses a boolean environment value as policy.md says: `true`/`false`/`1`/`0`/`yes`/`no`,
+/// Parses a boolean environment value as the safety model says: `true`/`false`/`1`/`0`/`yes`/`no`,
 /// case-insensitive; anything else is an error naming the variable and the value.
 pub fn parse_env_bool(name: &str, value: &str) -> Result<bool, PolicyError> {
     match value.trim().to_ascii_lowercase().as_str() {
