@@ -45,7 +45,17 @@ pub async fn list(project: &Project, do_check: bool, ui: Ui) -> Result<u8, CliEr
     let models: Vec<&ModelConfig> = project.config.model_roles().collect();
     let mut rows: Vec<Value> = models.iter().map(|m| model_json(m)).collect();
     let mut failed = false;
-    if do_check && !models.is_empty() {
+    if do_check && models.is_empty() {
+        return Err(CliError {
+            code: 2,
+            kind: "config",
+            message: format!(
+                "nothing to check: {}",
+                ao_core::config::ConfigError::MissingLeader
+            ),
+        });
+    }
+    if do_check {
         let client = ModelClient::new(&project.config).map_err(|e| CliError {
             code: 2,
             kind: "config",
