@@ -3,7 +3,7 @@
 
 mod support;
 
-use ao_testkit::{StubModel, completion};
+use ao_testkit::{StubModel, completion, tool_calls};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::Stdio;
@@ -302,20 +302,6 @@ fn doctor_says_where_each_value_came_from_and_hides_keys() {
     assert_eq!(setting("workers.local.model")["source"], "ao.toml");
     assert_eq!(setting("leader.api_key")["value"], "set (from .env)");
     assert!(!v.to_string().contains(PLANTED_KEY));
-}
-
-/// A reply that asks for tool calls: (function name, arguments JSON).
-fn tool_calls(calls: &[(&str, Value)]) -> Value {
-    let calls: Vec<Value> = calls
-        .iter()
-        .enumerate()
-        .map(|(i, (name, args))| json!({"id": format!("call_{i}"), "type": "function", "function": {"name": name, "arguments": args.to_string()}}))
-        .collect();
-    json!({
-        "id": "chatcmpl-tools", "object": "chat.completion", "created": 1, "model": "stub-model",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "tool_calls": calls}, "finish_reason": "tool_calls"}],
-        "usage": {"prompt_tokens": 20, "completion_tokens": 9}
-    })
 }
 
 #[test]

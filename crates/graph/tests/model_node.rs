@@ -106,15 +106,6 @@ fn an_unknown_output_type_is_a_load_error() {
     );
 }
 
-fn tool_call_reply(name: &str, args: serde_json::Value) -> serde_json::Value {
-    json!({
-        "id": "c", "object": "chat.completion", "created": 1, "model": "stub-model",
-        "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": null,
-            "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": name, "arguments": args.to_string()}}]}}],
-        "usage": {"prompt_tokens": 5, "completion_tokens": 5}
-    })
-}
-
 #[tokio::test]
 async fn tool_rounds_are_neither_asked_nor_run_again_when_the_task_runs_again() {
     let dir = tempfile::tempdir().unwrap();
@@ -128,11 +119,14 @@ async fn tool_rounds_are_neither_asked_nor_run_again_when_the_task_runs_again() 
         match tool_results {
             0 => (
                 200,
-                tool_call_reply("fs_write", json!({"path": "notes.txt", "content": "new\n"})),
+                ao_testkit::tool_calls(&[(
+                    "fs_write",
+                    json!({"path": "notes.txt", "content": "new\n"}),
+                )]),
             ),
             1 => (
                 200,
-                tool_call_reply("fs_read", json!({"path": "notes.txt"})),
+                ao_testkit::tool_calls(&[("fs_read", json!({"path": "notes.txt"}))]),
             ),
             _ => (200, ao_testkit::completion("not a number")),
         }

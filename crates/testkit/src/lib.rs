@@ -64,6 +64,21 @@ pub fn completion(content: &str) -> Value {
     })
 }
 
+/// A chat-completion reply asking for tool calls: `(function name, arguments)`, with ids
+/// `call_0`, `call_1`, … and usage.
+pub fn tool_calls(calls: &[(&str, Value)]) -> Value {
+    let calls: Vec<Value> = calls
+        .iter()
+        .enumerate()
+        .map(|(i, (name, args))| json!({"id": format!("call_{i}"), "type": "function", "function": {"name": name, "arguments": args.to_string()}}))
+        .collect();
+    json!({
+        "id": "chatcmpl-tools", "object": "chat.completion", "created": 1, "model": "stub-model",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "tool_calls": calls}, "finish_reason": "tool_calls"}],
+        "usage": {"prompt_tokens": 20, "completion_tokens": 9}
+    })
+}
+
 fn serve(stream: TcpStream, seen: &Mutex<Vec<Value>>, respond: &Responder) {
     let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
     let mut line = String::new();

@@ -347,6 +347,23 @@ impl RunStore {
         f(&mut conn)
     }
 
+    /// Runs `f` in one write (immediate) transaction and commits it: every change a call makes
+    /// lands together or not at all.
+    fn write<T>(
+        &self,
+        context: &'static str,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.with(|conn| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(sql(context))?;
+            let out = f(&tx)?;
+            tx.commit().map_err(sql(context))?;
+            Ok(out)
+        })
+    }
+
     fn insert_events(tx: &rusqlite::Transaction<'_>, events: &[Event]) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
@@ -388,8 +405,7 @@ impl RunStore {
         first: &Checkpoint,
         events: &[Event],
     ) -> Result<(), StoreError> {
-        self.with(|conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sql("create run"))?;
+        self.write("create run", |tx| {
             let now = now_ms() as i64;
             tx.execute(
                 "INSERT INTO runs (id, parent_id, parent_task, workflow, origin, source, input, status, step, created_ms, updated_ms, owner_pid)
@@ -407,9 +423,9 @@ impl RunStore {
                 ],
             )
             .map_err(sql("create run"))?;
-            Self::insert_checkpoint(&tx, id, first)?;
-            Self::insert_events(&tx, events)?;
-            tx.commit().map_err(sql("create run"))
+            Self::insert_checkpoint(tx, id, first)?;
+            Self::insert_events(tx, events)?;
+            Ok(())
         })
     }
 
@@ -447,16 +463,15 @@ impl RunStore {
         attempts: u32,
         events: &[Event],
     ) -> Result<(), StoreError> {
-        self.with(|conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sql("store task"))?;
+        self.write("store task", |tx| {
             tx.execute(
                 "INSERT OR REPLACE INTO tasks (run_id, step, node, idx, status, attempts, writes, error, finished_ms)
                  VALUES (?1, ?2, ?3, ?4, 'completed', ?5, ?6, NULL, ?7)",
                 params![run_id, step as i64, task.node, idx_to_sql(task.index), attempts, json(&task.writes), now_ms() as i64],
             )
             .map_err(sql("store task"))?;
-            Self::insert_events(&tx, events)?;
-            tx.commit().map_err(sql("store task"))
+            Self::insert_events(tx, events)?;
+            Ok(())
         })
     }
 
@@ -472,16 +487,15 @@ impl RunStore {
         error: &str,
         events: &[Event],
     ) -> Result<(), StoreError> {
-        self.with(|conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sql("store task"))?;
+        self.write("store task", |tx| {
             tx.execute(
                 "INSERT OR REPLACE INTO tasks (run_id, step, node, idx, status, attempts, writes, error, finished_ms)
                  VALUES (?1, ?2, ?3, ?4, 'failed', ?5, NULL, ?6, ?7)",
                 params![run_id, step as i64, node, idx_to_sql(index), attempts, error, now_ms() as i64],
             )
             .map_err(sql("store task"))?;
-            Self::insert_events(&tx, events)?;
-            tx.commit().map_err(sql("store task"))
+            Self::insert_events(tx, events)?;
+            Ok(())
         })
     }
 
@@ -492,13 +506,10 @@ impl RunStore {
         cp: &Checkpoint,
         events: &[Event],
     ) -> Result<(), StoreError> {
-        self.with(|conn| {
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(sql("store checkpoint"))?;
-            Self::insert_checkpoint(&tx, run_id, cp)?;
-            Self::insert_events(&tx, events)?;
-            tx.commit().map_err(sql("store checkpoint"))
+        self.write("store checkpoint", |tx| {
+            Self::insert_checkpoint(tx, run_id, cp)?;
+            Self::insert_events(tx, events)?;
+            Ok(())
         })
     }
 
@@ -510,8 +521,7 @@ impl RunStore {
         end: &RunEnd,
         events: &[Event],
     ) -> Result<(), StoreError> {
-        self.with(|conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sql("update run"))?;
+        self.write("update run", |tx| {
             tx.execute(
                 "UPDATE runs SET status = ?2, error = ?3, interrupt = ?4, output = ?5, updated_ms = ?6 WHERE id = ?1",
                 params![
@@ -524,12 +534,11 @@ impl RunStore {
                 ],
             )
             .map_err(sql("update run"))?;
-            Self::insert_events(&tx, events)?;
-            tx.commit().map_err(sql("update run"))
+            Self::insert_events(tx, events)?;
+            Ok(())
         })
     }
 
-    /// Marks a run as being executed by this process (on start and on resume).
     /// Takes a stopped run over for this process, if it is still as the caller read it
     /// (`status`, `owner_pid`): a compare-and-set, so two processes resuming the same run
     /// cannot both proceed. Returns whether this process got it.
@@ -540,10 +549,7 @@ impl RunStore {
         owner_pid: Option<u32>,
         events: &[Event],
     ) -> Result<bool, StoreError> {
-        self.with(|conn| {
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(sql("claim run"))?;
+        self.write("claim run", |tx| {
             let changed = tx
                 .execute(
                     "UPDATE runs SET status = 'running', owner_pid = ?2, error = NULL, interrupt = NULL, updated_ms = ?3
@@ -554,8 +560,7 @@ impl RunStore {
             if changed != 1 {
                 return Ok(false);
             }
-            Self::insert_events(&tx, events)?;
-            tx.commit().map_err(sql("claim run"))?;
+            Self::insert_events(tx, events)?;
             Ok(true)
         })
     }
@@ -564,15 +569,12 @@ impl RunStore {
         if events.is_empty() {
             return Ok(());
         }
-        self.with(|conn| {
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(sql("store events"))?;
-            Self::insert_events(&tx, events)?;
+        self.write("store events", |tx| {
+            Self::insert_events(tx, events)?;
             if let Some(e) = events.first() {
-                Self::touch(&tx, &e.run_id)?;
+                Self::touch(tx, &e.run_id)?;
             }
-            tx.commit().map_err(sql("store events"))
+            Ok(())
         })
     }
 
@@ -887,10 +889,7 @@ impl RunStore {
         exchanges: &[Value],
         usage: impl Fn(Option<Value>) -> Value,
     ) -> Result<(), StoreError> {
-        self.with(|conn| {
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(sql("store model call"))?;
+        self.write("store model call", |tx| {
             tx.execute(
                 "INSERT OR REPLACE INTO llm_calls (run_id, step, node, idx, call_no, request, result, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![at.run_id, at.step as i64, at.node, idx_to_sql(at.index), call_no, request, json(result), now_ms() as i64],
@@ -911,8 +910,8 @@ impl RunStore {
                     .map_err(sql("update usage"))?;
                 next = parent;
             }
-            Self::insert_task_records(&tx, "exchanges", at, exchanges)?;
-            tx.commit().map_err(sql("store model call"))
+            Self::insert_task_records(tx, "exchanges", at, exchanges)?;
+            Ok(())
         })
     }
 
@@ -942,12 +941,9 @@ impl RunStore {
         if exchanges.is_empty() {
             return Ok(());
         }
-        self.with(|conn| {
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(sql("store exchanges"))?;
-            Self::insert_task_records(&tx, "exchanges", at, exchanges)?;
-            tx.commit().map_err(sql("store exchanges"))
+        self.write("store exchanges", |tx| {
+            Self::insert_task_records(tx, "exchanges", at, exchanges)?;
+            Ok(())
         })
     }
 
@@ -976,22 +972,8 @@ impl RunStore {
 
     /// Records one tool call with its policy decision, already redacted by the caller.
     pub fn record_tool_call(&self, at: &TaskKey<'_>, data: &Value) -> Result<(), StoreError> {
-        self.insert_task_record("tool_calls", at, data)
-    }
-
-    fn insert_task_record(
-        &self,
-        table: &'static str,
-        at: &TaskKey<'_>,
-        data: &Value,
-    ) -> Result<(), StoreError> {
-        self.with(|conn| {
-            conn.execute(
-                &format!("INSERT INTO {table} (run_id, step, node, idx, data, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
-                params![at.run_id, at.step as i64, at.node, idx_to_sql(at.index), json(data), now_ms() as i64],
-            )
-            .map_err(sql("store record"))?;
-            Ok(())
+        self.write("store tool call", |tx| {
+            Self::insert_task_records(tx, "tool_calls", at, std::slice::from_ref(data))
         })
     }
 
