@@ -2,8 +2,7 @@
 
 use crate::output::print_json;
 use crate::{CliError, Project, Ui};
-use ao_graph::engine::render;
-use ao_graph::engine::scheduler::load_path;
+use ao_orchestrator::engine::{load_path, render_json, render_mermaid, render_text};
 use std::path::Path;
 
 #[derive(clap::Subcommand, Debug)]
@@ -56,25 +55,25 @@ pub fn dispatch(project: &Project, cmd: &GraphCommand, ui: Ui) -> Result<u8, Cli
             let service = project.service()?;
             let wf = service.resolve(workflow)?;
             if ui.json || format == "json" {
-                print_json(&render::json(&wf));
+                print_json(&render_json(&wf));
             } else if format == "mermaid" {
-                print!("{}", render::mermaid(&wf));
+                print!("{}", render_mermaid(&wf));
             } else {
-                print!("{}", render::text(&wf));
+                print!("{}", render_text(&wf));
             }
             Ok(0)
         }
         GraphCommand::Validate { file } => {
-            let wf = load_path(Path::new(file))?;
+            let wf = load_path(Path::new(file)).map_err(ao_orchestrator::Error::from)?;
             if ui.json {
                 print_json(
-                    &serde_json::json!({"valid": true, "name": wf.name, "nodes": wf.nodes.len(), "edges": wf.edges.len() + wf.entry.len()}),
+                    &serde_json::json!({"valid": true, "name": wf.name(), "nodes": wf.node_names().count(), "edges": wf.edge_count()}),
                 );
             } else {
                 println!(
                     "{file}: ok (workflow `{}`, {} nodes)",
-                    wf.name,
-                    wf.nodes.len()
+                    wf.name(),
+                    wf.node_names().count()
                 );
             }
             Ok(0)

@@ -1,4 +1,5 @@
-//! `ao`: the command-line adapter. Parses arguments, calls `ao-graph`'s [`Service`], renders.
+//! `ao`: the command-line adapter. Parses arguments, calls `ao-orchestrator`'s [`Service`],
+//! renders.
 //!
 //! Exit codes: 0 completed; 1 the run failed or was cancelled; 2 usage, configuration or
 //! validation error (nothing ran); 3 the run is interrupted and waits for an answer.
@@ -15,7 +16,7 @@ mod tools_cmd;
 
 use ao_core::config::{Config, ConfigInputs, env_snapshot};
 use ao_core::redact::Redactor;
-use ao_graph::service::Service;
+use ao_orchestrator::{ErrorKind, Service};
 use clap::{Parser, Subcommand};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -75,6 +76,9 @@ enum Command {
         /// Only report what would happen; write nothing.
         #[arg(long)]
         check: bool,
+        /// Apply a run made in another project to this one.
+        #[arg(long)]
+        other_root: bool,
     },
     /// The effective configuration and where each value came from; no model calls.
     Doctor,
@@ -131,34 +135,27 @@ impl CliError {
     }
 }
 
-impl From<ao_graph::engine::error::EngineError> for CliError {
-    fn from(e: ao_graph::engine::error::EngineError) -> Self {
-        use ao_graph::engine::error::EngineError as E;
-        let (code, kind) = match &e {
-            E::InvalidInput { .. } => (2, "invalid_input"),
-            E::InvalidAnswer { .. } => (2, "invalid_answer"),
-            E::Load(_) => (2, "invalid_workflow"),
-            E::WorkflowNotFound { .. } => (2, "workflow_not_found"),
-            E::RunNotFound(_) => (2, "run_not_found"),
-            E::NotConfigured(_) => (2, "config"),
-            E::Changeset { .. } => (1, "changeset"),
-            E::NotResumable { .. } => (2, "not_resumable"),
-            E::Store(_) => (1, "store"),
+impl From<ao_orchestrator::Error> for CliError {
+    fn from(e: ao_orchestrator::Error) -> Self {
+        let kind = e.kind();
+        // The library says what failed; the command line adds how to fix it with its flags.
+        let hint = match (&e, kind) {
+            (ao_orchestrator::Error::ModeChanged { applied: true, .. }, _) => {
+                ": resume it with --apply".to_string()
+            }
+            (ao_orchestrator::Error::ModeChanged { run_id, .. }, _) => format!(
+                ": resume it without --apply, then review with `ao runs show {run_id} --patch` and write with `ao apply {run_id}`"
+            ),
+            (_, ErrorKind::AnswerRequired) => "; pass --answer JSON".to_string(),
+            (_, ErrorKind::OtherRoot) => {
+                "; run ao from that project (--root), or pass --other-root if its changes belong here".to_string()
+            }
+            _ => String::new(),
         };
         CliError {
-            code,
-            kind,
-            message: e.to_string(),
-        }
-    }
-}
-
-impl From<ao_graph::engine::store::StoreError> for CliError {
-    fn from(e: ao_graph::engine::store::StoreError) -> Self {
-        CliError {
-            code: 1,
-            kind: "store",
-            message: e.to_string(),
+            code: kind.exit_code(),
+            kind: kind.as_str(),
+            message: format!("{e}{hint}"),
         }
     }
 }
@@ -249,13 +246,7 @@ impl Project {
     /// plugged in: what running a workflow needs.
     pub fn runner(&self, apply: bool) -> Result<Service, CliError> {
         let mut service = self.service()?;
-        service
-            .configure(&self.config, &self.env, apply, self.redactor())
-            .map_err(|e| CliError {
-                code: 2,
-                kind: "config",
-                message: e.to_string(),
-            })?;
+        service.configure(&self.config, &self.env, apply, self.redactor())?;
         Ok(service)
     }
 }
@@ -312,12 +303,14 @@ async fn dispatch(cli: &Cli, ui: Ui) -> Result<u8, CliError> {
         }
         Command::Doctor => models_cmd::doctor(&Project::locate(cli)?, ui),
         Command::Tools(cmd) => tools_cmd::dispatch(&Project::locate(cli)?, cmd, ui).await,
-        Command::Apply { run_id, check } => {
-            tools_cmd::apply(&Project::locate(cli)?, run_id, *check, ui)
-        }
+        Command::Apply {
+            run_id,
+            check,
+            other_root,
+        } => tools_cmd::apply(&Project::locate(cli)?, run_id, *check, *other_root, ui),
         Command::Schema { name } => {
             let schema = match name.as_str() {
-                "workflow" => Some(ao_graph::engine::spec::workflow_schema()),
+                "workflow" => Some(ao_orchestrator::engine::workflow_schema()),
                 "config" => Some(ao_core::config::config_schema()),
                 "plan" => ao_core::types::type_schema("Plan"),
                 "review" => ao_core::types::type_schema("ReviewSummary"),

@@ -2,50 +2,11 @@
 
 use crate::output::print_json;
 use crate::{CliError, Project, Ui};
-use ao_core::config::ModelConfig;
-use ao_models::{CompletionRequest, DiscardExchanges, Message, ModelClient, OutputSchema};
+use ao_orchestrator::models::list_models;
 use serde_json::{Value, json};
 
-fn model_json(m: &ModelConfig) -> Value {
-    json!({
-        "role": m.role,
-        "provider": m.provider.value.as_str(),
-        "model": m.model.value,
-        "base_url": m.base_url.value,
-        "api_key": if m.api_key.is_some() { "set" } else { "unset" },
-        "fallback": m.fallback.value,
-        "source": m.model.source.to_string(),
-    })
-}
-
-/// One tiny call per model: a plain reply (latency) and a structured one (does JSON work, in
-/// which mode).
-async fn check(client: &ModelClient, role: &str) -> Value {
-    let plain = CompletionRequest::new(vec![Message::user("Reply with the single word: ok")]);
-    let started = std::time::Instant::now();
-    let plain = client.complete(role, plain, &DiscardExchanges).await;
-    let latency_ms = started.elapsed().as_millis() as u64;
-    let schema = json!({"type": "object", "required": ["ok"], "properties": {"ok": {"type": "boolean"}}, "additionalProperties": false});
-    let structured = CompletionRequest::new(vec![Message::user(
-        "Answer with the JSON object {\"ok\": true}.",
-    )])
-    .with_schema(OutputSchema::new("check", schema));
-    let structured = client.complete(role, structured, &DiscardExchanges).await;
-    json!({
-        "ok": plain.is_ok(),
-        "latency_ms": latency_ms,
-        "error": plain.as_ref().err().map(|e| e.to_string()),
-        "structured_output": structured.is_ok(),
-        "structured_mode": structured.as_ref().ok().and_then(|c| c.structured_mode).map(|m| serde_json::to_value(m).unwrap_or(Value::Null)),
-        "structured_error": structured.as_ref().err().map(|e| e.to_string()),
-    })
-}
-
 pub async fn list(project: &Project, do_check: bool, ui: Ui) -> Result<u8, CliError> {
-    let models: Vec<&ModelConfig> = project.config.model_roles().collect();
-    let mut rows: Vec<Value> = models.iter().map(|m| model_json(m)).collect();
-    let mut failed = false;
-    if do_check && models.is_empty() {
+    if do_check && project.config.model_roles().next().is_none() {
         return Err(CliError {
             code: 2,
             kind: "config",
@@ -55,18 +16,8 @@ pub async fn list(project: &Project, do_check: bool, ui: Ui) -> Result<u8, CliEr
             ),
         });
     }
-    if do_check {
-        let client = ModelClient::new(&project.config).map_err(|e| CliError {
-            code: 2,
-            kind: "config",
-            message: e.to_string(),
-        })?;
-        for (row, m) in rows.iter_mut().zip(&models) {
-            let result = check(&client, &m.role).await;
-            failed |= result["ok"] != true;
-            row["check"] = result;
-        }
-    }
+    let rows = list_models(&project.config, do_check).await?;
+    let failed = rows.iter().any(|r| r.check.as_ref().is_some_and(|c| !c.ok));
     let redactor = project.redactor();
     if ui.json {
         let mut doc =
@@ -82,24 +33,23 @@ pub async fn list(project: &Project, do_check: bool, ui: Ui) -> Result<u8, CliEr
         for r in &rows {
             let mut line = format!(
                 "{:<10} {:<18} {:<28} {}  key {}",
-                r["role"].as_str().unwrap_or(""),
-                r["provider"].as_str().unwrap_or(""),
-                r["model"].as_str().unwrap_or(""),
-                r["base_url"].as_str().unwrap_or(""),
-                r["api_key"].as_str().unwrap_or("")
+                r.role, r.provider, r.model, r.base_url, r.api_key
             );
-            if let Some(c) = r.get("check") {
-                if c["ok"] == true {
+            if let Some(c) = &r.check {
+                if c.ok {
                     line.push_str(&format!(
                         "  ok {} ms, structured output {}",
-                        c["latency_ms"],
-                        c["structured_mode"]
-                            .as_str()
-                            .map(|m| format!("works ({m})"))
-                            .unwrap_or_else(|| "fails".into())
+                        c.latency_ms,
+                        match &c.structured_mode {
+                            Some(m) => format!("works ({m})"),
+                            None => format!(
+                                "fails: {}",
+                                c.structured_error.as_deref().unwrap_or("no reason given")
+                            ),
+                        }
                     ));
                 } else {
-                    line.push_str(&format!("  FAILED: {}", c["error"].as_str().unwrap_or("")));
+                    line.push_str(&format!("  FAILED: {}", c.error.as_deref().unwrap_or("")));
                 }
             }
             println!("{}", redactor.redact_str(&line));

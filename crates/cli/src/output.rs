@@ -1,9 +1,9 @@
 //! Rendering runs for people and for machines.
 
 use ao_core::run::RunStatus;
-use ao_graph::engine::scheduler::RunOutcome;
-use ao_graph::engine::store::RunRecord;
-use serde_json::{Value, json};
+use ao_orchestrator::{RunSummary, RunView};
+use serde::Serialize;
+use serde_json::Value;
 
 pub fn print_json(v: &Value) {
     println!(
@@ -12,32 +12,16 @@ pub fn print_json(v: &Value) {
     );
 }
 
-/// The `--json` object of `ao run` / `ao runs resume` / `ao runs show`.
-pub fn run_json(o: &RunOutcome) -> Value {
-    json!({
-        "run_id": o.run_id,
-        "workflow": o.workflow,
-        "status": o.status,
-        "state": o.state,
-        "output": o.output,
-        "steps": o.steps,
-        "interrupt": o.interrupt.as_ref().map(|i| json!({"node": i.node, "prompt": i.prompt, "schema": i.schema})),
-        "error": o.error.as_ref().map(|e| json!({"node": e.node, "kind": e.kind, "message": e.message})),
-        "usage": o.usage.clone().unwrap_or(Value::Null),
-    })
-}
-
-/// The exit code a run's status maps to.
-pub fn exit_code(status: RunStatus) -> u8 {
-    match status {
-        RunStatus::Completed => 0,
-        RunStatus::Interrupted => 3,
-        RunStatus::Failed | RunStatus::Cancelled | RunStatus::Running => 1,
+/// Prints a typed value of the front-end contract as the one JSON document.
+pub fn print_doc<T: Serialize>(v: &T) {
+    match serde_json::to_string_pretty(v) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("error: cannot render the result as JSON: {e}"),
     }
 }
 
 /// Human output for a run that stopped: what happened and what to do next.
-pub fn print_outcome(o: &RunOutcome) {
+pub fn print_outcome(o: &RunView) {
     println!(
         "run {} ({}): {} after {} step{}",
         o.run_id,
@@ -85,28 +69,15 @@ fn indent(s: &str) -> String {
 }
 
 /// One line per run for `ao runs list`.
-pub fn run_line(r: &RunRecord) -> String {
+pub fn run_line(r: &RunSummary) -> String {
     format!(
         "{}  {:<12} {:<24} step {:<4} {}",
-        r.id,
+        r.run_id,
         r.status.as_str(),
         r.workflow,
-        r.step,
+        r.steps,
         format_time(r.updated_ms)
     )
-}
-
-pub fn run_summary_json(r: &RunRecord) -> Value {
-    json!({
-        "run_id": r.id,
-        "workflow": r.workflow,
-        "status": r.status,
-        "steps": r.step,
-        "created_ms": r.created_ms,
-        "updated_ms": r.updated_ms,
-        "parent_id": r.parent_id,
-        "error": r.error.as_ref().map(|e| json!({"node": e.node, "kind": e.kind, "message": e.message})),
-    })
 }
 
 /// UTC time as `YYYY-MM-DD HH:MM:SS`, without a date library.

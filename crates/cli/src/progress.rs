@@ -4,7 +4,7 @@
 //! event as a log line instead. `--json`, `-q` and a non-terminal stderr print no progress.
 
 use crate::Ui;
-use ao_graph::engine::events::{Event, EventKind, EventSink, SharedSink};
+use ao_orchestrator::engine::{Event, EventKind, EventSink, SharedSink};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;

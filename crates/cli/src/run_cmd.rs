@@ -2,13 +2,11 @@
 //! exit code).
 
 use crate::input::run_input;
-use crate::output::{exit_code, print_json, print_outcome, run_json};
+use crate::output::{print_doc, print_outcome};
 use crate::progress::Progress;
 use crate::{CliError, Project, Ui};
-use ao_graph::engine::cancel::CancelToken;
-use ao_graph::engine::error::EngineError;
-use ao_graph::engine::scheduler::{RunOptions, RunOutcome};
-use ao_graph::service::Service;
+use ao_orchestrator::engine::{CancelToken, RunOptions, SharedSink};
+use ao_orchestrator::{Error, RootCheck, RunView, Service, exit_code};
 use std::future::Future;
 
 #[derive(clap::Args, Debug)]
@@ -60,8 +58,8 @@ pub async fn run(project: &Project, args: &RunArgs, ui: Ui) -> Result<u8, CliErr
 /// Runs `start` with progress and Ctrl-C handling, prints the outcome, returns the exit code.
 pub async fn drive<F, Fut>(ui: Ui, service: &Service, start: F) -> Result<u8, CliError>
 where
-    F: FnOnce(RunOptions, Option<ao_graph::engine::events::SharedSink>) -> Fut,
-    Fut: Future<Output = Result<RunOutcome, EngineError>>,
+    F: FnOnce(RunOptions, Option<SharedSink>) -> Fut,
+    Fut: Future<Output = Result<RunView, Error>>,
 {
     let cancel = CancelToken::new();
     let on_signal = cancel.clone();
@@ -77,7 +75,7 @@ where
     let progress = Progress::for_ui(ui);
     let opts = RunOptions {
         cancel,
-        run_id: None,
+        ..Default::default()
     };
     let result = start(opts, progress.as_ref().map(|p| p.sink())).await;
     signals.abort();
@@ -86,7 +84,7 @@ where
     }
     let outcome = result?;
     if ui.json {
-        print_json(&run_json(&outcome));
+        print_doc(&outcome);
     } else {
         print_outcome(&outcome);
         print_changeset_summary(service, &outcome.run_id);
@@ -96,7 +94,7 @@ where
 
 /// Dry-run is never a silent no-op: say what the run proposes and how to review and apply it.
 pub fn print_changeset_summary(service: &Service, run_id: &str) {
-    let Ok((changeset, applied)) = service.changeset(run_id) else {
+    let Ok((changeset, applied)) = service.changeset(run_id, RootCheck::AnyRoot) else {
         return;
     };
     if changeset.is_empty() {

@@ -1,13 +1,22 @@
 //! `ao runs`: list, show, resume, cancel, events.
 
 use crate::input::json_arg;
-use crate::output::{format_time, print_json, print_outcome, run_json, run_line, run_summary_json};
+use crate::output::{format_time, print_doc, print_json, print_outcome, run_line};
 use crate::run_cmd::{drive, print_changeset_summary};
 use crate::{CliError, Project, Ui};
 use ao_core::run::RunStatus;
-use ao_graph::engine::store::RunFilter;
-use ao_graph::service::CancelResult;
+use ao_orchestrator::engine::RunFilter;
+use ao_orchestrator::{CancelResult, RootCheck};
 use std::time::Duration;
+
+/// `--other-root`: act on a run made in another project (the run records its root).
+pub fn root_check(other_root: bool) -> RootCheck {
+    if other_root {
+        RootCheck::AnyRoot
+    } else {
+        RootCheck::SameRoot
+    }
+}
 
 #[derive(clap::Subcommand, Debug)]
 pub enum RunsCommand {
@@ -32,6 +41,9 @@ pub enum RunsCommand {
         /// Print only the run's changeset, as a unified diff `git apply` accepts.
         #[arg(long)]
         patch: bool,
+        /// With --patch: show the changeset of a run made in another project.
+        #[arg(long)]
+        other_root: bool,
     },
     /// Continue an interrupted run (with --answer) or a failed/crashed one.
     Resume {
@@ -42,6 +54,9 @@ pub enum RunsCommand {
         /// Let tools write files and run commands from here on (default: dry-run).
         #[arg(long)]
         apply: bool,
+        /// Resume a run made in another project, here.
+        #[arg(long)]
+        other_root: bool,
     },
     /// Cancel a run (a running one stops at its next safe point).
     Cancel { run_id: String },
@@ -74,9 +89,7 @@ pub async fn dispatch(project: &Project, cmd: &RunsCommand, ui: Ui) -> Result<u8
             };
             let runs = service.list(&filter)?;
             if ui.json {
-                print_json(
-                    &serde_json::json!({"runs": runs.iter().map(run_summary_json).collect::<Vec<_>>()}),
-                );
+                print_doc(&serde_json::json!({ "runs": runs }));
             } else if runs.is_empty() {
                 println!("no runs yet in {}", project.state_dir.display());
             } else {
@@ -89,8 +102,12 @@ pub async fn dispatch(project: &Project, cmd: &RunsCommand, ui: Ui) -> Result<u8
         RunsCommand::Show {
             run_id,
             patch: true,
+            other_root,
         } => {
-            let diff = service.changeset(run_id)?.0.to_unified_diff();
+            let diff = service
+                .changeset(run_id, root_check(*other_root))?
+                .0
+                .to_unified_diff();
             if ui.json {
                 print_json(&serde_json::json!({"run_id": run_id, "patch": diff}));
             } else {
@@ -101,26 +118,21 @@ pub async fn dispatch(project: &Project, cmd: &RunsCommand, ui: Ui) -> Result<u8
         RunsCommand::Show {
             run_id,
             patch: false,
+            ..
         } => {
-            let (record, outcome) = service.outcome(run_id)?;
+            let detail = service.view(run_id)?;
             if ui.json {
-                let mut v = run_json(&outcome);
-                if let Some(obj) = v.as_object_mut() {
-                    obj.insert("parent_id".into(), record.parent_id.clone().into());
-                    obj.insert("created_ms".into(), record.created_ms.into());
-                    obj.insert("updated_ms".into(), record.updated_ms.into());
-                }
-                print_json(&v);
+                print_doc(&detail);
             } else {
-                print_outcome(&outcome);
+                print_outcome(&detail.run);
                 print_changeset_summary(&service, run_id);
                 println!(
                     "created {} UTC, updated {} UTC",
-                    format_time(record.created_ms),
-                    format_time(record.updated_ms)
+                    format_time(detail.created_ms),
+                    format_time(detail.updated_ms)
                 );
                 println!("state:");
-                for line in serde_json::to_string_pretty(&outcome.state)
+                for line in serde_json::to_string_pretty(&detail.run.state)
                     .unwrap_or_default()
                     .lines()
                 {
@@ -133,7 +145,9 @@ pub async fn dispatch(project: &Project, cmd: &RunsCommand, ui: Ui) -> Result<u8
             run_id,
             answer,
             apply,
+            other_root,
         } => {
+            let check = root_check(*other_root);
             let service = project.runner(*apply)?;
             let answer = answer
                 .as_deref()
@@ -142,7 +156,7 @@ pub async fn dispatch(project: &Project, cmd: &RunsCommand, ui: Ui) -> Result<u8
             let run_id = run_id.clone();
             drive(project.ui(ui), &service, |opts, sink| {
                 let service = service.clone();
-                async move { service.resume(&run_id, answer, opts, sink).await }
+                async move { service.resume(&run_id, answer, opts, sink, check).await }
             })
             .await
         }
@@ -167,27 +181,18 @@ pub async fn dispatch(project: &Project, cmd: &RunsCommand, ui: Ui) -> Result<u8
             Ok(0)
         }
         RunsCommand::Events { run_id, follow } => {
-            let mut last: Option<u64> = None;
-            loop {
-                let events = service.events(run_id, last)?;
-                for e in &events {
+            let print = |events: &[ao_orchestrator::engine::Event]| {
+                for e in events {
                     println!("{}", serde_json::to_string(e).unwrap_or_default());
-                    last = Some(e.seq);
                 }
-                if !follow {
-                    break;
+            };
+            if *follow {
+                let mut follower = service.follow(run_id)?;
+                while let Some(events) = follower.next().await? {
+                    print(&events);
                 }
-                if events.is_empty() {
-                    let status = service.record(run_id)?.status;
-                    if status != RunStatus::Running {
-                        // One last read: events written between the two queries.
-                        for e in service.events(run_id, last)? {
-                            println!("{}", serde_json::to_string(&e).unwrap_or_default());
-                        }
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
+            } else {
+                print(&service.events(run_id, None)?);
             }
             Ok(0)
         }

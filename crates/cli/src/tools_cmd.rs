@@ -4,7 +4,7 @@
 use crate::input::json_arg;
 use crate::output::print_json;
 use crate::{CliError, Project, Ui};
-use ao_tools::ToolRegistry;
+use ao_orchestrator::tool_node::tool_list;
 use serde_json::{Value, json};
 
 #[derive(clap::Subcommand, Debug)]
@@ -27,16 +27,12 @@ pub enum ToolsCommand {
 pub async fn dispatch(project: &Project, cmd: &ToolsCommand, ui: Ui) -> Result<u8, CliError> {
     match cmd {
         ToolsCommand::List => {
-            let specs: Vec<_> = ToolRegistry::standard().specs().collect();
+            let tools = tool_list();
             if ui.json {
-                let tools: Vec<Value> = specs
-                    .iter()
-                    .map(|s| json!({"name": s.name, "description": s.description, "effect": s.effect.as_str(), "input_schema": s.input_schema, "output_schema": s.output_schema}))
-                    .collect();
-                print_json(&json!({"tools": tools}));
+                print_json(&json!({ "tools": tools }));
             } else {
-                for s in specs {
-                    println!("{:<12} {:<6} {}", s.name, s.effect.as_str(), s.description);
+                for s in tools {
+                    println!("{:<12} {:<6} {}", s.name, s.effect, s.description);
                 }
             }
             Ok(0)
@@ -44,22 +40,7 @@ pub async fn dispatch(project: &Project, cmd: &ToolsCommand, ui: Ui) -> Result<u
         ToolsCommand::Run { name, args, apply } => {
             let service = project.runner(*apply)?;
             let args = json_arg("--args", args)?;
-            let result = service.run_tool(name, args).await?;
-            let (outcome, changeset) = match result {
-                Ok(done) => done,
-                Err(e) => {
-                    let code = if e.is_invalid_input() { 2 } else { 1 };
-                    return Err(CliError {
-                        code,
-                        kind: if code == 2 {
-                            "invalid_input"
-                        } else {
-                            "tool_failed"
-                        },
-                        message: e.to_string(),
-                    });
-                }
-            };
+            let (outcome, changeset) = service.run_tool(name, args).await?;
             let mut doc = outcome.to_json();
             if !changeset.is_empty() {
                 // What a dry-run write would have changed, so the command is never a silent no-op.
@@ -93,9 +74,15 @@ pub async fn dispatch(project: &Project, cmd: &ToolsCommand, ui: Ui) -> Result<u
 }
 
 /// `ao apply RUN [--check]`: all files or none; exit 1 when refused.
-pub fn apply(project: &Project, run_id: &str, check: bool, ui: Ui) -> Result<u8, CliError> {
+pub fn apply(
+    project: &Project,
+    run_id: &str,
+    check: bool,
+    other_root: bool,
+    ui: Ui,
+) -> Result<u8, CliError> {
     let service = project.runner(false)?;
-    let report = service.apply(run_id, check)?;
+    let report = service.apply(run_id, check, crate::runs_cmd::root_check(other_root))?;
     let refused = report.is_refused();
     if ui.json {
         let mut doc = serde_json::to_value(&report).unwrap_or(Value::Null);

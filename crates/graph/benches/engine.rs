@@ -2,11 +2,11 @@
 //! and `for_each` fan-out. Run: `cargo bench -p ao-graph --bench engine`.
 //! Per-step figures are the chain time divided by its length (see docs/benchmarks.md).
 
-use ao_graph::engine::compile::load_str;
-use ao_graph::engine::graph::Workflow;
-use ao_graph::engine::host::Host;
-use ao_graph::engine::scheduler::{Engine, RunOptions};
-use ao_graph::engine::store::RunStore;
+use ao_graph::Host;
+use ao_graph::RunStore;
+use ao_graph::Workflow;
+use ao_graph::load_str;
+use ao_graph::{Engine, RunOptions};
 use serde_json::json;
 use std::fmt::Write;
 use std::sync::Arc;

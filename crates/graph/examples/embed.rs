@@ -4,10 +4,10 @@
 //! Run: `cargo run -p ao-graph --example embed`
 
 use ao_core::run::RunStatus;
-use ao_graph::engine::compile::load_str;
-use ao_graph::engine::host::{FnBuiltin, Host, NodeFailure};
-use ao_graph::engine::scheduler::{Engine, RunOptions};
-use ao_graph::engine::store::RunStore;
+use ao_graph::RunStore;
+use ao_graph::load_str;
+use ao_graph::{Engine, RunOptions};
+use ao_graph::{FnBuiltin, Host, NodeFailure};
 use serde_json::{Value, json};
 use std::sync::Arc;
 

@@ -1,14 +1,18 @@
-//! `ao-graph`: the workflow engine and the workflows.
+//! `ao-graph`: the workflow engine.
 //!
 //! Workflows are explicit state graphs written in YAML: typed channels with reducers, nodes
 //! (`transform`, `llm`, `tool`, `interrupt`, `workflow`, `builtin`), and static, conditional
-//! and join edges. The [`engine`] compiles them strictly, runs them in deterministic
-//! supersteps, persists every completed task in an embedded SQLite store, and resumes runs
-//! after a crash or a human answer. The engine knows nothing about models or tools; hosts plug
-//! those in through [`engine::host::Host`].
+//! and join edges. The engine compiles them strictly ([`load_str`], [`load_path`]), runs them
+//! in deterministic supersteps ([`Engine`]), persists every completed task in an embedded
+//! SQLite store ([`RunStore`]), and resumes runs after a crash or a human answer.
+//!
+//! The engine knows nothing about models or tools, and this crate cannot reach them: it
+//! depends on neither. Hosts plug node runners in through [`Host`] (`llm` and `tool` nodes,
+//! `builtin` nodes, sub-workflow names) and keep what those runners must persist in the
+//! store's generic records ([`RunStore::write_records`]).
 //!
 //! ```
-//! use ao_graph::engine::{compile::load_str, host::Host, scheduler::{Engine, RunOptions}};
+//! use ao_graph::{Engine, Host, RunOptions, load_str};
 //! use std::sync::Arc;
 //!
 //! let wf = load_str(r#"
@@ -28,8 +32,23 @@
 //! assert_eq!(out.state["n"], 3);
 //! ```
 
-pub mod builtins;
-pub mod engine;
-pub mod model_node;
-pub mod service;
-pub mod tool_node;
+mod engine;
+
+pub use engine::cancel::CancelToken;
+pub use engine::compile::load_str;
+pub use engine::error::{EngineError, LoadError, LoadIssue, RunError};
+pub use engine::events::{Event, EventKind, EventSink, SharedSink, now_ms};
+pub use engine::graph::Workflow;
+pub use engine::host::{
+    BoxFuture, BuiltinNode, EventEmitter, FnBuiltin, Host, LlmRequest, LlmRunner, NodeCall,
+    NodeFailure, ToolRunner, WorkflowResolver,
+};
+pub use engine::render::{json as render_json, mermaid as render_mermaid, text as render_text};
+pub use engine::scheduler::{
+    Engine, MAX_SUBRUN_DEPTH, RunOptions, RunOutcome, is_active, load_path, process_alive,
+};
+pub use engine::spec::workflow_schema;
+pub use engine::store::{
+    InterruptInfo, RecordScope, Records, RunEnd, RunFilter, RunRecord, RunStore, StoreError,
+    StoredRecord, TaskKey,
+};

@@ -2,13 +2,13 @@
 //! interrupts, resume, cancel and sub-workflows.
 
 use ao_core::run::RunStatus;
-use ao_graph::engine::cancel::CancelToken;
-use ao_graph::engine::compile::load_str;
-use ao_graph::engine::error::EngineError;
-use ao_graph::engine::graph::Workflow;
-use ao_graph::engine::host::{FnBuiltin, Host, NodeFailure, WorkflowResolver};
-use ao_graph::engine::scheduler::{Engine, RunOptions};
-use ao_graph::engine::store::RunStore;
+use ao_graph::CancelToken;
+use ao_graph::EngineError;
+use ao_graph::RunStore;
+use ao_graph::Workflow;
+use ao_graph::load_str;
+use ao_graph::{Engine, RunOptions};
+use ao_graph::{FnBuiltin, Host, NodeFailure, WorkflowResolver};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,11 +25,7 @@ fn load_err(src: &str) -> String {
         .to_string()
 }
 
-async fn run(
-    engine: &Engine,
-    w: &Arc<Workflow>,
-    input: Value,
-) -> ao_graph::engine::scheduler::RunOutcome {
+async fn run(engine: &Engine, w: &Arc<Workflow>, input: Value) -> ao_graph::RunOutcome {
     engine
         .start(w.clone(), input, RunOptions::default())
         .await
@@ -486,7 +482,7 @@ edges:
 
     let events = engine.store().unwrap().events(&out.run_id, None).unwrap();
     let starts = |node: &str| {
-        events.iter().filter(|e| matches!(&e.kind, ao_graph::engine::events::EventKind::TaskStarted { node: n, .. } if n == node)).count()
+        events.iter().filter(|e| matches!(&e.kind, ao_graph::EventKind::TaskStarted { node: n, .. } if n == node)).count()
     };
     assert_eq!(starts("good"), 1);
 
@@ -499,7 +495,7 @@ edges:
     assert_eq!(out.state, json!({"a": 1, "b": 2, "c": 3}));
     let events = engine.store().unwrap().events(&out.run_id, None).unwrap();
     let starts = |node: &str| {
-        events.iter().filter(|e| matches!(&e.kind, ao_graph::engine::events::EventKind::TaskStarted { node: n, .. } if n == node)).count()
+        events.iter().filter(|e| matches!(&e.kind, ao_graph::EventKind::TaskStarted { node: n, .. } if n == node)).count()
     };
     assert_eq!(starts("first"), 1);
     assert_eq!(starts("good"), 1);
@@ -533,7 +529,7 @@ async fn cancel_stops_the_run_and_records_who() {
             json!({}),
             RunOptions {
                 cancel,
-                run_id: None,
+                ..Default::default()
             },
         )
         .await
@@ -743,21 +739,31 @@ edges:
     let err = a.err().or(b.err()).expect("one resume was refused");
     assert!(matches!(err, EngineError::NotResumable { .. }), "{err}");
     let done = engine.store().unwrap().events(&out.run_id, None).unwrap();
-    let work_started = done.iter().filter(|e| matches!(&e.kind, ao_graph::engine::events::EventKind::TaskStarted { node, .. } if node == "work")).count();
+    let work_started = done
+        .iter()
+        .filter(
+            |e| matches!(&e.kind, ao_graph::EventKind::TaskStarted { node, .. } if node == "work"),
+        )
+        .count();
     assert_eq!(work_started, 1);
 }
 
 #[tokio::test]
 async fn a_workflow_that_calls_itself_stops_at_the_nesting_limit() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("loop.yaml");
-    std::fs::write(&path, "name: loop\nchannels:\n  r: {}\nnodes:\n  again: {kind: workflow, workflow: ./loop.yaml, writes: r}\nedges:\n  - {from: START, to: again}\n").unwrap();
-    let service = ao_graph::service::Service::open(dir.path(), &dir.path().join(".ao")).unwrap();
-    let wf = service.resolve(path.to_str().unwrap()).unwrap();
-    let out = service
-        .start(wf, json!({}), RunOptions::default(), None)
-        .await
-        .unwrap();
+    let wf = Arc::new(
+        load_str(
+            "name: loop\nchannels:\n  r: {}\nnodes:\n  again: {kind: workflow, workflow: loop, writes: r}\nedges:\n  - {from: START, to: again}\n",
+            "loop.yaml",
+        )
+        .unwrap(),
+    );
+    let host = Host {
+        resolver: Some(Arc::new(MapResolver(vec![("loop".into(), wf.clone())]))),
+        ..Host::default()
+    };
+    let engine = durable(dir.path(), host);
+    let out = run(&engine, &wf, json!({})).await;
     assert_eq!(out.status, RunStatus::Failed);
     assert!(out.error.unwrap().message.contains("nest deeper than 16"));
 }

@@ -58,6 +58,18 @@ impl Message {
         }
     }
 
+    /// The same message with `content` (an assistant turn that called tools may also have
+    /// said something; sending it back keeps the conversation as the model wrote it).
+    pub fn with_content(self, text: Option<String>) -> Message {
+        match self {
+            Message::Assistant { tool_calls, .. } => Message::Assistant {
+                content: text,
+                tool_calls,
+            },
+            other => other,
+        }
+    }
+
     pub fn tool_result(tool_call_id: impl Into<String>, content: impl Into<String>) -> Message {
         Message::Tool {
             tool_call_id: tool_call_id.into(),

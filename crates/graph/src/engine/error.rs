@@ -86,18 +86,14 @@ pub enum EngineError {
         node: String,
         errors: Vec<String>,
     },
+    #[error("run {run_id} is waiting for an answer to interrupt `{node}`")]
+    AnswerRequired { run_id: String, node: String },
     #[error("run {run_id} {reason}")]
     NotResumable { run_id: String, reason: String },
     #[error("no run with id `{0}` in the store")]
     RunNotFound(String),
     #[error(transparent)]
     Load(#[from] LoadError),
-    #[error("workflow `{name}` not found: {detail}")]
-    WorkflowNotFound { name: String, detail: String },
-    #[error("{0}")]
-    NotConfigured(String),
-    #[error("run {run_id}: {message}")]
-    Changeset { run_id: String, message: String },
     #[error("run store: {0}")]
     Store(#[from] crate::engine::store::StoreError),
 }

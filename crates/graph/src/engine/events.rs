@@ -75,6 +75,12 @@ pub enum EventKind {
         tool: String,
         decision: String,
     },
+    /// Something a person should know that did not stop the run (a reply cut off at its token
+    /// limit, a fallback model used, a record that could not be kept). Emitted by hosts.
+    Warning {
+        node: Option<String>,
+        message: String,
+    },
     RunFinished {
         status: String,
         error: Option<String>,

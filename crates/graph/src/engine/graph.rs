@@ -198,29 +198,73 @@ pub enum Output {
 /// A loaded, checked workflow.
 #[derive(Debug)]
 pub struct Workflow {
-    pub name: String,
-    pub description: Option<String>,
+    pub(crate) name: String,
+    pub(crate) description: Option<String>,
     /// The YAML text it was compiled from (stored with each run, so a resume runs the same
     /// graph even if the file changed since).
-    pub source: Arc<str>,
+    pub(crate) source: Arc<str>,
     /// Where it came from: a file path, or `builtin:NAME`.
-    pub origin: String,
+    pub(crate) origin: String,
     /// The folder relative paths of sub-workflows resolve against.
-    pub dir: Option<PathBuf>,
-    pub input_schema: Option<Schema>,
-    pub channels: BTreeMap<String, Channel>,
-    pub nodes: BTreeMap<String, Node>,
-    pub edges: Vec<Edge>,
+    pub(crate) dir: Option<PathBuf>,
+    pub(crate) input_schema: Option<Schema>,
+    pub(crate) channels: BTreeMap<String, Channel>,
+    pub(crate) nodes: BTreeMap<String, Node>,
+    pub(crate) edges: Vec<Edge>,
     /// Node → indexes of its outgoing edges.
-    pub outgoing: BTreeMap<String, Vec<usize>>,
+    pub(crate) outgoing: BTreeMap<String, Vec<usize>>,
     /// Nodes triggered by `START`, sorted.
-    pub entry: Vec<String>,
-    pub output: Option<Output>,
-    pub limits: Limits,
-    pub templates: Templates,
+    pub(crate) entry: Vec<String>,
+    pub(crate) output: Option<Output>,
+    pub(crate) limits: Limits,
+    pub(crate) templates: Templates,
 }
 
 impl Workflow {
+    /// The workflow's name (`[a-z0-9][a-z0-9-]*`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its one-paragraph description, if it has one.
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+
+    /// Where it came from: a file path, or `builtin:NAME`.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The YAML text it was compiled from.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The JSON Schema of its input, if it declares one.
+    pub fn input_schema(&self) -> Option<&Value> {
+        self.input_schema.as_ref().map(|s| &s.source)
+    }
+
+    /// Its node names, sorted.
+    pub fn node_names(&self) -> impl Iterator<Item = &str> {
+        self.nodes.keys().map(String::as_str)
+    }
+
+    /// How many edges it has (entry edges from `START` included).
+    pub fn edge_count(&self) -> usize {
+        self.edges.len() + self.entry.len()
+    }
+
+    /// Its `llm` nodes as (node, role), sorted by node name: what a host checks before a run
+    /// that the models these nodes need are configured.
+    pub fn llm_nodes(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.nodes.values().filter_map(|n| match &n.kind {
+            NodeKind::Llm(llm) => Some((n.name.as_str(), llm.role.as_str())),
+            _ => None,
+        })
+    }
+
     /// The edges leaving `node` (joins included) with their indexes, in document order.
     pub fn edges_from<'a>(&'a self, node: &str) -> impl Iterator<Item = (usize, &'a Edge)> + 'a {
         self.outgoing

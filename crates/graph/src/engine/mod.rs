@@ -3,16 +3,16 @@
 //! It knows nothing about models or tools: `llm`, `tool` and `builtin` nodes are run by what
 //! the host plugs in ([`host::Host`]).
 
-pub mod cancel;
-pub mod channel;
-pub mod compile;
-pub mod error;
-pub mod events;
-pub mod expr;
-pub mod graph;
-pub mod host;
-pub mod locate;
-pub mod render;
-pub mod scheduler;
-pub mod spec;
-pub mod store;
+pub(crate) mod cancel;
+pub(crate) mod channel;
+pub(crate) mod compile;
+pub(crate) mod error;
+pub(crate) mod events;
+pub(crate) mod expr;
+pub(crate) mod graph;
+pub(crate) mod host;
+pub(crate) mod locate;
+pub(crate) mod render;
+pub(crate) mod scheduler;
+pub(crate) mod spec;
+pub(crate) mod store;

@@ -38,8 +38,6 @@ pub struct RunOutcome {
     pub steps: u64,
     pub interrupt: Option<InterruptInfo>,
     pub error: Option<RunError>,
-    /// Model usage totals (calls, tokens, cost; overall and per role), when models were used.
-    pub usage: Option<Value>,
 }
 
 /// Options of one start or resume.
@@ -48,6 +46,9 @@ pub struct RunOptions {
     pub cancel: CancelToken,
     /// Use this id for a new run (so a caller can report it before the run ends).
     pub run_id: Option<String>,
+    /// Stored with a new run as it is created ([`super::store::RunRecord::meta`]): what the
+    /// host needs to know about the run later, e.g. the project it belongs to.
+    pub meta: Option<Value>,
 }
 
 /// Snapshots are taken when the writes since the last one reach its size (and at least this
@@ -174,6 +175,7 @@ impl Engine {
                 &wf.origin,
                 &wf.source,
                 &input,
+                opts.meta.as_ref(),
                 &first,
                 &ctx.take_events(),
             )?;
@@ -245,9 +247,10 @@ impl Engine {
                         .as_ref()
                         .map(|i| i.node.clone())
                         .unwrap_or_default();
-                    return Err(not(format!(
-                        "is waiting for an answer to interrupt `{node}`; pass --answer JSON"
-                    )));
+                    return Err(EngineError::AnswerRequired {
+                        run_id: run_id.to_string(),
+                        node,
+                    });
                 }
                 RunStatus::Interrupted | RunStatus::Failed => {}
             }
@@ -325,7 +328,7 @@ impl Engine {
                 .ok_or_else(|| not("is already being run by this process".into()))?;
             if !store.claim(run_id, record.status, record.owner_pid, &ctx.take_events())? {
                 return Err(not(
-                    "was resumed or changed by another process just now; see `ao runs show`".into(),
+                    "was resumed or changed by another process just now".into()
                 ));
             }
             // The answer is stored only once this process owns the run, so two answers to one
@@ -386,7 +389,6 @@ impl Engine {
             steps: record.step,
             interrupt: record.interrupt.clone(),
             error: record.error.clone(),
-            usage: record.usage.clone(),
         })
     }
 
@@ -411,6 +413,7 @@ impl Engine {
         let opts = RunOptions {
             cancel: parent.cancel.clone(),
             run_id: None,
+            meta: None,
         };
         if let Some(store) = &self.store
             && let Some(child) = store.child_run(&parent.run_id, task_key)?
@@ -673,7 +676,6 @@ impl RunCtx {
             status: status.as_str().into(),
             error: error.as_ref().map(|e| e.to_string()),
         });
-        let mut usage = None;
         if let Some(store) = self.store() {
             let end = RunEnd {
                 error: error.clone(),
@@ -687,7 +689,6 @@ impl RunCtx {
                 },
             };
             store.set_status(&self.run_id, status, &end, &self.take_events())?;
-            usage = store.run(&self.run_id)?.and_then(|r| r.usage);
         }
         Ok(RunOutcome {
             run_id: self.run_id.clone(),
@@ -698,7 +699,6 @@ impl RunCtx {
             steps,
             interrupt,
             error,
-            usage,
         })
     }
 

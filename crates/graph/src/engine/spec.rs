@@ -83,7 +83,10 @@ pub struct ChannelSpec {
     /// `append`/`union`, `{}` for `merge`, `0` for `sum`.
     #[serde(default)]
     pub default: Option<Value>,
+    /// What the channel holds, for readers of the workflow (accepted and documented in the
+    /// schema; the engine does not use it).
     #[serde(default)]
+    #[allow(dead_code)]
     pub description: Option<String>,
 }
 

@@ -39,6 +39,11 @@ pub enum StoreError {
         context: &'static str,
         source: rusqlite::Error,
     },
+    #[error("cannot store {context}: {detail}")]
+    Unserializable {
+        context: &'static str,
+        detail: String,
+    },
     #[error("corrupt record in the run store ({context}): {detail}")]
     Corrupt {
         context: &'static str,
@@ -46,9 +51,12 @@ pub enum StoreError {
     },
 }
 
-const SCHEMA_VERSION: i64 = 1;
+/// Version 2 moved the application's records (model calls, exchanges, tool calls, changesets,
+/// usage) out of tables of their own into the generic `records` table.
+const SCHEMA_VERSION: i64 = 2;
 
-/// Puts a new database in WAL mode and creates the tables, once; a no-op on an existing store.
+/// Puts a new database in WAL mode and creates the tables, once; migrates an older store; a
+/// no-op on a current one.
 fn init_schema(conn: &Connection) -> rusqlite::Result<()> {
     let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
@@ -62,9 +70,17 @@ fn init_schema(conn: &Connection) -> rusqlite::Result<()> {
         return Ok(());
     }
     conn.execute_batch("BEGIN IMMEDIATE")?;
-    let created = conn
-        .execute_batch(SCHEMA)
-        .and_then(|()| conn.pragma_update(None, "user_version", SCHEMA_VERSION));
+    // Read again under the write lock: another process may have just done it.
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let created = if version >= SCHEMA_VERSION {
+        Ok(())
+    } else if version == 1 {
+        conn.execute_batch(MIGRATE_1_TO_2)
+            .and_then(|()| conn.pragma_update(None, "user_version", SCHEMA_VERSION))
+    } else {
+        conn.execute_batch(SCHEMA)
+            .and_then(|()| conn.pragma_update(None, "user_version", SCHEMA_VERSION))
+    };
     match created {
         Ok(()) => conn.execute_batch("COMMIT"),
         Err(e) => {
@@ -73,6 +89,40 @@ fn init_schema(conn: &Connection) -> rusqlite::Result<()> {
         }
     }
 }
+
+/// From the first layout: every application table becomes records of one kind; nothing a run
+/// recorded is lost. (Structured-output modes learned per endpoint are not kept: they are
+/// learned again.)
+const MIGRATE_1_TO_2: &str = "
+ALTER TABLE runs ADD COLUMN meta TEXT;
+CREATE TABLE records (
+  run_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  step INTEGER NOT NULL,
+  node TEXT NOT NULL,
+  idx INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  data TEXT NOT NULL,
+  created_ms INTEGER NOT NULL,
+  PRIMARY KEY (run_id, kind, step, node, idx, seq)
+);
+INSERT INTO records (run_id, kind, step, node, idx, seq, data, created_ms)
+  SELECT run_id, 'llm_call', step, node, idx, call_no, json_object('request', request, 'result', json(result)), created_ms
+  FROM llm_calls;
+INSERT INTO records (run_id, kind, step, node, idx, seq, data, created_ms)
+  SELECT run_id, 'exchange', step, node, idx, id, data, created_ms FROM exchanges ORDER BY id;
+INSERT INTO records (run_id, kind, step, node, idx, seq, data, created_ms)
+  SELECT run_id, 'tool_call', step, node, idx, id, data, created_ms FROM tool_calls ORDER BY id;
+INSERT INTO records (run_id, kind, step, node, idx, seq, data, created_ms)
+  SELECT run_id, 'changeset', 0, '', -1, 0, data, updated_ms FROM changesets;
+INSERT INTO records (run_id, kind, step, node, idx, seq, data, created_ms)
+  SELECT id, 'usage', 0, '', -1, 0, usage, updated_ms FROM runs WHERE usage IS NOT NULL;
+DROP TABLE llm_calls;
+DROP TABLE exchanges;
+DROP TABLE tool_calls;
+DROP TABLE changesets;
+DROP TABLE kv;
+";
 
 fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(
@@ -139,9 +189,11 @@ pub struct RunRecord {
     pub error: Option<RunError>,
     pub interrupt: Option<InterruptInfo>,
     pub output: Option<Value>,
-    pub usage: Option<Value>,
     pub owner_pid: Option<u32>,
     pub cancel_requested: Option<String>,
+    /// What the host attached to the run when it started ([`super::scheduler::RunOptions`]'s
+    /// `meta`), e.g. the project it belongs to.
+    pub meta: Option<Value>,
 }
 
 /// Where a run stands for resuming: the state at the last checkpoint and the tasks of the
@@ -213,9 +265,9 @@ CREATE TABLE IF NOT EXISTS runs (
   error TEXT,
   interrupt TEXT,
   output TEXT,
-  usage TEXT,
   owner_pid INTEGER,
-  cancel_requested TEXT
+  cancel_requested TEXT,
+  meta TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_parent ON runs(parent_id, parent_task);
 CREATE TABLE IF NOT EXISTS tasks (
@@ -239,45 +291,16 @@ CREATE TABLE IF NOT EXISTS checkpoints (
   created_ms INTEGER NOT NULL,
   PRIMARY KEY (run_id, step)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS llm_calls (
+CREATE TABLE IF NOT EXISTS records (
   run_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
   step INTEGER NOT NULL,
   node TEXT NOT NULL,
   idx INTEGER NOT NULL,
-  call_no INTEGER NOT NULL,
-  request TEXT NOT NULL,
-  result TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  data TEXT NOT NULL,
   created_ms INTEGER NOT NULL,
-  PRIMARY KEY (run_id, step, node, idx, call_no)
-);
-CREATE TABLE IF NOT EXISTS exchanges (
-  id INTEGER PRIMARY KEY,
-  run_id TEXT NOT NULL,
-  step INTEGER NOT NULL,
-  node TEXT NOT NULL,
-  idx INTEGER NOT NULL,
-  data TEXT NOT NULL,
-  created_ms INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS exchanges_run ON exchanges(run_id, id);
-CREATE TABLE IF NOT EXISTS tool_calls (
-  id INTEGER PRIMARY KEY,
-  run_id TEXT NOT NULL,
-  step INTEGER NOT NULL,
-  node TEXT NOT NULL,
-  idx INTEGER NOT NULL,
-  data TEXT NOT NULL,
-  created_ms INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS tool_calls_run ON tool_calls(run_id, id);
-CREATE TABLE IF NOT EXISTS changesets (
-  run_id TEXT PRIMARY KEY,
-  data TEXT NOT NULL,
-  updated_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS kv (
-  key TEXT PRIMARY KEY,
-  value TEXT NOT NULL
+  PRIMARY KEY (run_id, kind, step, node, idx, seq)
 );
 CREATE TABLE IF NOT EXISTS events (
   run_id TEXT NOT NULL,
@@ -286,6 +309,47 @@ CREATE TABLE IF NOT EXISTS events (
   PRIMARY KEY (run_id, seq)
 ) WITHOUT ROWID;
 ";
+
+/// Creates `dir` (and its parents) if needed and makes it `0700`.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        if !dir.is_dir() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+        }
+        let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+        if mode != 0o700 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir)
+}
+
+/// Creates `path` empty with mode `0600` if it does not exist; makes an existing one `0600`.
+fn private_file(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)?;
+        let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+        if mode != 0o600 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
 
 /// `None` (no `for_each`) is stored as -1 so the primary key stays simple.
 fn idx_to_sql(i: Option<usize>) -> i64 {
@@ -296,18 +360,28 @@ fn idx_from_sql(i: i64) -> Option<usize> {
     (i >= 0).then_some(i as usize)
 }
 
-fn json<T: Serialize>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+/// A value as stored: never a stand-in (`null`) for a value that cannot be written.
+fn json<T: Serialize>(context: &'static str, v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Unserializable {
+        context,
+        detail: e.to_string(),
+    })
 }
 
 impl RunStore {
     /// Opens (creating if needed) `<state_dir>/runs.db`.
+    ///
+    /// The store holds prompts, model replies and file contents, so it is private to its
+    /// owner: the state dir is made `0700` and the database `0600` (SQLite gives its `-wal`
+    /// and `-shm` files the database's mode).
     pub fn open(state_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(state_dir).map_err(|source| StoreError::CreateDir {
+        let dir_err = |source| StoreError::CreateDir {
             path: state_dir.to_path_buf(),
             source,
-        })?;
+        };
+        private_dir(state_dir).map_err(dir_err)?;
         let path = state_dir.join("runs.db");
+        private_file(&path).map_err(dir_err)?;
         let open_err = |source| StoreError::Open {
             path: path.clone(),
             source,
@@ -373,7 +447,10 @@ impl RunStore {
             .map_err(sql("store events"))?;
         for e in events {
             // The run id is the row's key; keeping it out of the JSON saves a copy per event.
-            let mut data = serde_json::to_value(e).unwrap_or(Value::Null);
+            let mut data = serde_json::to_value(e).map_err(|e| StoreError::Unserializable {
+                context: "event",
+                detail: e.to_string(),
+            })?;
             if let Value::Object(m) = &mut data {
                 m.remove("run_id");
             }
@@ -402,14 +479,17 @@ impl RunStore {
         origin: &str,
         source: &str,
         input: &Value,
+        meta: Option<&Value>,
         first: &Checkpoint,
         events: &[Event],
     ) -> Result<(), StoreError> {
+        let input = json("run input", input)?;
+        let meta = meta.map(|m| json("run meta", m)).transpose()?;
         self.write("create run", |tx| {
             let now = now_ms() as i64;
             tx.execute(
-                "INSERT INTO runs (id, parent_id, parent_task, workflow, origin, source, input, status, step, created_ms, updated_ms, owner_pid)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', 0, ?8, ?8, ?9)",
+                "INSERT INTO runs (id, parent_id, parent_task, workflow, origin, source, input, status, step, created_ms, updated_ms, owner_pid, meta)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', 0, ?8, ?8, ?9, ?10)",
                 params![
                     id,
                     parent.map(|p| p.0),
@@ -417,9 +497,10 @@ impl RunStore {
                     workflow,
                     origin,
                     source,
-                    json(input),
+                    input,
                     now,
-                    std::process::id()
+                    std::process::id(),
+                    meta
                 ],
             )
             .map_err(sql("create run"))?;
@@ -434,14 +515,19 @@ impl RunStore {
         run_id: &str,
         cp: &Checkpoint,
     ) -> Result<(), StoreError> {
+        let snapshot = cp
+            .snapshot
+            .as_ref()
+            .map(|s| json("state snapshot", s))
+            .transpose()?;
         tx.execute(
             "INSERT OR REPLACE INTO checkpoints (run_id, step, next, joins, snapshot, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
                 run_id,
                 cp.step as i64,
-                json(&cp.next),
-                json(&cp.joins),
-                cp.snapshot.as_ref().map(json),
+                json("checkpoint", &cp.next)?,
+                json("checkpoint", &cp.joins)?,
+                snapshot,
                 now_ms() as i64
             ],
         )
@@ -463,11 +549,12 @@ impl RunStore {
         attempts: u32,
         events: &[Event],
     ) -> Result<(), StoreError> {
+        let writes = json("task writes", &task.writes)?;
         self.write("store task", |tx| {
             tx.execute(
                 "INSERT OR REPLACE INTO tasks (run_id, step, node, idx, status, attempts, writes, error, finished_ms)
                  VALUES (?1, ?2, ?3, ?4, 'completed', ?5, ?6, NULL, ?7)",
-                params![run_id, step as i64, task.node, idx_to_sql(task.index), attempts, json(&task.writes), now_ms() as i64],
+                params![run_id, step as i64, task.node, idx_to_sql(task.index), attempts, writes, now_ms() as i64],
             )
             .map_err(sql("store task"))?;
             Self::insert_events(tx, events)?;
@@ -521,15 +608,30 @@ impl RunStore {
         end: &RunEnd,
         events: &[Event],
     ) -> Result<(), StoreError> {
+        let error = end
+            .error
+            .as_ref()
+            .map(|v| json("run error", v))
+            .transpose()?;
+        let interrupt = end
+            .interrupt
+            .as_ref()
+            .map(|v| json("run interrupt", v))
+            .transpose()?;
+        let output = end
+            .output
+            .as_ref()
+            .map(|v| json("run output", v))
+            .transpose()?;
         self.write("update run", |tx| {
             tx.execute(
                 "UPDATE runs SET status = ?2, error = ?3, interrupt = ?4, output = ?5, updated_ms = ?6 WHERE id = ?1",
                 params![
                     run_id,
                     status.as_str(),
-                    end.error.as_ref().map(json),
-                    end.interrupt.as_ref().map(json),
-                    end.output.as_ref().map(json),
+                    error,
+                    interrupt,
+                    output,
                     now_ms() as i64
                 ],
             )
@@ -578,17 +680,6 @@ impl RunStore {
         })
     }
 
-    pub fn set_usage(&self, run_id: &str, usage: &Value) -> Result<(), StoreError> {
-        self.with(|conn| {
-            conn.execute(
-                "UPDATE runs SET usage = ?2 WHERE id = ?1",
-                params![run_id, json(usage)],
-            )
-            .map_err(sql("store usage"))?;
-            Ok(())
-        })
-    }
-
     /// Asks the process running `run_id` to stop at its next safe point.
     pub fn request_cancel(&self, run_id: &str, by: &str) -> Result<(), StoreError> {
         self.with(|conn| {
@@ -630,13 +721,13 @@ impl RunStore {
             error: r.get(11)?,
             interrupt: r.get(12)?,
             output: r.get(13)?,
-            usage: r.get(14)?,
-            owner_pid: r.get(15)?,
-            cancel_requested: r.get(16)?,
+            owner_pid: r.get(14)?,
+            cancel_requested: r.get(15)?,
+            meta: r.get(16)?,
         })
     }
 
-    const RUN_COLUMNS: &'static str = "id, parent_id, parent_task, workflow, origin, source, input, status, step, created_ms, updated_ms, error, interrupt, output, usage, owner_pid, cancel_requested";
+    const RUN_COLUMNS: &'static str = "id, parent_id, parent_task, workflow, origin, source, input, status, step, created_ms, updated_ms, error, interrupt, output, owner_pid, cancel_requested, meta";
 
     pub fn run(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
         let raw = self.with(|conn| {
@@ -856,190 +947,94 @@ impl RunStore {
         })
     }
 
-    /// A model call a task made earlier (`call_no` counts the task's calls from 0), with the
-    /// request it was made for.
-    pub fn cached_call(
+    /// Runs `f` in one write transaction over the generic records: everything it puts lands
+    /// together or not at all (and nothing, if `f` fails).
+    pub fn write_records<T>(
         &self,
-        at: &TaskKey<'_>,
-        call_no: u32,
-    ) -> Result<Option<(String, Value)>, StoreError> {
-        self.with(|conn| {
-            let row = conn
-                .query_row(
-                    "SELECT request, result FROM llm_calls WHERE run_id = ?1 AND step = ?2 AND node = ?3 AND idx = ?4 AND call_no = ?5",
-                    params![at.run_id, at.step as i64, at.node, idx_to_sql(at.index), call_no],
-                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
-                )
-                .optional()
-                .map_err(sql("read model call"))?;
-            row.map(|(req, res)| Ok((req, serde_json::from_str(&res).map_err(corrupt("model call"))?)))
-                .transpose()
-        })
+        context: &'static str,
+        f: impl FnOnce(&Records<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.write(context, |tx| f(&Records { tx }))
     }
 
-    /// Stores a completed model call (so a resumed run reuses it instead of paying again) and
-    /// updates the usage totals (`usage` gets the current value) of the run and of the runs
-    /// above it, in one transaction.
-    pub fn store_call(
+    /// One record, if it exists.
+    pub fn record(
         &self,
-        at: &TaskKey<'_>,
-        call_no: u32,
-        request: &str,
-        result: &Value,
-        exchanges: &[Value],
-        usage: impl Fn(Option<Value>) -> Value,
-    ) -> Result<(), StoreError> {
-        self.write("store model call", |tx| {
-            tx.execute(
-                "INSERT OR REPLACE INTO llm_calls (run_id, step, node, idx, call_no, request, result, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![at.run_id, at.step as i64, at.node, idx_to_sql(at.index), call_no, request, json(result), now_ms() as i64],
-            )
-            .map_err(sql("store model call"))?;
-            // The run's totals, and those of every run above it: a parent's usage includes the
-            // calls of its sub-runs.
-            let mut next = Some(at.run_id.to_string());
-            for _ in 0..64 {
-                let Some(run) = next.take() else { break };
-                let row: Option<(Option<String>, Option<String>)> = tx
-                    .query_row("SELECT usage, parent_id FROM runs WHERE id = ?1", params![run], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()
-                    .map_err(sql("update usage"))?;
-                let Some((current, parent)) = row else { break };
-                let current = current.map(|c| serde_json::from_str(&c).map_err(corrupt("run usage"))).transpose()?;
-                tx.execute("UPDATE runs SET usage = ?2 WHERE id = ?1", params![run, json(&usage(current))])
-                    .map_err(sql("update usage"))?;
-                next = parent;
-            }
-            Self::insert_task_records(tx, "exchanges", at, exchanges)?;
-            Ok(())
-        })
+        scope: RecordScope<'_>,
+        kind: &str,
+        seq: u32,
+    ) -> Result<Option<Value>, StoreError> {
+        self.with(|conn| Records::get_in(conn, scope, kind, seq))
     }
 
-    /// Replaces the stored result of a model call (to add the results of the tools it called).
-    pub fn update_call_result(
+    /// Every record of one kind a task made, by sequence number.
+    pub fn task_records(
         &self,
-        at: &TaskKey<'_>,
-        call_no: u32,
-        result: &Value,
-    ) -> Result<(), StoreError> {
-        self.with(|conn| {
-            conn.execute(
-                "UPDATE llm_calls SET result = ?6 WHERE run_id = ?1 AND step = ?2 AND node = ?3 AND idx = ?4 AND call_no = ?5",
-                params![at.run_id, at.step as i64, at.node, idx_to_sql(at.index), call_no, json(result)],
-            )
-            .map_err(sql("store tool results"))?;
-            Ok(())
-        })
-    }
-
-    /// Records model exchanges (HTTP attempts), already redacted by the caller.
-    pub fn record_exchanges(
-        &self,
-        at: &TaskKey<'_>,
-        exchanges: &[Value],
-    ) -> Result<(), StoreError> {
-        if exchanges.is_empty() {
-            return Ok(());
-        }
-        self.write("store exchanges", |tx| {
-            Self::insert_task_records(tx, "exchanges", at, exchanges)?;
-            Ok(())
-        })
-    }
-
-    fn insert_task_records(
-        tx: &rusqlite::Transaction<'_>,
-        table: &'static str,
-        at: &TaskKey<'_>,
-        records: &[Value],
-    ) -> Result<(), StoreError> {
-        let mut stmt = tx
-            .prepare_cached(&format!("INSERT INTO {table} (run_id, step, node, idx, data, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"))
-            .map_err(sql("store record"))?;
-        for data in records {
-            stmt.execute(params![
-                at.run_id,
-                at.step as i64,
-                at.node,
-                idx_to_sql(at.index),
-                json(data),
-                now_ms() as i64
-            ])
-            .map_err(sql("store record"))?;
-        }
-        Ok(())
-    }
-
-    /// Records one tool call with its policy decision, already redacted by the caller.
-    pub fn record_tool_call(&self, at: &TaskKey<'_>, data: &Value) -> Result<(), StoreError> {
-        self.write("store tool call", |tx| {
-            Self::insert_task_records(tx, "tool_calls", at, std::slice::from_ref(data))
-        })
-    }
-
-    /// The model exchanges of a run, oldest first, each with its step, node and index.
-    pub fn exchanges(&self, run_id: &str) -> Result<Vec<Value>, StoreError> {
-        self.task_records("exchanges", run_id)
-    }
-
-    /// The tool calls (with policy decisions) of a run, oldest first.
-    pub fn tool_calls(&self, run_id: &str) -> Result<Vec<Value>, StoreError> {
-        self.task_records("tool_calls", run_id)
-    }
-
-    fn task_records(&self, table: &'static str, run_id: &str) -> Result<Vec<Value>, StoreError> {
+        task: &TaskKey<'_>,
+        kind: &str,
+    ) -> Result<Vec<(u32, Value)>, StoreError> {
         self.with(|conn| {
             let mut stmt = conn
-                .prepare(&format!("SELECT step, node, idx, data FROM {table} WHERE run_id = ?1 ORDER BY id"))
+                .prepare_cached(
+                    "SELECT seq, data FROM records WHERE run_id = ?1 AND kind = ?2 AND step = ?3 AND node = ?4 AND idx = ?5 ORDER BY seq",
+                )
                 .map_err(sql("read records"))?;
             let rows = stmt
-                .query_map(params![run_id], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, String>(3)?))
+                .query_map(
+                    params![task.run_id, kind, task.step as i64, task.node, idx_to_sql(task.index)],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+                )
+                .map_err(sql("read records"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sql("read records"))?;
+            rows.into_iter()
+                .map(|(seq, data)| Ok((seq as u32, serde_json::from_str(&data).map_err(corrupt("record"))?)))
+                .collect()
+        })
+    }
+
+    /// Every record of one kind in a run (tasks and run scope), in the order they were first
+    /// written.
+    pub fn records(&self, run_id: &str, kind: &str) -> Result<Vec<StoredRecord>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT step, node, idx, seq, data FROM records WHERE run_id = ?1 AND kind = ?2 ORDER BY rowid",
+                )
+                .map_err(sql("read records"))?;
+            let rows = stmt
+                .query_map(params![run_id, kind], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, String>(4)?,
+                    ))
                 })
                 .map_err(sql("read records"))?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(sql("read records"))?;
             rows.into_iter()
-                .map(|(step, node, idx, data)| {
-                    let data: Value = serde_json::from_str(&data).map_err(corrupt("record"))?;
-                    Ok(serde_json::json!({"step": step, "node": node, "index": idx_from_sql(idx), "data": data}))
+                .map(|(step, node, idx, seq, data)| {
+                    Ok(StoredRecord {
+                        step: step as u64,
+                        node,
+                        index: idx_from_sql(idx),
+                        seq: seq as u32,
+                        data: serde_json::from_str(&data).map_err(corrupt("record"))?,
+                    })
                 })
                 .collect()
         })
     }
 
-    /// Replaces the changeset a run proposes (its top-level run's, for sub-runs).
-    pub fn put_changeset(&self, run_id: &str, changeset: &Value) -> Result<(), StoreError> {
-        self.with(|conn| {
-            conn.execute(
-                "INSERT OR REPLACE INTO changesets (run_id, data, updated_ms) VALUES (?1, ?2, ?3)",
-                params![run_id, json(changeset), now_ms() as i64],
-            )
-            .map_err(sql("store changeset"))?;
-            Ok(())
-        })
-    }
-
-    pub fn changeset(&self, run_id: &str) -> Result<Option<Value>, StoreError> {
-        self.with(|conn| {
-            let v: Option<String> = conn
-                .query_row(
-                    "SELECT data FROM changesets WHERE run_id = ?1",
-                    params![run_id],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(sql("read changeset"))?;
-            v.map(|v| serde_json::from_str(&v).map_err(corrupt("changeset")))
-                .transpose()
-        })
-    }
-
-    /// The top-level run a (sub-)run belongs to.
-    pub fn root_run_id(&self, run_id: &str) -> Result<String, StoreError> {
-        let mut current = run_id.to_string();
+    /// The run and the runs above it: `run_id` first, its top-level run last.
+    pub fn lineage(&self, run_id: &str) -> Result<Vec<String>, StoreError> {
+        let mut out = vec![run_id.to_string()];
         // Bounded: sub-run chains are as deep as workflow nesting, never cyclic.
         for _ in 0..64 {
+            let current = out.last().cloned().unwrap_or_default();
             let parent: Option<String> = self.with(|conn| {
                 conn.query_row(
                     "SELECT parent_id FROM runs WHERE id = ?1",
@@ -1051,36 +1046,19 @@ impl RunStore {
                 .map_err(sql("read run"))
             })?;
             match parent {
-                Some(p) => current = p,
+                Some(p) => out.push(p),
                 None => break,
             }
         }
-        Ok(current)
+        Ok(out)
     }
 
-    /// A small store-wide setting (e.g. the structured-output modes learned per endpoint).
-    pub fn kv_get(&self, key: &str) -> Result<Option<Value>, StoreError> {
-        self.with(|conn| {
-            let v: Option<String> = conn
-                .query_row("SELECT value FROM kv WHERE key = ?1", params![key], |r| {
-                    r.get(0)
-                })
-                .optional()
-                .map_err(sql("read setting"))?;
-            v.map(|v| serde_json::from_str(&v).map_err(corrupt("setting")))
-                .transpose()
-        })
-    }
-
-    pub fn kv_put(&self, key: &str, value: &Value) -> Result<(), StoreError> {
-        self.with(|conn| {
-            conn.execute(
-                "INSERT OR REPLACE INTO kv (key, value) VALUES (?1, ?2)",
-                params![key, json(value)],
-            )
-            .map_err(sql("store setting"))?;
-            Ok(())
-        })
+    /// The top-level run a (sub-)run belongs to.
+    pub fn root_run_id(&self, run_id: &str) -> Result<String, StoreError> {
+        Ok(self
+            .lineage(run_id)?
+            .pop()
+            .unwrap_or_else(|| run_id.to_string()))
     }
 
     /// Bytes the database occupies once its write-ahead log is folded in (for size checks).
@@ -1102,6 +1080,126 @@ impl RunStore {
     }
 }
 
+/// Where a generic record belongs: one task of a run, or the run as a whole.
+#[derive(Debug, Clone, Copy)]
+pub enum RecordScope<'a> {
+    Task(TaskKey<'a>),
+    Run(&'a str),
+}
+
+impl RecordScope<'_> {
+    /// (run, step, node, index) as stored; the run scope is step 0 of the node `""`.
+    fn key(&self) -> (&str, i64, &str, i64) {
+        match self {
+            RecordScope::Task(t) => (t.run_id, t.step as i64, t.node, idx_to_sql(t.index)),
+            RecordScope::Run(run_id) => (run_id, 0, "", -1),
+        }
+    }
+}
+
+/// One stored generic record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRecord {
+    pub step: u64,
+    /// The task's node (`""` for a record of the whole run).
+    pub node: String,
+    pub index: Option<usize>,
+    pub seq: u32,
+    pub data: Value,
+}
+
+/// The generic records inside one write transaction ([`RunStore::write_records`]).
+///
+/// Plug-ins keep what they must persist here, under a `kind` of their own: the engine does
+/// not read these records, it only keeps them with the run.
+pub struct Records<'t> {
+    tx: &'t rusqlite::Transaction<'t>,
+}
+
+impl Records<'_> {
+    fn get_in(
+        conn: &Connection,
+        scope: RecordScope<'_>,
+        kind: &str,
+        seq: u32,
+    ) -> Result<Option<Value>, StoreError> {
+        let (run, step, node, idx) = scope.key();
+        let data: Option<String> = conn
+            .query_row(
+                "SELECT data FROM records WHERE run_id = ?1 AND kind = ?2 AND step = ?3 AND node = ?4 AND idx = ?5 AND seq = ?6",
+                params![run, kind, step, node, idx, seq],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql("read record"))?;
+        data.map(|d| serde_json::from_str(&d).map_err(corrupt("record")))
+            .transpose()
+    }
+
+    /// Reads a record in this transaction.
+    pub fn get(
+        &self,
+        scope: RecordScope<'_>,
+        kind: &str,
+        seq: u32,
+    ) -> Result<Option<Value>, StoreError> {
+        Self::get_in(self.tx, scope, kind, seq)
+    }
+
+    /// Writes (or replaces) record `seq` of `kind`.
+    pub fn put(
+        &self,
+        scope: RecordScope<'_>,
+        kind: &str,
+        seq: u32,
+        data: &Value,
+    ) -> Result<(), StoreError> {
+        let (run, step, node, idx) = scope.key();
+        let data = json("record", data)?;
+        // An update keeps the row (and so its place in `records()` order).
+        let updated = self
+            .tx
+            .execute(
+                "UPDATE records SET data = ?7 WHERE run_id = ?1 AND kind = ?2 AND step = ?3 AND node = ?4 AND idx = ?5 AND seq = ?6",
+                params![run, kind, step, node, idx, seq, data],
+            )
+            .map_err(sql("store record"))?;
+        if updated == 0 {
+            self.tx
+                .execute(
+                    "INSERT INTO records (run_id, kind, step, node, idx, seq, data, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![run, kind, step, node, idx, seq, data, now_ms() as i64],
+                )
+                .map_err(sql("store record"))?;
+        }
+        Ok(())
+    }
+
+    /// Adds a record after the last of its kind in that scope; returns its sequence number.
+    pub fn append(
+        &self,
+        scope: RecordScope<'_>,
+        kind: &str,
+        data: &Value,
+    ) -> Result<u32, StoreError> {
+        let (run, step, node, idx) = scope.key();
+        let next: i64 = self
+            .tx
+            .query_row(
+                "SELECT COALESCE(MAX(seq) + 1, 0) FROM records WHERE run_id = ?1 AND kind = ?2 AND step = ?3 AND node = ?4 AND idx = ?5",
+                params![run, kind, step, node, idx],
+                |r| r.get(0),
+            )
+            .map_err(sql("store record"))?;
+        let seq = u32::try_from(next).map_err(|_| StoreError::Unserializable {
+            context: "record",
+            detail: "too many records in one scope".into(),
+        })?;
+        self.put(scope, kind, seq, data)?;
+        Ok(seq)
+    }
+}
+
 struct RawRun {
     id: String,
     parent_id: Option<String>,
@@ -1117,9 +1215,9 @@ struct RawRun {
     error: Option<String>,
     interrupt: Option<String>,
     output: Option<String>,
-    usage: Option<String>,
     owner_pid: Option<u32>,
     cancel_requested: Option<String>,
+    meta: Option<String>,
 }
 
 impl RawRun {
@@ -1140,7 +1238,7 @@ impl RawRun {
             error: opt(self.error, "run error")?,
             interrupt: opt(self.interrupt, "run interrupt")?,
             output: opt(self.output, "run output")?,
-            usage: opt(self.usage, "run usage")?,
+            meta: opt(self.meta, "run meta")?,
             id: self.id,
             parent_id: self.parent_id,
             parent_task: self.parent_task,

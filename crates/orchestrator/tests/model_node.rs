@@ -4,10 +4,10 @@
 use ao_core::config::{Config, ConfigInputs};
 use ao_core::redact::Redactor;
 use ao_core::run::RunStatus;
-use ao_graph::engine::compile::load_str;
-use ao_graph::engine::events::EventKind;
-use ao_graph::engine::scheduler::RunOptions;
-use ao_graph::service::Service;
+use ao_graph::EventKind;
+use ao_graph::RunOptions;
+use ao_graph::load_str;
+use ao_orchestrator::Service;
 use ao_testkit::StubModel;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -64,7 +64,13 @@ async fn a_completed_call_is_reused_when_its_task_runs_again_on_resume() {
     assert_eq!(stub.count(), 1);
 
     let again = service
-        .resume(&out.run_id, None, RunOptions::default(), None)
+        .resume(
+            &out.run_id,
+            None,
+            RunOptions::default(),
+            None,
+            Default::default(),
+        )
         .await
         .unwrap();
     assert_eq!(again.status, RunStatus::Failed);
@@ -83,7 +89,7 @@ async fn a_completed_call_is_reused_when_its_task_runs_again_on_resume() {
         .collect();
     assert_eq!(cached, vec![false, true]);
 
-    let exchanges = service.store().exchanges(&out.run_id).unwrap();
+    let exchanges = service.exchanges(&out.run_id).unwrap();
     assert_eq!(exchanges.len(), 1, "one HTTP attempt recorded");
     assert_eq!(exchanges[0]["node"], "ask");
     assert_eq!(exchanges[0]["data"]["status"], 200);
@@ -152,7 +158,13 @@ async fn tool_rounds_are_neither_asked_nor_run_again_when_the_task_runs_again() 
     );
 
     let again = service
-        .resume(&out.run_id, None, RunOptions::default(), None)
+        .resume(
+            &out.run_id,
+            None,
+            RunOptions::default(),
+            None,
+            Default::default(),
+        )
         .await
         .unwrap();
     assert_eq!(again.status, RunStatus::Failed);

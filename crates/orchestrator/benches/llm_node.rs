@@ -1,15 +1,15 @@
 //! The overhead of an `llm` node over a raw HTTP call to the same local stub endpoint.
-//! Run: `cargo bench -p ao-graph --bench llm_node`. The stub closes every connection, so each
+//! Run: `cargo bench -p ao-orchestrator --bench llm_node`. The stub closes every connection, so each
 //! variant pays one TCP connect; the difference between them is `ao`'s overhead.
 
 use ao_core::config::{Config, ConfigInputs};
 use ao_core::redact::Redactor;
-use ao_graph::engine::compile::load_str;
-use ao_graph::engine::host::Host;
-use ao_graph::engine::scheduler::{Engine, RunOptions};
-use ao_graph::model_node::ModelRunner;
-use ao_graph::service::Service;
+use ao_graph::Host;
+use ao_graph::load_str;
+use ao_graph::{Engine, RunOptions};
 use ao_models::ModelClient;
+use ao_orchestrator::Service;
+use ao_orchestrator::model_node::ModelRunner;
 use ao_testkit::StubModel;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -80,6 +80,7 @@ fn llm_node_in_memory(bencher: divan::Bencher) {
             client,
             None,
             Redactor::new(&env, Vec::<String>::new()),
+            None,
         ))),
         ..Default::default()
     };

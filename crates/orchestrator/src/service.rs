@@ -1,38 +1,36 @@
 //! The orchestration calls the CLI and the MCP server share: open a project's run store, find
-//! workflows, start, resume, inspect and cancel runs.
+//! workflows, start, resume, inspect and cancel runs, run one tool, show and apply changesets.
 //!
 //! Both front ends are thin adapters over [`Service`]; nothing here parses arguments or
-//! renders output.
+//! renders output, and no message names a front end's flag.
 
 use crate::builtins;
-use crate::engine::compile::load_str;
-use crate::engine::error::EngineError;
-use crate::engine::events::{Event, SharedSink};
-use crate::engine::graph::NodeKind;
-use crate::engine::graph::Workflow;
-use crate::engine::host::{Host, WorkflowResolver};
-use crate::engine::scheduler::{
-    Engine, RunOptions, RunOutcome, is_active, load_path, process_alive,
-};
-use crate::engine::store::{RunEnd, RunFilter, RunRecord, RunStore, StoreError};
+use crate::error::Error;
 use crate::model_node::ModelRunner;
+use crate::records;
 use crate::tool_node::ToolNodeRunner;
+use crate::view::{RunDetail, RunSummary, RunView};
 use ao_core::config::{Config, ConfigError};
 use ao_core::redact::Redactor;
 use ao_core::run::RunStatus;
-use ao_models::ModelClient;
-use ao_tools::{
-    ApplyReport, Changeset, NoopRecorder, Policy, PolicyError, PolicyInput, ToolContext, ToolError,
-    ToolOutcome, ToolRegistry, apply_changeset,
+use ao_graph::{
+    EngineError, Event, Host, RunEnd, RunError, RunFilter, RunOptions, RunOutcome, RunRecord,
+    RunStore, SharedSink, Workflow, WorkflowResolver, is_active, load_path, load_str,
+    process_alive,
 };
-use serde_json::Value;
+use ao_models::{ModelClient, UsageTotals};
+use ao_tools::{
+    ApplyReport, Changeset, NoopRecorder, Policy, PolicyInput, ToolContext, ToolOutcome,
+    ToolRegistry, apply_changeset,
+};
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// A workflow that can be named: from `<root>/workflows/`, or built in.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct WorkflowInfo {
     pub name: String,
     pub description: Option<String>,
@@ -53,6 +51,16 @@ pub enum CancelResult {
     AlreadyCancelled,
 }
 
+/// Whether a call may act on a run made in another project (the run records its root).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RootCheck {
+    /// Refuse a run whose recorded root is not this project's (the default).
+    #[default]
+    SameRoot,
+    /// The caller said explicitly that the run's changes belong here.
+    AnyRoot,
+}
+
 /// One project: its root, its run store, and the host the engine runs with.
 #[derive(Clone)]
 pub struct Service {
@@ -67,19 +75,20 @@ pub struct Service {
 
 impl Service {
     /// Opens the project at `root` with its state under `state_dir` (created if needed).
-    pub fn open(root: &Path, state_dir: &Path) -> Result<Self, StoreError> {
+    pub fn open(root: &Path, state_dir: &Path) -> Result<Self, Error> {
         let store = Arc::new(RunStore::open(state_dir)?);
+        // Runs record their project by its real path, so `--root ./x` and `--root /abs/x`
+        // name the same project.
+        let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
         let mut service = Service {
-            root: root.to_path_buf(),
+            root: root.clone(),
             state_dir: state_dir.to_path_buf(),
             store,
             host: builtins::host(),
             models: Err("no model configuration was loaded".into()),
             tools: None,
         };
-        service.host.resolver = Some(Arc::new(ProjectResolver {
-            root: root.to_path_buf(),
-        }));
+        service.host.resolver = Some(Arc::new(ProjectResolver { root }));
         Ok(service)
     }
 
@@ -105,7 +114,7 @@ impl Service {
         env: &BTreeMap<String, String>,
         apply: bool,
         redactor: Redactor,
-    ) -> Result<(), PolicyError> {
+    ) -> Result<(), Error> {
         // The policy reads AO_DRY_RUN & co. as layered by the configuration (flags > env > .env)
         // on top of the real environment (which also supplies the children's PATH, HOME, …).
         let mut policy_env = env.clone();
@@ -130,8 +139,13 @@ impl Service {
         match ModelClient::new(config) {
             Ok(client) => {
                 self.models = Ok(client.roles());
-                let runner =
-                    ModelRunner::new(client, Some(self.store.clone()), redactor).with_tools(tools);
+                let runner = ModelRunner::new(
+                    client,
+                    Some(self.store.clone()),
+                    redactor,
+                    Some(&self.state_dir),
+                )
+                .with_tools(tools);
                 self.host.llm = Some(Arc::new(runner));
             }
             Err(e) => self.models = Err(e.to_string()),
@@ -144,14 +158,55 @@ impl Service {
         self.tools.as_ref()
     }
 
-    /// A run keeps the mode it wrote in: switching between dry-run and `--apply` half-way
-    /// would leave some proposed edits unwritten and the rest written, with no whole changeset
-    /// to review or apply.
-    fn check_mode_unchanged(&self, run_id: &str) -> Result<(), EngineError> {
+    fn tool_runner(&self) -> Result<&Arc<ToolNodeRunner>, Error> {
+        self.tools
+            .as_ref()
+            .ok_or_else(|| Error::NotConfigured("no tool policy is configured".into()))
+    }
+
+    /// What a new run records about where it belongs: the project root and the mode.
+    fn run_meta(&self) -> Value {
+        json!({
+            "root": self.root.display().to_string(),
+            "mode": self.tools.as_ref().map(|t| t.policy().mode()),
+        })
+    }
+
+    /// Refuses to act on a run made in another project, unless the caller says so: with a
+    /// shared state dir, one project's changeset must not be written into another.
+    fn check_root(&self, run_id: &str, check: RootCheck) -> Result<(), Error> {
+        if check == RootCheck::AnyRoot {
+            return Ok(());
+        }
+        let top = self.store.root_run_id(run_id)?;
+        let record = self.record(&top)?;
+        // Runs stored before runs recorded their root carry no meta: nothing to compare.
+        let Some(recorded) = record
+            .meta
+            .as_ref()
+            .and_then(|m| m.get("root"))
+            .and_then(Value::as_str)
+        else {
+            return Ok(());
+        };
+        if Path::new(recorded) == self.root {
+            return Ok(());
+        }
+        Err(Error::OtherRoot {
+            run_id: run_id.to_string(),
+            recorded: recorded.to_string(),
+            here: self.root.display().to_string(),
+        })
+    }
+
+    /// A run keeps the mode it wrote in: switching between dry-run and apply half-way would
+    /// leave some proposed edits unwritten and the rest written, with no whole changeset to
+    /// review or apply.
+    fn check_mode_unchanged(&self, run_id: &str) -> Result<(), Error> {
         let Some(tools) = &self.tools else {
             return Ok(());
         };
-        let (changeset, applied) = self.changeset(run_id)?;
+        let (changeset, applied) = self.changeset_unchecked(run_id)?;
         if changeset.is_empty() {
             return Ok(());
         }
@@ -159,14 +214,9 @@ impl Service {
         if applied == applying {
             return Ok(());
         }
-        let reason = if applied {
-            "wrote its changes with --apply; resume it with --apply too"
-        } else {
-            "proposed its changes in dry-run; resume it without --apply, then review with `ao runs show --patch` and write them with `ao apply`"
-        };
-        Err(EngineError::NotResumable {
+        Err(Error::ModeChanged {
             run_id: run_id.to_string(),
-            reason: reason.to_string(),
+            applied,
         })
     }
 
@@ -177,40 +227,30 @@ impl Service {
         }
     }
 
-    fn tool_runner(&self) -> Result<&Arc<ToolNodeRunner>, EngineError> {
-        self.tools
-            .as_ref()
-            .ok_or_else(|| EngineError::NotConfigured("no tool policy is configured".into()))
-    }
-
     /// Runs one tool outside any run (`ao tools run`), under the same policy. In dry-run the
     /// writes land in a throwaway overlay; the changeset they would make is returned.
     pub async fn run_tool(
         &self,
         name: &str,
         args: Value,
-    ) -> Result<Result<(ToolOutcome, Changeset), ToolError>, EngineError> {
+    ) -> Result<(ToolOutcome, Changeset), Error> {
         let tools = self.tool_runner()?;
         let ctx = ToolContext::new(
             tools.policy().clone(),
             Arc::new(NoopRecorder),
             tools.redactor().clone(),
         );
-        Ok(ToolRegistry::standard()
-            .call(name, args, &ctx)
-            .await
-            .map(|outcome| (outcome, ctx.changeset())))
+        let outcome = ToolRegistry::standard().call(name, args, &ctx).await?;
+        Ok((outcome, ctx.changeset()))
     }
 
-    /// The changeset a run proposes (empty when it wrote nothing), and whether the run
-    /// already wrote it to disk itself (it ran with `--apply`).
-    pub fn changeset(&self, run_id: &str) -> Result<(Changeset, bool), EngineError> {
+    fn changeset_unchecked(&self, run_id: &str) -> Result<(Changeset, bool), Error> {
         self.record(run_id)?;
         let root = self.store.root_run_id(run_id)?;
-        match self.store.changeset(&root)? {
+        match records::changeset(&self.store, &root)? {
             Some(v) => {
                 let applied = v.get("applied").and_then(Value::as_bool).unwrap_or(false);
-                let changeset = serde_json::from_value(v).map_err(|e| EngineError::Changeset {
+                let changeset = serde_json::from_value(v).map_err(|e| Error::Changeset {
                     run_id: run_id.to_string(),
                     message: format!("the stored changeset is unreadable: {e}"),
                 })?;
@@ -220,13 +260,26 @@ impl Service {
         }
     }
 
+    /// The changeset a run proposes (empty when it wrote nothing), and whether the run
+    /// already wrote it to disk itself (it ran in apply mode).
+    pub fn changeset(&self, run_id: &str, check: RootCheck) -> Result<(Changeset, bool), Error> {
+        let found = self.changeset_unchecked(run_id)?;
+        self.check_root(run_id, check)?;
+        Ok(found)
+    }
+
     /// Writes a finished run's changeset to the working tree: all files or none. Refused (in
     /// the report) when a file changed since the run read it or a path is not writable;
-    /// `check` only reports.
-    pub fn apply(&self, run_id: &str, check: bool) -> Result<ApplyReport, EngineError> {
+    /// `check_only` only reports.
+    pub fn apply(
+        &self,
+        run_id: &str,
+        check_only: bool,
+        root_check: RootCheck,
+    ) -> Result<ApplyReport, Error> {
         let record = self.record(run_id)?;
         if matches!(record.status, RunStatus::Running | RunStatus::Interrupted) {
-            return Err(EngineError::Changeset {
+            return Err(Error::Changeset {
                 run_id: run_id.to_string(),
                 message: format!(
                     "is {}; apply its changeset once it has finished (it may still change)",
@@ -234,15 +287,15 @@ impl Service {
                 ),
             });
         }
-        let (changeset, applied) = self.changeset(run_id)?;
+        let (changeset, applied) = self.changeset(run_id, root_check)?;
         if applied {
-            return Err(EngineError::Changeset {
+            return Err(Error::Changeset {
                 run_id: run_id.to_string(),
-                message: "ran with --apply: its changes were written as it ran; there is nothing left to apply".into(),
+                message: "ran in apply mode: its changes were written as it ran; there is nothing left to apply".into(),
             });
         }
         let tools = self.tool_runner()?;
-        apply_changeset(&changeset, tools.policy(), check).map_err(|e| EngineError::Changeset {
+        apply_changeset(&changeset, tools.policy(), check_only).map_err(|e| Error::Changeset {
             run_id: run_id.to_string(),
             message: e.to_string(),
         })
@@ -250,25 +303,22 @@ impl Service {
 
     /// Checks before a run that what its `llm` nodes need is configured, so a missing model
     /// is a configuration error (nothing runs), not a failed run.
-    pub fn preflight(&self, wf: &Workflow) -> Result<(), EngineError> {
-        for node in wf.nodes.values() {
-            let NodeKind::Llm(llm) = &node.kind else {
-                continue;
-            };
+    pub fn preflight(&self, wf: &Workflow) -> Result<(), Error> {
+        for (node, role) in wf.llm_nodes() {
             let roles = self.models.as_ref().map_err(|why| {
-                EngineError::NotConfigured(format!("node `{}` needs a model: {why}", node.name))
+                Error::NotConfigured(format!("node `{node}` needs a model: {why}"))
             })?;
-            let role = if llm.role == "worker" {
+            let wanted = if role == "worker" {
                 ao_core::config::DEFAULT_WORKER
             } else {
-                llm.role.as_str()
+                role
             };
-            if !roles.iter().any(|r| r == role) {
-                let why = if role == "leader" {
+            if !roles.iter().any(|r| r == wanted) {
+                let why = if wanted == "leader" {
                     ConfigError::MissingLeader.to_string()
                 } else {
                     format!(
-                        "no worker `{role}` is configured (configured roles: {}); add it to ao.toml as [workers.{role}] or set WORKER_MODEL_*",
+                        "no worker `{wanted}` is configured (configured roles: {}); add it to ao.toml as [workers.{wanted}] or set WORKER_MODEL_*",
                         if roles.is_empty() {
                             "none".into()
                         } else {
@@ -276,9 +326,8 @@ impl Service {
                         }
                     )
                 };
-                return Err(EngineError::NotConfigured(format!(
-                    "node `{}` (role {}) needs a model: {why}",
-                    node.name, llm.role
+                return Err(Error::NotConfigured(format!(
+                    "node `{node}` (role {role}) needs a model: {why}"
                 )));
             }
         }
@@ -290,8 +339,8 @@ impl Service {
         &mut self.host
     }
 
-    pub fn engine(&self, sink: Option<SharedSink>) -> Engine {
-        let engine = Engine::durable(self.host.clone(), self.store.clone());
+    pub fn engine(&self, sink: Option<SharedSink>) -> ao_graph::Engine {
+        let engine = ao_graph::Engine::durable(self.host.clone(), self.store.clone());
         match sink {
             Some(s) => engine.with_sink(s),
             None => engine,
@@ -300,7 +349,7 @@ impl Service {
 
     /// Finds a workflow: a path (file, or folder with `workflow.yaml`), else
     /// `<root>/workflows/NAME.yaml`, else a built-in name or alias.
-    pub fn resolve(&self, name: &str) -> Result<Arc<Workflow>, EngineError> {
+    pub fn resolve(&self, name: &str) -> Result<Arc<Workflow>, Error> {
         resolve_in(&self.root, name, None)
     }
 
@@ -325,7 +374,9 @@ impl Service {
                 .and_then(|s| s.to_str())
                 .unwrap_or_default()
                 .to_string();
-            let description = load_path(&path).ok().and_then(|w| w.description.clone());
+            let description = load_path(&path)
+                .ok()
+                .and_then(|w| w.description().map(str::to_string));
             out.push(WorkflowInfo {
                 name,
                 description,
@@ -338,7 +389,7 @@ impl Service {
             }
             let description = load_str(source, &format!("builtin:{name}"))
                 .ok()
-                .and_then(|w| w.description.clone());
+                .and_then(|w| w.description().map(str::to_string));
             out.push(WorkflowInfo {
                 name: name.to_string(),
                 description,
@@ -352,12 +403,12 @@ impl Service {
         &self,
         wf: Arc<Workflow>,
         input: Value,
-        opts: RunOptions,
+        mut opts: RunOptions,
         sink: Option<SharedSink>,
-    ) -> Result<RunOutcome, EngineError> {
-        let outcome = self.engine(sink).start(wf, input, opts).await?;
-        self.release(&outcome.run_id);
-        Ok(outcome)
+    ) -> Result<RunView, Error> {
+        opts.meta = Some(self.run_meta());
+        let outcome = self.engine(sink).start(wf, input, opts).await;
+        self.finish(outcome)
     }
 
     pub async fn resume(
@@ -366,33 +417,83 @@ impl Service {
         answer: Option<Value>,
         opts: RunOptions,
         sink: Option<SharedSink>,
-    ) -> Result<RunOutcome, EngineError> {
+        root_check: RootCheck,
+    ) -> Result<RunView, Error> {
+        self.record(run_id)?;
+        self.check_root(run_id, root_check)?;
         self.check_mode_unchanged(run_id)?;
-        let outcome = self.engine(sink).resume(run_id, answer, opts).await?;
-        self.release(&outcome.run_id);
-        Ok(outcome)
+        let outcome = self.engine(sink).resume(run_id, answer, opts).await;
+        self.finish(outcome)
     }
 
-    pub fn record(&self, run_id: &str) -> Result<RunRecord, EngineError> {
+    fn finish(&self, outcome: Result<RunOutcome, EngineError>) -> Result<RunView, Error> {
+        let outcome = outcome?;
+        self.release(&outcome.run_id);
+        let usage = self.usage(&outcome.run_id)?;
+        Ok(RunView::new(&outcome, usage.as_ref()))
+    }
+
+    pub fn record(&self, run_id: &str) -> Result<RunRecord, Error> {
         self.store
             .run(run_id)?
-            .ok_or_else(|| EngineError::RunNotFound(run_id.to_string()))
+            .ok_or_else(|| EngineError::RunNotFound(run_id.to_string()).into())
+    }
+
+    /// A run's model usage (its sub-runs included), if it made model calls.
+    pub fn usage(&self, run_id: &str) -> Result<Option<UsageTotals>, Error> {
+        Ok(records::usage(&self.store, run_id)?)
     }
 
     /// A stored run with its state rebuilt.
-    pub fn outcome(&self, run_id: &str) -> Result<(RunRecord, RunOutcome), EngineError> {
+    pub fn view(&self, run_id: &str) -> Result<RunDetail, Error> {
         let record = self.record(run_id)?;
         let outcome = self.engine(None).outcome_of(&record)?;
-        Ok((record, outcome))
+        let usage = self.usage(run_id)?;
+        Ok(RunDetail {
+            run: RunView::new(&outcome, usage.as_ref()),
+            parent_id: record.parent_id.clone(),
+            created_ms: record.created_ms,
+            updated_ms: record.updated_ms,
+        })
     }
 
-    pub fn list(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, EngineError> {
-        Ok(self.store.list_runs(filter)?)
+    pub fn list(&self, filter: &RunFilter) -> Result<Vec<RunSummary>, Error> {
+        Ok(self
+            .store
+            .list_runs(filter)?
+            .iter()
+            .map(RunSummary::from)
+            .collect())
     }
 
-    pub fn events(&self, run_id: &str, after: Option<u64>) -> Result<Vec<Event>, EngineError> {
+    pub fn events(&self, run_id: &str, after: Option<u64>) -> Result<Vec<Event>, Error> {
         self.record(run_id)?;
         Ok(self.store.events(run_id, after)?)
+    }
+
+    /// Follows a run's events: `next` gives the events stored since the last call, waiting
+    /// for new ones while the run is running; `None` once the run has stopped and every
+    /// event has been given.
+    pub fn follow(&self, run_id: &str) -> Result<EventFollower, Error> {
+        self.record(run_id)?;
+        Ok(EventFollower {
+            service: self.clone(),
+            run_id: run_id.to_string(),
+            last: None,
+            done: false,
+        })
+    }
+
+    /// The model exchanges (HTTP attempts, redacted) of a run, oldest first.
+    pub fn exchanges(&self, run_id: &str) -> Result<Vec<Value>, Error> {
+        self.record(run_id)?;
+        Ok(records::exchanges(&self.store, run_id)?)
+    }
+
+    /// The tool calls (with their policy decisions) of a run, oldest first.
+    pub fn tool_calls(&self, run_id: &str) -> Result<Vec<Value>, Error> {
+        self.record(run_id)?;
+        Ok(records::tool_calls(&self.store, run_id)?)
     }
 
     /// Cancels a run: a waiting one at once; a running one by asking its process, waiting up
@@ -402,11 +503,14 @@ impl Service {
         run_id: &str,
         by: &str,
         wait: Duration,
-    ) -> Result<CancelResult, EngineError> {
+    ) -> Result<CancelResult, Error> {
         let record = self.record(run_id)?;
-        let not = |reason: &str| EngineError::NotResumable {
-            run_id: run_id.to_string(),
-            reason: reason.to_string(),
+        let not = |reason: &str| -> Error {
+            EngineError::NotResumable {
+                run_id: run_id.to_string(),
+                reason: reason.to_string(),
+            }
+            .into()
         };
         match record.status {
             RunStatus::Cancelled => return Ok(CancelResult::AlreadyCancelled),
@@ -438,7 +542,7 @@ impl Service {
         }
         self.store.request_cancel(run_id, by)?;
         let end = RunEnd {
-            error: Some(crate::engine::error::RunError {
+            error: Some(RunError {
                 node: None,
                 kind: "cancelled".into(),
                 message: format!("cancelled by {by}"),
@@ -457,6 +561,44 @@ impl Service {
     }
 }
 
+/// A run's event stream, read from the store ([`Service::follow`]): works from any process,
+/// while the run is driven by another.
+pub struct EventFollower {
+    service: Service,
+    run_id: String,
+    last: Option<u64>,
+    done: bool,
+}
+
+/// How often a follower looks for new events of a running run.
+const FOLLOW_POLL: Duration = Duration::from_millis(200);
+
+impl EventFollower {
+    /// The next batch of events (never empty), or `None` when the run has stopped and all its
+    /// events have been given.
+    pub async fn next(&mut self) -> Result<Option<Vec<Event>>, Error> {
+        while !self.done {
+            let events = self.service.events(&self.run_id, self.last)?;
+            if let Some(e) = events.last() {
+                self.last = Some(e.seq);
+                return Ok(Some(events));
+            }
+            if self.service.record(&self.run_id)?.status != RunStatus::Running {
+                // One last read: events written between the two queries.
+                self.done = true;
+                let events = self.service.events(&self.run_id, self.last)?;
+                if let Some(e) = events.last() {
+                    self.last = Some(e.seq);
+                    return Ok(Some(events));
+                }
+                return Ok(None);
+            }
+            tokio::time::sleep(FOLLOW_POLL).await;
+        }
+        Ok(None)
+    }
+}
+
 /// Resolves workflow names for one project root.
 struct ProjectResolver {
     root: PathBuf,
@@ -468,11 +610,7 @@ impl WorkflowResolver for ProjectResolver {
     }
 }
 
-fn resolve_in(
-    root: &Path,
-    name: &str,
-    relative_to: Option<&Path>,
-) -> Result<Arc<Workflow>, EngineError> {
+fn resolve_in(root: &Path, name: &str, relative_to: Option<&Path>) -> Result<Arc<Workflow>, Error> {
     let looks_like_path = name.contains('/')
         || name.ends_with(".yaml")
         || name.ends_with(".yml")
@@ -499,13 +637,13 @@ fn resolve_in(
         return Ok(Arc::new(load_str(source, &format!("builtin:{canonical}"))?));
     }
     if let Some(dir) = candidates.iter().find(|p| p.is_dir()) {
-        return Err(EngineError::WorkflowNotFound {
+        return Err(Error::WorkflowNotFound {
             name: name.to_string(),
             detail: format!("{} is a folder without a workflow.yaml", dir.display()),
         });
     }
     let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
-    Err(EngineError::WorkflowNotFound {
+    Err(Error::WorkflowNotFound {
         name: name.to_string(),
         detail: format!(
             "looked for {}{}",

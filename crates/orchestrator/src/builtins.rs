@@ -5,7 +5,7 @@
 //! - `sleep` (`with: {ms: N}`): waits N milliseconds (at most ten minutes) and writes N. Useful
 //!   to pace a loop, and to make concurrency visible.
 
-use crate::engine::host::{BoxFuture, BuiltinNode, Host, NodeCall, NodeFailure};
+use ao_graph::{BoxFuture, BuiltinNode, Host, NodeCall, NodeFailure};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;

@@ -5,11 +5,15 @@
 //! changeset with the run after every write, records every policy decision with the run, and
 //! emits a `tool_call` event. Sub-runs share their top-level run's overlay, so a sub-workflow's
 //! proposed edits are part of the run's one changeset.
+//!
+//! Recording is fail-closed: a decision or a changeset that cannot be stored fails the call
+//! ([`CallError::Record`]), which fails the task; it never becomes a warning.
 
-use crate::engine::events::EventKind;
-use crate::engine::host::{BoxFuture, NodeCall, NodeFailure, ToolRunner};
-use crate::engine::store::{RunStore, StoreError, TaskKey};
+use crate::records;
 use ao_core::redact::Redactor;
+use ao_graph::{
+    BoxFuture, EventKind, NodeCall, NodeFailure, RunStore, StoreError, TaskKey, ToolRunner,
+};
 use ao_tools::{
     Changeset, DecisionRecord, DecisionRecorder, Effect, Overlay, Policy, ToolContext, ToolError,
     ToolRegistry,
@@ -27,13 +31,35 @@ pub struct ToolNodeRunner {
     overlays: Mutex<HashMap<String, Overlay>>,
 }
 
-/// Stores each decision with the run and task that asked.
+/// Why a tool call did not give a result.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The tool refused its input or failed doing allowed work: the caller (a model) can be
+    /// told and try something else.
+    #[error(transparent)]
+    Tool(#[from] ToolError),
+    /// The run's record of the call could not be kept: the task must stop.
+    #[error("{0}")]
+    Record(String),
+}
+
+/// Stores each decision with the run and task that asked; remembers the first failure.
 struct StoreDecisions {
     store: Arc<RunStore>,
     run_id: String,
     step: u64,
     node: String,
     index: Option<usize>,
+    failed: Mutex<Option<String>>,
+}
+
+impl StoreDecisions {
+    fn failure(&self) -> Option<String> {
+        self.failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
 }
 
 impl DecisionRecorder for StoreDecisions {
@@ -44,12 +70,16 @@ impl DecisionRecorder for StoreDecisions {
             node: &self.node,
             index: self.index,
         };
-        let value = serde_json::to_value(record).unwrap_or(Value::Null);
-        if let Err(e) = self.store.record_tool_call(&key, &value) {
-            eprintln!(
-                "warning: policy decision for `{}` in node `{}` not recorded: {e}",
-                record.tool, self.node
-            );
+        let stored = records::to_value("policy decision", record)
+            .and_then(|value| records::record_decision(&self.store, &key, &value));
+        if let Err(e) = stored {
+            let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+            failed.get_or_insert_with(|| {
+                format!(
+                    "the policy decision for `{}` could not be recorded: {e}",
+                    record.tool
+                )
+            });
         }
     }
 }
@@ -86,7 +116,7 @@ impl ToolNodeRunner {
             return Ok(o.clone());
         }
         let overlay = match &self.store {
-            Some(store) => match store.changeset(root_run)? {
+            Some(store) => match records::changeset(store, root_run)? {
                 Some(value) => {
                     let changeset: Changeset =
                         serde_json::from_value(value).map_err(|e| StoreError::Corrupt {
@@ -112,6 +142,11 @@ impl ToolNodeRunner {
             .remove(root_run);
     }
 
+    /// The effect class of a tool, by the name a node or a model uses (`fs.read`/`fs_read`).
+    pub fn effect_of(&self, name: &str) -> Option<Effect> {
+        ToolRegistry::standard().get(name).map(|s| s.effect)
+    }
+
     /// One tool call for a task: through the gate, recorded, its changeset kept. A denial is a
     /// normal result (the caller reads `decision` and `reason`).
     pub async fn call(
@@ -119,31 +154,37 @@ impl ToolNodeRunner {
         call: &NodeCall<'_>,
         tool: &str,
         args: Value,
-    ) -> Result<Value, ToolError> {
+    ) -> Result<Value, CallError> {
         let root = match &self.store {
             Some(store) => store
                 .root_run_id(call.run_id)
-                .unwrap_or_else(|_| call.run_id.to_string()),
+                .map_err(|e| CallError::Record(format!("cannot read the run's lineage: {e}")))?,
             None => call.run_id.to_string(),
         };
-        let overlay = self.overlay(&root).map_err(|e| ToolError::Failed {
-            tool: tool.to_string(),
-            path: None,
-            message: format!("cannot restore the run's changeset: {e}"),
-        })?;
-        let recorder: Arc<dyn DecisionRecorder> = match &self.store {
-            Some(store) => Arc::new(StoreDecisions {
+        let overlay = self
+            .overlay(&root)
+            .map_err(|e| CallError::Record(format!("cannot restore the run's changeset: {e}")))?;
+        let decisions = self.store.as_ref().map(|store| {
+            Arc::new(StoreDecisions {
                 store: store.clone(),
                 run_id: call.run_id.to_string(),
                 step: call.step,
                 node: call.node.to_string(),
                 index: call.index,
-            }),
+                failed: Mutex::new(None),
+            })
+        });
+        let recorder: Arc<dyn DecisionRecorder> = match &decisions {
+            Some(d) => d.clone(),
             None => Arc::new(NoDecisions),
         };
         let ctx = ToolContext::new(self.policy.clone(), recorder, self.redactor.clone())
             .with_overlay(overlay);
-        let outcome = ToolRegistry::standard().call(tool, args, &ctx).await?;
+        let outcome = ToolRegistry::standard().call(tool, args, &ctx).await;
+        if let Some(why) = decisions.as_ref().and_then(|d| d.failure()) {
+            return Err(CallError::Record(why));
+        }
+        let outcome = outcome?;
         call.events.emit(EventKind::ToolCall {
             node: call.node.to_string(),
             tool: outcome.tool.clone(),
@@ -152,18 +193,16 @@ impl ToolNodeRunner {
         if outcome.effect == Effect::Write
             && let Some(store) = &self.store
         {
-            let mut changeset = serde_json::to_value(ctx.changeset()).unwrap_or(Value::Null);
-            // Whether these changes are already on disk (`--apply`) or only proposed.
-            changeset["applied"] = Value::Bool(self.policy.mode() == ao_tools::Mode::Apply);
-            store
-                .put_changeset(&root, &changeset)
-                .map_err(|e| ToolError::Failed {
-                    tool: tool.to_string(),
-                    path: None,
-                    message: format!(
-                        "the write was made but the run's changeset could not be stored: {e}"
-                    ),
-                })?;
+            let stored = records::to_value("changeset", &ctx.changeset()).and_then(|mut cs| {
+                // Whether these changes are already on disk (`--apply`) or only proposed.
+                cs["applied"] = Value::Bool(self.policy.mode() == ao_tools::Mode::Apply);
+                records::put_changeset(store, &root, &cs)
+            });
+            stored.map_err(|e| {
+                CallError::Record(format!(
+                    "`{tool}` was carried out but the run's changeset could not be stored: {e}"
+                ))
+            })?;
         }
         Ok(outcome.to_json())
     }
@@ -191,16 +230,23 @@ pub fn tool_names() -> Vec<&'static str> {
     ToolRegistry::standard().specs().map(|s| s.name).collect()
 }
 
-/// How a tool error fails a `tool` node: bad arguments and tool failures are not retried
-/// (they would fail the same way).
-fn failure(e: &ToolError) -> NodeFailure {
-    NodeFailure {
-        message: e.to_string(),
-        retryable: false,
-        kind: if e.is_invalid_input() {
-            "tool_input"
-        } else {
-            "tool"
+/// How a failed call fails a `tool` node: bad arguments and tool failures are not retried
+/// (they would fail the same way); a record that could not be kept may be, on another attempt.
+fn failure(e: &CallError) -> NodeFailure {
+    match e {
+        CallError::Tool(t) => NodeFailure {
+            message: t.to_string(),
+            retryable: false,
+            kind: if t.is_invalid_input() {
+                "tool_input"
+            } else {
+                "tool"
+            },
+        },
+        CallError::Record(message) => NodeFailure {
+            message: message.clone(),
+            retryable: true,
+            kind: "store",
         },
     }
 }
@@ -214,4 +260,29 @@ impl ToolRunner for ToolNodeRunner {
     ) -> BoxFuture<'a, Result<Value, NodeFailure>> {
         Box::pin(async move { self.call(&call, tool, args).await.map_err(|e| failure(&e)) })
     }
+}
+
+/// One deterministic tool as the front ends list it.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct ToolInfo {
+    pub name: String,
+    pub description: String,
+    /// `read`, `write` or `exec`.
+    pub effect: String,
+    pub input_schema: Value,
+    pub output_schema: Value,
+}
+
+/// Every tool, in registry order.
+pub fn tool_list() -> Vec<ToolInfo> {
+    ToolRegistry::standard()
+        .specs()
+        .map(|s| ToolInfo {
+            name: s.name.to_string(),
+            description: s.description.to_string(),
+            effect: s.effect.as_str().to_string(),
+            input_schema: s.input_schema.clone(),
+            output_schema: s.output_schema.clone(),
+        })
+        .collect()
 }

@@ -1,0 +1,507 @@
+//! The runner of `llm` nodes: renders nothing itself (the engine hands it the rendered system
+//! and prompt), calls the model through `ao-models`, and keeps the run's record of it.
+//!
+//! For each call it stores, with the run (see [`crate::records`]): every HTTP exchange
+//! (redacted), the completed round (so a resumed run reuses it instead of paying again), the
+//! usage totals, and an `llm_call` event with tokens and latency. Tool calls a model makes are
+//! run through the policy gate and their results stored one by one with the round, so a
+//! resumed task runs none of them again.
+//!
+//! Recording is fail-closed: an exchange, a completed call or a tool result that cannot be
+//! stored, or stored calls that cannot be read, fail the task instead of going on.
+
+use crate::records::{self, CallRecord};
+use crate::tool_node::{CallError, ToolNodeRunner};
+use ao_core::redact::Redactor;
+use ao_graph::{
+    BoxFuture, EventKind, LlmRequest, LlmRunner, NodeCall, NodeFailure, RunStore, TaskKey,
+};
+use ao_models::{
+    Completion, CompletionRequest, Exchange, ExchangeRecorder, LearnedModes, Message, ModelClient,
+    ModelError, OutputSchema, ToolCall,
+};
+use ao_tools::Effect;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// Where the structured-output modes learned per endpoint are kept, in the state dir.
+pub const LEARNED_MODES_FILE: &str = "learned-modes.json";
+
+/// Runs `llm` nodes against the configured models.
+pub struct ModelRunner {
+    client: ModelClient,
+    store: Option<Arc<RunStore>>,
+    redactor: Redactor,
+    /// The file the learned modes are kept in (none for an in-memory host).
+    modes_file: Option<PathBuf>,
+    /// The learned modes last written (written again only when they change).
+    saved_modes: Mutex<LearnedModes>,
+    /// Runs the tool calls of nodes that offer tools.
+    tools: Option<Arc<ToolNodeRunner>>,
+}
+
+impl ModelRunner {
+    /// A runner recording into `store`; the learned structured-output modes are read from and
+    /// kept in `state_dir`.
+    pub fn new(
+        client: ModelClient,
+        store: Option<Arc<RunStore>>,
+        redactor: Redactor,
+        state_dir: Option<&std::path::Path>,
+    ) -> Self {
+        let modes_file = state_dir.map(|d| d.join(LEARNED_MODES_FILE));
+        let saved = modes_file
+            .as_deref()
+            .and_then(|f| std::fs::read(f).ok())
+            .and_then(|bytes| serde_json::from_slice::<LearnedModes>(&bytes).ok())
+            .unwrap_or_default();
+        client.import_learned_modes(saved.clone());
+        ModelRunner {
+            client,
+            store,
+            redactor,
+            modes_file,
+            saved_modes: Mutex::new(saved),
+            tools: None,
+        }
+    }
+
+    /// Lets nodes with `tools` call them, through `tools`' policy gate.
+    pub fn with_tools(mut self, tools: Arc<ToolNodeRunner>) -> Self {
+        self.tools = Some(tools);
+        self
+    }
+
+    /// Keeps what the client learned about its endpoints for the next process. It is a cache
+    /// (a lost write means a mode is learned again), so a failure is a warning, not a failed
+    /// task.
+    fn save_learned_modes(&self, call: &NodeCall<'_>) {
+        let Some(file) = &self.modes_file else { return };
+        let current = self.client.learned_modes();
+        let mut saved = self.saved_modes.lock().unwrap_or_else(|p| p.into_inner());
+        if *saved == current {
+            return;
+        }
+        match crate::files::write_private_json(file, &current) {
+            Ok(()) => *saved = current,
+            Err(e) => call.events.emit(EventKind::Warning {
+                node: Some(call.node.to_string()),
+                message: format!(
+                    "the structured-output modes learned from the endpoints could not be saved to {}: {e}",
+                    file.display()
+                ),
+            }),
+        }
+    }
+
+    pub fn client(&self) -> &ModelClient {
+        &self.client
+    }
+}
+
+/// The schema an `llm` node's `output` asks for: `None` for text.
+pub fn output_schema(output: &Value) -> Result<Option<OutputSchema>, String> {
+    match output {
+        Value::String(s) if s == "text" => Ok(None),
+        Value::Object(m) => {
+            if let Some(schema) = m.get("schema") {
+                return Ok(Some(OutputSchema::new("output", schema.clone())));
+            }
+            if let Some(Value::String(name)) = m.get("type") {
+                let schema = ao_core::types::type_schema(name).ok_or_else(|| {
+                    format!(
+                        "unknown output type `{name}` (known: {})",
+                        ao_core::types::TYPE_NAMES.join(", ")
+                    )
+                })?;
+                return Ok(Some(OutputSchema::new(name, schema)));
+            }
+            Err(format!("unsupported output {output}"))
+        }
+        other => Err(format!("unsupported output {other}")),
+    }
+}
+
+/// Whether another attempt of the node could succeed.
+fn failure(e: &ModelError, redactor: &Redactor) -> NodeFailure {
+    let message = redactor.redact_str(&e.to_string());
+    match e {
+        ModelError::RateLimited { .. }
+        | ModelError::ServerError { .. }
+        | ModelError::Connect { .. }
+        | ModelError::Timeout { .. }
+        | ModelError::InvalidReply { .. }
+        | ModelError::SchemaViolation { .. } => NodeFailure {
+            message,
+            retryable: true,
+            kind: "model",
+        },
+        _ => NodeFailure {
+            message,
+            retryable: false,
+            kind: "model",
+        },
+    }
+}
+
+/// A record of the task that could not be kept: the task stops (another attempt may succeed).
+fn record_failure(what: &str, e: impl std::fmt::Display) -> NodeFailure {
+    NodeFailure {
+        message: format!("{what} could not be recorded with the run: {e}"),
+        retryable: true,
+        kind: "store",
+    }
+}
+
+/// Collects each exchange, redacted, to be written with the call's record (one commit per
+/// call). An exchange that cannot be serialized is a failure of the record, not a `null`.
+struct PendingExchanges<'a> {
+    redactor: &'a Redactor,
+    pending: Mutex<Result<Vec<Value>, String>>,
+}
+
+impl PendingExchanges<'_> {
+    fn take(&self) -> Result<Vec<Value>, String> {
+        std::mem::replace(
+            &mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()),
+            Ok(Vec::new()),
+        )
+    }
+}
+
+impl ExchangeRecorder for PendingExchanges<'_> {
+    fn record(&self, exchange: Exchange) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let Ok(list) = pending.as_mut() else { return };
+        match serde_json::to_value(&exchange) {
+            Ok(mut value) => {
+                self.redactor.redact_value_in_place(&mut value);
+                list.push(value);
+            }
+            Err(e) => *pending = Err(format!("an exchange cannot be serialized: {e}")),
+        }
+    }
+}
+
+/// Rounds of tool calls one `llm` node may make before it is stopped.
+pub const MAX_TOOL_ROUNDS: u32 = 8;
+
+/// One model round as stored with its task: its number, the redacted fingerprint of the
+/// request it answered, and its result (`{answer}` or `{tool_calls, content, tool_results}`).
+struct Round {
+    number: u32,
+    fingerprint: String,
+    result: Value,
+}
+
+/// The stored result of a tool call that was started (it can change something) but whose
+/// result was never recorded: on resume it is not run again.
+const STARTED: &str = "started";
+
+impl ModelRunner {
+    /// One model round of a task (`round` counts from 0): a stored result is reused when the
+    /// task runs again (first attempt in this process) with the same conversation so far.
+    async fn round(
+        &self,
+        call: &NodeCall<'_>,
+        request: &LlmRequest,
+        round: u32,
+        completion_request: CompletionRequest,
+    ) -> Result<Round, NodeFailure> {
+        let key = TaskKey {
+            run_id: call.run_id,
+            step: call.step,
+            node: call.node,
+            index: call.index,
+        };
+        let fingerprint = self.redactor.redact_str(
+            &json!({
+                "role": request.role,
+                "messages": completion_request.messages,
+                "output": request.output,
+                "tools": request.tools,
+            })
+            .to_string(),
+        );
+        // A stored round is reused when the task runs again with the same conversation so far:
+        // always for a round that called tools (its results are stored with it), and for the
+        // answer only on a first attempt in this process (a retry asks again, since the stored
+        // answer may be what failed). Stored calls that cannot be read stop the task: asking
+        // again would pay twice.
+        if let Some(store) = &self.store {
+            let stored = records::stored_round(store, &key, round)
+                .map_err(|e| record_failure("(reading) the stored model calls", e))?;
+            if let Some((stored, result)) = stored
+                && stored == fingerprint
+                && (call.attempt == 1 || result.get("tool_calls").is_some())
+            {
+                call.events.emit(EventKind::LlmCall {
+                    node: call.node.to_string(),
+                    role: request.role.clone(),
+                    model: String::new(),
+                    input_tokens: 0,
+                    output_tokens: 0,
+                    latency_ms: 0,
+                    cached: true,
+                });
+                return Ok(Round {
+                    number: round,
+                    fingerprint,
+                    result,
+                });
+            }
+        }
+        let structured = completion_request.schema.is_some();
+        let recorder = PendingExchanges {
+            redactor: &self.redactor,
+            pending: Mutex::new(Ok(Vec::new())),
+        };
+        let completed = self
+            .client
+            .complete(&request.role, completion_request, &recorder)
+            .await;
+        self.save_learned_modes(call);
+        let completion: Completion = match completed {
+            Ok(c) => c,
+            Err(e) => {
+                // A failed call's attempts are kept too: they say what went wrong.
+                if let Some(store) = &self.store {
+                    let exchanges = recorder
+                        .take()
+                        .map_err(|why| record_failure("the model exchanges", why))?;
+                    records::store_call(
+                        store,
+                        &CallRecord {
+                            task: key,
+                            round,
+                            role: &request.role,
+                            completed: None,
+                            exchanges: &exchanges,
+                            usage: None,
+                        },
+                    )
+                    .map_err(|err| record_failure("the model exchanges", err))?;
+                }
+                return Err(failure(&e, &self.redactor));
+            }
+        };
+        // What a round produced: tool calls to make, or the answer. Model output is redacted
+        // before it is stored or written anywhere: a secret it repeats goes no further.
+        let result = self
+            .redactor
+            .redact_value(&if !completion.tool_calls.is_empty() {
+                json!({"tool_calls": completion.tool_calls, "content": completion.text})
+            } else if structured {
+                json!({"answer": completion.json.clone().unwrap_or(Value::Null)})
+            } else {
+                json!({"answer": completion.text})
+            });
+        if let Some(store) = &self.store {
+            let exchanges = recorder
+                .take()
+                .map_err(|why| record_failure("the model exchanges", why))?;
+            records::store_call(
+                store,
+                &CallRecord {
+                    task: key,
+                    round,
+                    role: &request.role,
+                    completed: Some((&fingerprint, &result)),
+                    exchanges: &exchanges,
+                    usage: Some(&completion.usage),
+                },
+            )
+            .map_err(|e| record_failure("the model's answer", e))?;
+        }
+        call.events.emit(EventKind::LlmCall {
+            node: call.node.to_string(),
+            role: request.role.clone(),
+            model: completion.model.clone(),
+            input_tokens: completion.usage.prompt_tokens,
+            output_tokens: completion.usage.completion_tokens,
+            latency_ms: completion.latency.as_millis() as u64,
+            cached: false,
+        });
+        Ok(Round {
+            number: round,
+            fingerprint,
+            result,
+        })
+    }
+
+    /// Runs one tool call of the model through the policy gate; whatever the tool answers,
+    /// even a failure, goes back to the model as the tool's result (model output is data,
+    /// never a command). Only a record that cannot be kept stops the task.
+    async fn tool_reply(
+        &self,
+        call: &NodeCall<'_>,
+        request: &LlmRequest,
+        tools: &ToolNodeRunner,
+        tc: &ToolCall,
+    ) -> Result<Value, NodeFailure> {
+        let offered = request
+            .tools
+            .iter()
+            .any(|t| t == &tc.name || t.replace('.', "_") == tc.name);
+        if !offered {
+            return Ok(
+                json!({"decision": "denied", "reason": format!("tool `{}` is not offered to this node (offered: {})", tc.name, request.tools.join(", "))}),
+            );
+        }
+        let args = match serde_json::from_str::<Value>(&tc.arguments) {
+            Ok(args) => args,
+            Err(e) => {
+                return Ok(json!({"error": format!("the arguments are not valid JSON: {e}")}));
+            }
+        };
+        match tools.call(call, &tc.name, args).await {
+            Ok(v) => Ok(v),
+            Err(CallError::Tool(e)) => Ok(json!({"error": e.to_string()})),
+            Err(CallError::Record(why)) => Err(NodeFailure {
+                message: why,
+                retryable: true,
+                kind: "store",
+            }),
+        }
+    }
+
+    /// The results of a round's tool calls: those stored with the round are reused, the others
+    /// run now, each stored as soon as it is known. A call that can change something (a write
+    /// or a command, in apply mode) is marked started before it runs; one found started but
+    /// without a result is not run again — its effect may already have happened.
+    async fn tool_replies(
+        &self,
+        call: &NodeCall<'_>,
+        request: &LlmRequest,
+        tools: &ToolNodeRunner,
+        round: &mut Round,
+        calls: &[ToolCall],
+    ) -> Result<Vec<Value>, NodeFailure> {
+        let key = TaskKey {
+            run_id: call.run_id,
+            step: call.step,
+            node: call.node,
+            index: call.index,
+        };
+        let mut replies: Vec<Value> = round
+            .result
+            .get("tool_results")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        replies.truncate(calls.len());
+        let store_replies = |round: &mut Round, replies: &[Value]| -> Result<(), NodeFailure> {
+            round.result["tool_results"] = Value::Array(replies.to_vec());
+            match &self.store {
+                Some(store) => records::update_round(
+                    store,
+                    &key,
+                    round.number,
+                    &round.fingerprint,
+                    &round.result,
+                )
+                .map_err(|e| record_failure("a tool call's result", e)),
+                None => Ok(()),
+            }
+        };
+        for (i, tc) in calls.iter().enumerate() {
+            if let Some(stored) = replies.get(i) {
+                if stored.get(STARTED).is_none() {
+                    continue;
+                }
+                replies[i] = json!({
+                    "error": format!("`{}` was started by an earlier attempt of this task that stopped before its result was recorded; it was not run again, since its effect may already have happened", tc.name),
+                });
+                store_replies(round, &replies)?;
+                continue;
+            }
+            let effectful = tools.policy().mode() == ao_tools::Mode::Apply
+                && matches!(
+                    tools.effect_of(&tc.name),
+                    Some(Effect::Write | Effect::Exec)
+                );
+            if effectful {
+                let mut marked = replies.clone();
+                marked.push(json!({STARTED: true}));
+                store_replies(round, &marked)?;
+            }
+            let reply = self.tool_reply(call, request, tools, tc).await?;
+            replies.push(reply);
+            store_replies(round, &replies)?;
+        }
+        Ok(replies)
+    }
+}
+
+impl LlmRunner for ModelRunner {
+    fn run<'a>(
+        &'a self,
+        call: NodeCall<'a>,
+        request: LlmRequest,
+    ) -> BoxFuture<'a, Result<Value, NodeFailure>> {
+        Box::pin(async move {
+            let schema = output_schema(&request.output).map_err(NodeFailure::permanent)?;
+            let tool_specs = match (&self.tools, request.tools.is_empty()) {
+                (_, true) => Vec::new(),
+                (Some(tools), false) => tools
+                    .specs_for(&request.tools)
+                    .map_err(NodeFailure::permanent)?,
+                (None, false) => {
+                    return Err(NodeFailure {
+                        message: format!(
+                            "node asks for tools ({}) but no tool runner is available",
+                            request.tools.join(", ")
+                        ),
+                        retryable: false,
+                        kind: "not_available",
+                    });
+                }
+            };
+            let mut messages = Vec::with_capacity(2);
+            if let Some(system) = &request.system {
+                messages.push(Message::system(system.clone()));
+            }
+            messages.push(Message::user(request.prompt.clone()));
+            for round in 0..=MAX_TOOL_ROUNDS {
+                let mut completion_request = CompletionRequest::new(messages.clone());
+                if let Some(schema) = &schema {
+                    completion_request = completion_request.with_schema(schema.clone());
+                }
+                if !tool_specs.is_empty() && round < MAX_TOOL_ROUNDS {
+                    completion_request = completion_request.with_tools(tool_specs.clone());
+                }
+                let mut done = self
+                    .round(&call, &request, round, completion_request)
+                    .await?;
+                let Some(calls) = done.result.get("tool_calls") else {
+                    return Ok(done.result.get("answer").cloned().unwrap_or(Value::Null));
+                };
+                let calls: Vec<ToolCall> = serde_json::from_value(calls.clone()).map_err(|e| {
+                    NodeFailure::permanent(format!("stored tool calls are unreadable: {e}"))
+                })?;
+                let Some(tools) = &self.tools else {
+                    return Err(NodeFailure::permanent(
+                        "the model called tools, but this node offers none",
+                    ));
+                };
+                let content = done
+                    .result
+                    .get("content")
+                    .and_then(Value::as_str)
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_string);
+                messages.push(Message::assistant_tool_calls(calls.clone()).with_content(content));
+                let replies = self
+                    .tool_replies(&call, &request, tools, &mut done, &calls)
+                    .await?;
+                for (tc, reply) in calls.iter().zip(&replies) {
+                    messages.push(Message::tool_result(tc.id.clone(), reply.to_string()));
+                }
+            }
+            Err(NodeFailure::permanent(format!(
+                "the model was still calling tools after {MAX_TOOL_ROUNDS} rounds"
+            )))
+        })
+    }
+}
