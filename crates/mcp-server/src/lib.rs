@@ -2,6 +2,6 @@
 //!
 //! Not built yet. It will hold a stdio MCP server (rmcp 3.x) whose tools (`ao_run_workflow`,
 //! `ao_get_run`, `ao_list_runs`, …, see the product specification) are thin handlers over
-//! `ao_graph::service::Service`: argument validation against each tool's input schema,
+//! `ao_orchestrator::Service`: argument validation against each tool's input schema,
 //! structured results, progress notifications from the run's event stream, and cancellation.
 //! It must never grow logic of its own that the CLI would also need.

@@ -20,7 +20,6 @@ use ao_models::{
     Completion, CompletionRequest, Exchange, ExchangeRecorder, LearnedModes, Message, ModelClient,
     ModelError, OutputSchema, ToolCall,
 };
-use ao_tools::Effect;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -367,9 +366,9 @@ impl ModelRunner {
     }
 
     /// The results of a round's tool calls: those stored with the round are reused, the others
-    /// run now, each stored as soon as it is known. A call that can change something (a write
-    /// or a command, in apply mode) is marked started before it runs; one found started but
-    /// without a result is not run again — its effect may already have happened.
+    /// run now, each stored as soon as it is known. Every call is marked started before it
+    /// runs; one found started but without a result (its task stopped in between) is not run
+    /// again — its effect may already have happened — and the model is told so.
     async fn tool_replies(
         &self,
         call: &NodeCall<'_>,
@@ -416,16 +415,9 @@ impl ModelRunner {
                 store_replies(round, &replies)?;
                 continue;
             }
-            let effectful = tools.policy().mode() == ao_tools::Mode::Apply
-                && matches!(
-                    tools.effect_of(&tc.name),
-                    Some(Effect::Write | Effect::Exec)
-                );
-            if effectful {
-                let mut marked = replies.clone();
-                marked.push(json!({STARTED: true}));
-                store_replies(round, &marked)?;
-            }
+            let mut marked = replies.clone();
+            marked.push(json!({STARTED: true}));
+            store_replies(round, &marked)?;
             let reply = self.tool_reply(call, request, tools, tc).await?;
             replies.push(reply);
             store_replies(round, &replies)?;

@@ -1,0 +1,166 @@
+//! The run store as a file on disk: private to its owner, migrated from the first layout
+//! without losing a record, and generic records that plug-ins keep with a run.
+
+use ao_graph::{Engine, Host, RecordScope, RunOptions, RunStore, TaskKey, load_str};
+use serde_json::json;
+use std::sync::Arc;
+
+#[cfg(unix)]
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_state_dir_and_its_database_are_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let store = Arc::new(RunStore::open(&state).unwrap());
+    let wf = Arc::new(
+        load_str(
+            "name: t\nchannels:\n  c: {}\nnodes:\n  a: {kind: transform, set: {c: \"1\"}}\nedges:\n  - {from: START, to: a}\n",
+            "t.yaml",
+        )
+        .unwrap(),
+    );
+    Engine::durable(Host::default(), store)
+        .start(wf, json!({}), RunOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(mode(&state), 0o700);
+    for name in ["runs.db", "runs.db-wal", "runs.db-shm"] {
+        let path = state.join(name);
+        if path.exists() {
+            assert_eq!(mode(&path), 0o600, "{name}");
+        }
+    }
+    // An existing state dir and database that were world-readable are tightened on open.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        state.join("runs.db"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    RunStore::open(&state).unwrap();
+    assert_eq!(mode(&state), 0o700);
+    assert_eq!(mode(&state.join("runs.db")), 0o600);
+}
+
+#[test]
+fn records_are_kept_per_task_and_per_run_and_written_together_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RunStore::open(dir.path()).unwrap();
+    let task = TaskKey {
+        run_id: "r1",
+        step: 2,
+        node: "ask",
+        index: Some(3),
+    };
+    store
+        .write_records("test", |r| {
+            r.put(RecordScope::Task(task), "call", 0, &json!({"a": 1}))?;
+            assert_eq!(r.append(RecordScope::Task(task), "log", &json!("x"))?, 0);
+            assert_eq!(r.append(RecordScope::Task(task), "log", &json!("y"))?, 1);
+            r.put(RecordScope::Run("r1"), "totals", 0, &json!(5))?;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(
+        store.record(RecordScope::Task(task), "call", 0).unwrap(),
+        Some(json!({"a": 1}))
+    );
+    assert_eq!(
+        store.task_records(&task, "log").unwrap(),
+        vec![(0, json!("x")), (1, json!("y"))]
+    );
+    let all = store.records("r1", "log").unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(
+        (all[0].step, all[0].node.as_str(), all[0].index),
+        (2, "ask", Some(3))
+    );
+    assert_eq!(
+        store.record(RecordScope::Run("r1"), "totals", 0).unwrap(),
+        Some(json!(5))
+    );
+    // A failing transaction leaves nothing behind.
+    let failed: Result<(), _> = store.write_records("test", |r| {
+        r.put(RecordScope::Run("r1"), "totals", 0, &json!(6))?;
+        Err(ao_graph::StoreError::Corrupt {
+            context: "test",
+            detail: "abort".into(),
+        })
+    });
+    assert!(failed.is_err());
+    assert_eq!(
+        store.record(RecordScope::Run("r1"), "totals", 0).unwrap(),
+        Some(json!(5))
+    );
+}
+
+/// The first store layout: application tables of their own.
+const V1: &str = "
+CREATE TABLE runs (id TEXT PRIMARY KEY, parent_id TEXT, parent_task TEXT, workflow TEXT NOT NULL, origin TEXT NOT NULL, source TEXT NOT NULL, input TEXT NOT NULL, status TEXT NOT NULL, step INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, error TEXT, interrupt TEXT, output TEXT, usage TEXT, owner_pid INTEGER, cancel_requested TEXT);
+CREATE TABLE tasks (run_id TEXT NOT NULL, step INTEGER NOT NULL, node TEXT NOT NULL, idx INTEGER NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL, writes TEXT, error TEXT, finished_ms INTEGER NOT NULL, PRIMARY KEY (run_id, step, node, idx));
+CREATE TABLE checkpoints (run_id TEXT NOT NULL, step INTEGER NOT NULL, next TEXT NOT NULL, joins TEXT NOT NULL, snapshot TEXT, created_ms INTEGER NOT NULL, PRIMARY KEY (run_id, step)) WITHOUT ROWID;
+CREATE TABLE llm_calls (run_id TEXT NOT NULL, step INTEGER NOT NULL, node TEXT NOT NULL, idx INTEGER NOT NULL, call_no INTEGER NOT NULL, request TEXT NOT NULL, result TEXT NOT NULL, created_ms INTEGER NOT NULL, PRIMARY KEY (run_id, step, node, idx, call_no));
+CREATE TABLE exchanges (id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, step INTEGER NOT NULL, node TEXT NOT NULL, idx INTEGER NOT NULL, data TEXT NOT NULL, created_ms INTEGER NOT NULL);
+CREATE TABLE tool_calls (id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, step INTEGER NOT NULL, node TEXT NOT NULL, idx INTEGER NOT NULL, data TEXT NOT NULL, created_ms INTEGER NOT NULL);
+CREATE TABLE changesets (run_id TEXT PRIMARY KEY, data TEXT NOT NULL, updated_ms INTEGER NOT NULL);
+CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE events (run_id TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (run_id, seq)) WITHOUT ROWID;
+INSERT INTO runs VALUES ('r1', NULL, NULL, 'w', 'w.yaml', 'name: w', '{}', 'completed', 1, 1, 2, NULL, NULL, NULL, '{\"calls\":1}', 1, NULL);
+INSERT INTO llm_calls VALUES ('r1', 1, 'ask', -1, 0, 'fingerprint', '{\"answer\":\"hi\"}', 1);
+INSERT INTO exchanges VALUES (1, 'r1', 1, 'ask', -1, '{\"status\":200}', 1);
+INSERT INTO exchanges VALUES (2, 'r1', 1, 'ask', -1, '{\"status\":500}', 1);
+INSERT INTO tool_calls VALUES (1, 'r1', 1, 'ask', -1, '{\"tool\":\"fs.read\"}', 1);
+INSERT INTO changesets VALUES ('r1', '{\"files\":[]}', 1);
+INSERT INTO kv VALUES ('models.learned_modes', '{}');
+PRAGMA user_version = 1;
+";
+
+#[test]
+fn a_store_of_the_first_layout_is_migrated_without_losing_a_record() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("runs.db")).unwrap();
+        conn.execute_batch(V1).unwrap();
+    }
+    let store = RunStore::open(dir.path()).unwrap();
+    let run = store.run("r1").unwrap().unwrap();
+    assert_eq!(run.workflow, "w");
+    let task = TaskKey {
+        run_id: "r1",
+        step: 1,
+        node: "ask",
+        index: None,
+    };
+    assert_eq!(
+        store
+            .record(RecordScope::Task(task), "llm_call", 0)
+            .unwrap(),
+        Some(json!({"request": "fingerprint", "result": {"answer": "hi"}}))
+    );
+    let exchanges = store.records("r1", "exchange").unwrap();
+    assert_eq!(
+        exchanges.iter().map(|r| r.data.clone()).collect::<Vec<_>>(),
+        vec![json!({"status": 200}), json!({"status": 500})],
+        "in their original order"
+    );
+    assert_eq!(store.records("r1", "tool_call").unwrap().len(), 1);
+    assert_eq!(
+        store
+            .record(RecordScope::Run("r1"), "changeset", 0)
+            .unwrap(),
+        Some(json!({"files": []}))
+    );
+    assert_eq!(
+        store.record(RecordScope::Run("r1"), "usage", 0).unwrap(),
+        Some(json!({"calls": 1}))
+    );
+    // Opening again is a no-op.
+    drop(store);
+    RunStore::open(dir.path()).unwrap();
+}
