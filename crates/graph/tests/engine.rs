@@ -796,3 +796,55 @@ async fn claiming_a_run_is_a_compare_and_set() {
             .unwrap()
     );
 }
+
+#[tokio::test]
+async fn a_runaway_template_or_expression_fails_its_node_quickly_and_clearly() {
+    let cases = [
+        // Nested loops: billions of iterations.
+        (
+            "nodes:\n  t: {kind: interrupt, prompt: \"{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}\", schema: {type: boolean}, writes: c}\n",
+            "instructions",
+        ),
+        // Output that grows without bound.
+        (
+            "nodes:\n  t: {kind: interrupt, prompt: \"{% for i in range(100000) %}{{ 'x' * 1000 }}{% endfor %}\", schema: {type: boolean}, writes: c}\n",
+            "MiB of text",
+        ),
+        // An expression whose value is huge.
+        (
+            "nodes:\n  t: {kind: transform, set: {c: \"'x' * 50000000\"}}\n",
+            "larger than",
+        ),
+    ];
+    for (nodes, expected) in cases {
+        let wf = Arc::new(
+            load_str(
+                &format!(
+                    "name: x\nchannels:\n  c: {{}}\n{nodes}edges:\n  - {{from: START, to: t}}\n"
+                ),
+                "x.yaml",
+            )
+            .unwrap(),
+        );
+        let started = std::time::Instant::now();
+        let out = run(&Engine::in_memory(Host::default()), &wf, json!({})).await;
+        assert_eq!(out.status, RunStatus::Failed, "{nodes}");
+        let message = out.error.unwrap().message;
+        assert!(message.contains(expected), "{nodes}: {message}");
+        // Generous: the point is seconds, not the minutes an unbounded loop takes.
+        assert!(started.elapsed() < Duration::from_secs(30), "{nodes}");
+    }
+}
+
+#[tokio::test]
+async fn a_template_keeps_its_trailing_newline() {
+    let wf = Arc::new(
+        load_str(
+            "name: x\nchannels:\n  c: {}\nnodes:\n  t: {kind: interrupt, prompt: \"line {{ 1 + 1 }}\\n\", schema: {type: boolean}, writes: c}\nedges:\n  - {from: START, to: t}\n",
+            "x.yaml",
+        )
+        .unwrap(),
+    );
+    let out = run(&Engine::in_memory(Host::default()), &wf, json!({})).await;
+    assert_eq!(out.interrupt.unwrap().prompt, "line 2\n");
+}

@@ -37,6 +37,20 @@ pub fn load_file(path: &Path) -> Result<Workflow, LoadError> {
 
 /// Loads a workflow from text; `origin` names it in errors (a path, or `builtin:NAME`).
 pub fn load_str(source: &str, origin: &str) -> Result<Workflow, LoadError> {
+    if let Some((line, col)) = super::nesting::too_deep(source) {
+        return Err(LoadError {
+            issues: vec![LoadIssue {
+                file: origin.to_string(),
+                line: Some(line),
+                col: Some(col),
+                path: String::new(),
+                message: format!(
+                    "flow collections ([...], {{...}}) nest deeper than {} levels",
+                    super::nesting::MAX_FLOW_DEPTH
+                ),
+            }],
+        });
+    }
     let spec: WorkflowSpec = serde_yaml::from_str(source).map_err(|e| LoadError {
         issues: vec![yaml_issue(&e, origin)],
     })?;

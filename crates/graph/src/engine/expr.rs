@@ -14,10 +14,27 @@ use std::sync::{Arc, LazyLock};
 /// The names every expression and template may use.
 pub const SCOPE_NAMES: [&str; 5] = ["input", "state", "run", "item", "index"];
 
+/// Instructions one evaluation of an expression or rendering of a template may execute. A
+/// loop that would run longer fails its node with a clear error instead of holding a worker
+/// (and the run's timeout) hostage; well within it, a template can loop over thousands of
+/// items.
+pub const FUEL: u64 = 5_000_000;
+
+/// The most text one template may render, and the most JSON one expression may produce.
+pub const MAX_OUTPUT_BYTES: usize = 8 * 1024 * 1024;
+
 fn configure(env: &mut Environment<'static>) {
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     // Bounded recursion keeps a hostile template from exhausting the stack.
     env.set_recursion_limit(64);
+    env.set_fuel(Some(FUEL));
+    // A template ending in a newline renders one (file contents and prompts keep it).
+    if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
+        .keep_trailing_newline(true)
+        .build()
+    {
+        env.set_syntax(syntax);
+    }
 }
 
 /// Expressions are compiled against one process-wide environment, so a compiled expression can
@@ -74,7 +91,14 @@ impl Expr {
 
     pub fn eval(&self, scope: &Scope) -> Result<Value, String> {
         let value = self.compiled.eval(scope.to_value()).map_err(describe)?;
-        to_json(&value)
+        let json = to_json(&value)?;
+        if exceeds(&json, MAX_OUTPUT_BYTES) {
+            return Err(format!(
+                "the value is larger than {} MiB (the limit for one expression)",
+                MAX_OUTPUT_BYTES / (1024 * 1024)
+            ));
+        }
+        Ok(json)
     }
 
     /// Evaluates to a boolean by Jinja truthiness (`[]`, `0`, `""`, `none` are false).
@@ -124,12 +148,77 @@ impl Templates {
 
     pub fn render(&self, key: &str, scope: &Scope) -> Result<String, String> {
         let template = self.env.get_template(key).map_err(describe)?;
-        template.render(scope.to_value()).map_err(describe)
+        let mut out = CappedText::default();
+        match template.render_captured_to(scope.to_value(), &mut out) {
+            Ok(_) => String::from_utf8(out.bytes)
+                .map_err(|_| "the template rendered text that is not UTF-8".to_string()),
+            Err(_) if out.full => Err(format!(
+                "the template renders more than {} MiB of text (the limit for one template)",
+                MAX_OUTPUT_BYTES / (1024 * 1024)
+            )),
+            Err(e) => Err(describe(e)),
+        }
     }
+}
+
+/// Collects rendered text up to [`MAX_OUTPUT_BYTES`], then refuses more (which stops the
+/// render).
+#[derive(Default)]
+struct CappedText {
+    bytes: Vec<u8>,
+    full: bool,
+}
+
+impl std::io::Write for CappedText {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > MAX_OUTPUT_BYTES {
+            self.full = true;
+            return Err(std::io::Error::other("template output limit reached"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Whether `value` would take more than `limit` bytes as JSON (about: strings and keys by
+/// length, every other value a few bytes), stopping as soon as it does.
+fn exceeds(value: &Value, limit: usize) -> bool {
+    fn walk(v: &Value, left: &mut usize) -> bool {
+        let cost = match v {
+            Value::String(s) => s.len() + 2,
+            _ => 8,
+        };
+        if cost > *left {
+            return true;
+        }
+        *left -= cost;
+        match v {
+            Value::Array(items) => items.iter().any(|i| walk(i, left)),
+            Value::Object(map) => map.iter().any(|(k, i)| {
+                if k.len() + 3 > *left {
+                    return true;
+                }
+                *left -= k.len() + 3;
+                walk(i, left)
+            }),
+            _ => false,
+        }
+    }
+    let mut left = limit;
+    walk(value, &mut left)
 }
 
 /// minijinja's error with its detail and position, on one line.
 fn describe(err: minijinja::Error) -> String {
+    if err.kind() == minijinja::ErrorKind::OutOfFuel {
+        return format!(
+            "it ran more than {FUEL} instructions (the limit for one expression or template; a loop that long is almost always a mistake)"
+        );
+    }
     let mut msg = err.to_string();
     if let Some(detail) = err.detail()
         && !msg.contains(detail)

@@ -12,6 +12,7 @@ pub(crate) mod expr;
 pub(crate) mod graph;
 pub(crate) mod host;
 pub(crate) mod locate;
+pub(crate) mod nesting;
 pub(crate) mod render;
 pub(crate) mod scheduler;
 pub(crate) mod spec;
