@@ -193,12 +193,14 @@ impl Project {
             kind: "config",
             message: e.to_string(),
         })?;
-        Ok(Project {
+        let project = Project {
             state_dir: config.state_dir.value.clone(),
             root,
             config,
             env,
-        })
+        };
+        let _ = ERROR_REDACTOR.set(project.redactor());
+        Ok(project)
     }
 
     /// The output settings with the configured log level applied (`-v`/`-q` win over it):
@@ -251,6 +253,10 @@ impl Project {
     }
 }
 
+/// The redactor for error messages: the project's once its configuration is loaded (it knows
+/// the configured keys), else one over the environment.
+static ERROR_REDACTOR: std::sync::OnceLock<Redactor> = std::sync::OnceLock::new();
+
 fn main() -> ExitCode {
     // Like other command-line tools, end quietly when the reader of our output goes away
     // (`ao runs events RUN | head`) instead of failing on the next write.
@@ -281,7 +287,11 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(dispatch(&cli, ui)) {
         Ok(code) => ExitCode::from(code),
-        Err(e) => {
+        Err(mut e) => {
+            // An error may quote an argument or a value; a secret in it goes no further.
+            e.message = ERROR_REDACTOR
+                .get_or_init(|| Redactor::new(&env_snapshot(), Vec::<String>::new()))
+                .redact_str(&e.message);
             if ui.json {
                 output::print_json(
                     &serde_json::json!({"error": {"kind": e.kind, "message": e.message}}),

@@ -65,7 +65,7 @@ fn alias_bombs_are_refused() {
         let prev = format!("*a{}", i - 1);
         yaml.push_str(&format!(
             "      a{i}: &a{i} [{}]\n",
-            vec![prev.as_str(); 10].join(", ")
+            [prev.as_str(); 10].join(", ")
         ));
     }
     let started = Instant::now();

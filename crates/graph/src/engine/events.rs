@@ -53,6 +53,12 @@ pub enum EventKind {
         node: String,
         prompt: String,
     },
+    /// The answer given to an interrupt (redacted), as it was written: the audit trail of
+    /// what a person decided.
+    Answered {
+        node: String,
+        answer: Value,
+    },
     CheckpointSaved {
         /// The nodes the next step will run.
         next: Vec<String>,

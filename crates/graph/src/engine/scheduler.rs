@@ -312,6 +312,11 @@ impl Engine {
                             errors,
                         });
                     }
+                    // Answers are data like any other: a secret in one goes no further.
+                    let answer = match &self.host.redactor {
+                        Some(r) => r.redact_value(&answer),
+                        None => answer,
+                    };
                     answered = Some(TaskWrites {
                         node: interrupt.node.clone(),
                         index: interrupt.index,
@@ -320,10 +325,20 @@ impl Engine {
                 }
             }
 
+            // Events of the resumed run carry the step it continues from.
+            ctx.step.store(point.checkpoint.step, Ordering::SeqCst);
             ctx.emit(EventKind::RunResumed {
                 workflow: wf.name.clone(),
                 from_step: point.checkpoint.step,
             });
+            if let Some(task) = &answered {
+                for (_, answer) in &task.writes {
+                    ctx.emit(EventKind::Answered {
+                        node: task.node.clone(),
+                        answer: answer.clone(),
+                    });
+                }
+            }
             let _active = ActiveRun::register(run_id)
                 .ok_or_else(|| not("is already being run by this process".into()))?;
             if !store.claim(run_id, record.status, record.owner_pid, &ctx.take_events())? {
@@ -1065,6 +1080,15 @@ impl RunCtx {
             });
             match result {
                 Ok(Attempt::Writes(writes)) => {
+                    // What a node computed enters the state and the store only through the
+                    // redactor: a secret assembled by an expression is stored as `[REDACTED]`.
+                    let writes = match &self.engine.host.redactor {
+                        Some(r) => writes
+                            .into_iter()
+                            .map(|(c, v)| (c, r.redact_value(&v)))
+                            .collect(),
+                        None => writes,
+                    };
                     let task = TaskWrites {
                         node: node.name.clone(),
                         index,
