@@ -51,9 +51,12 @@ pub fn print_outcome(o: &RunView) {
             if let Some(e) = &o.error {
                 println!("error ({}): {}", e.kind, e);
             }
-            if o.status == RunStatus::Failed {
+            let stopped = o.error.as_ref().is_some_and(|e| e.kind == "stopped");
+            if stopped {
+                println!("continue with: ao runs resume {}", o.run_id);
+            } else if o.status == RunStatus::Failed {
                 println!(
-                    "completed tasks are kept; after fixing the cause: ao runs resume {}",
+                    "completed tasks are kept; after fixing the cause: ao runs resume {} (add --reload if you changed the workflow file)",
                     o.run_id
                 );
             }

@@ -63,13 +63,22 @@ where
 {
     let cancel = CancelToken::new();
     let on_signal = cancel.clone();
+    // Ctrl-C (or SIGTERM) stops the run at its next safe point and leaves it resumable; a
+    // second one exits at once (the run is then resumable like after a crash). Only
+    // `ao runs cancel` makes a run final.
+    let signalled = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0));
+    let seen = signalled.clone();
     let signals = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\ninterrupted: stopping at the next safe point (Ctrl-C again to abort)");
-            on_signal.cancel("ctrl-c");
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
-            }
+        let Some(code) = next_signal().await else {
+            return;
+        };
+        seen.store(code, std::sync::atomic::Ordering::SeqCst);
+        eprintln!(
+            "\nstopping at the next safe point; the run stays resumable (press Ctrl-C again to exit at once)"
+        );
+        on_signal.stop(if code == 130 { "ctrl-c" } else { "SIGTERM" });
+        if next_signal().await.is_some() {
+            std::process::exit(i32::from(code));
         }
     });
     let progress = Progress::for_ui(ui);
@@ -89,7 +98,31 @@ where
         print_outcome(&outcome);
         print_changeset_summary(service, &outcome.run_id);
     }
-    Ok(exit_code(outcome.status))
+    // A run stopped by a signal exits as a signalled program does (130 for Ctrl-C, 143 for
+    // SIGTERM), so shells and scripts see the interruption.
+    match signalled.load(std::sync::atomic::Ordering::SeqCst) {
+        0 => Ok(exit_code(outcome.status)),
+        code if outcome.status == ao_core::run::RunStatus::Failed => Ok(code),
+        _ => Ok(exit_code(outcome.status)),
+    }
+}
+
+/// Waits for Ctrl-C (130) or SIGTERM (143); `None` if signals cannot be watched.
+async fn next_signal() -> Option<u8> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut int = signal(SignalKind::interrupt()).ok()?;
+        let mut term = signal(SignalKind::terminate()).ok()?;
+        tokio::select! {
+            _ = int.recv() => Some(130),
+            _ = term.recv() => Some(143),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.ok().map(|()| 130)
+    }
 }
 
 /// Dry-run is never a silent no-op: say what the run proposes and how to review and apply it.

@@ -57,6 +57,10 @@ pub enum RunsCommand {
         /// Resume a run made in another project, here.
         #[arg(long)]
         other_root: bool,
+        /// Continue with the workflow's current definition (after fixing it), if it is
+        /// compatible with what already ran; the default is the definition the run started with.
+        #[arg(long)]
+        reload: bool,
     },
     /// Cancel a run (a running one stops at its next safe point).
     Cancel { run_id: String },
@@ -146,8 +150,14 @@ pub async fn dispatch(project: &Project, cmd: &RunsCommand, ui: Ui) -> Result<u8
             answer,
             apply,
             other_root,
+            reload,
         } => {
             let check = root_check(*other_root);
+            let reload = if *reload {
+                Some(service.current_workflow_of(run_id)?)
+            } else {
+                None
+            };
             let service = project.runner(*apply)?;
             let answer = answer
                 .as_deref()
@@ -156,6 +166,7 @@ pub async fn dispatch(project: &Project, cmd: &RunsCommand, ui: Ui) -> Result<u8
             let run_id = run_id.clone();
             drive(project.ui(ui), &service, |opts, sink| {
                 let service = service.clone();
+                let opts = ao_orchestrator::engine::RunOptions { reload, ..opts };
                 async move { service.resume(&run_id, answer, opts, sink, check).await }
             })
             .await

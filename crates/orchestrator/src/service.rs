@@ -426,6 +426,24 @@ impl Service {
         self.finish(outcome)
     }
 
+    /// The current definition of the workflow a run was started with (its file as it is now,
+    /// or the built-in of that name): what `resume` continues with when asked to reload.
+    pub fn current_workflow_of(&self, run_id: &str) -> Result<Arc<Workflow>, Error> {
+        let top = self.store.root_run_id(run_id)?;
+        let record = self.record(&top)?;
+        match record.origin.strip_prefix("builtin:") {
+            Some(name) => {
+                let source =
+                    builtins::workflow_source(name).ok_or_else(|| Error::WorkflowNotFound {
+                        name: name.to_string(),
+                        detail: "this version of ao has no such built-in workflow".into(),
+                    })?;
+                Ok(Arc::new(load_str(source, &record.origin)?))
+            }
+            None => Ok(Arc::new(load_path(Path::new(&record.origin))?)),
+        }
+    }
+
     fn finish(&self, outcome: Result<RunOutcome, EngineError>) -> Result<RunView, Error> {
         let outcome = outcome?;
         self.release(&outcome.run_id);

@@ -50,6 +50,24 @@ impl State {
         State { values, view }
     }
 
+    /// The same state under another definition of its workflow: channels it no longer has are
+    /// dropped, new ones start at their defaults (what `resume --reload` continues with).
+    pub fn adapted_to(&self, wf: &Workflow) -> Self {
+        let values = wf
+            .channels
+            .values()
+            .map(|c| {
+                let v = self
+                    .values
+                    .get(&c.name)
+                    .cloned()
+                    .unwrap_or_else(|| c.default.clone());
+                (c.name.clone(), v)
+            })
+            .collect();
+        Self::from_values(values)
+    }
+
     pub fn values(&self) -> &BTreeMap<String, Value> {
         &self.values
     }

@@ -49,6 +49,10 @@ pub struct RunOptions {
     /// Stored with a new run as it is created ([`super::store::RunRecord::meta`]): what the
     /// host needs to know about the run later, e.g. the project it belongs to.
     pub meta: Option<Value>,
+    /// On resume: continue with this definition of the run's workflow instead of the one
+    /// stored with the run, if it is compatible with what already ran (the completed nodes and
+    /// the channels they wrote still exist, with the same kinds and reducers).
+    pub reload: Option<Arc<Workflow>>,
 }
 
 /// Snapshots are taken when the writes since the last one reach its size (and at least this
@@ -264,8 +268,24 @@ impl Engine {
             if active_runs().contains(run_id) {
                 return Err(not("is already being run by this process".into()));
             }
-            let wf = Arc::new(self.reload(&record.source, &record.origin)?);
-            let (state, point) = self.stored_state(&store, &wf, run_id)?;
+            let stored_wf = Arc::new(self.reload(&record.source, &record.origin)?);
+            let (state, point) = self.stored_state(&store, &stored_wf, run_id)?;
+            // `--reload`: the current definition, when what already ran still fits it.
+            let (wf, state) = match opts.reload.clone().filter(|_| depth == 0) {
+                Some(new) => {
+                    let conflicts = reload_conflicts(&store, &record, &stored_wf, &new, &point)?;
+                    if !conflicts.is_empty() {
+                        return Err(not(format!(
+                            "cannot continue with the current definition of its workflow: {}",
+                            conflicts.join("; ")
+                        )));
+                    }
+                    let state = state.adapted_to(&new);
+                    (new, state)
+                }
+                None => (stored_wf.clone(), state),
+            };
+            let reloaded = !Arc::ptr_eq(&wf, &stored_wf);
             let mut completed = point.completed;
 
             let seq = store.last_event_seq(run_id)?.map(|s| s + 1).unwrap_or(0);
@@ -345,6 +365,10 @@ impl Engine {
                 return Err(not(
                     "was resumed or changed by another process just now".into()
                 ));
+            }
+            if reloaded {
+                // Later resumes (and `runs show`) use the definition the run now follows.
+                store.set_workflow(run_id, &wf.source, &wf.origin)?;
             }
             // The answer is stored only once this process owns the run, so two answers to one
             // question can never both be taken.
@@ -427,8 +451,7 @@ impl Engine {
         let depth = parent.depth + 1;
         let opts = RunOptions {
             cancel: parent.cancel.clone(),
-            run_id: None,
-            meta: None,
+            ..Default::default()
         };
         if let Some(store) = &self.store
             && let Some(child) = store.child_run(&parent.run_id, task_key)?
@@ -441,6 +464,87 @@ impl Engine {
         let input = Self::check_input(&wf, input)?;
         Box::pin(self.start_checked(wf, input, opts, Some((&parent.run_id, task_key)), depth)).await
     }
+}
+
+/// Why a run cannot continue with `new` in place of the definition it ran with (`old`):
+/// every completed node must still exist with the same kind, every channel they wrote with the
+/// same reducer, the next step's nodes must exist, a pending join must be the same join, and a
+/// pending question must still be an interrupt. Empty when it can.
+fn reload_conflicts(
+    store: &RunStore,
+    record: &RunRecord,
+    old: &Workflow,
+    new: &Workflow,
+    point: &super::store::ResumePoint,
+) -> Result<Vec<String>, EngineError> {
+    let mut out = Vec::new();
+    if new.name != old.name {
+        out.push(format!(
+            "it now defines workflow `{}`, not `{}`",
+            new.name, old.name
+        ));
+        return Ok(out);
+    }
+    for (node, channels) in store.written_channels(&record.id)? {
+        match (old.nodes.get(&node), new.nodes.get(&node)) {
+            (_, None) => out.push(format!(
+                "node `{node}` already ran but the workflow no longer has it"
+            )),
+            (Some(o), Some(n)) if o.kind.name() != n.kind.name() => out.push(format!(
+                "node `{node}` already ran as a `{}` node but is now a `{}` node",
+                o.kind.name().as_str(),
+                n.kind.name().as_str()
+            )),
+            _ => {}
+        }
+        for channel in channels {
+            match (old.channels.get(&channel), new.channels.get(&channel)) {
+                (_, None) => out.push(format!(
+                    "channel `{channel}` (written by `{node}`) no longer exists"
+                )),
+                (Some(o), Some(n)) if o.reducer != n.reducer => out.push(format!(
+                    "channel `{channel}` (written by `{node}`) had reducer `{}` and now has `{}`",
+                    o.reducer.as_str(),
+                    n.reducer.as_str()
+                )),
+                _ => {}
+            }
+        }
+    }
+    for node in &point.checkpoint.next {
+        if !new.nodes.contains_key(node) {
+            out.push(format!(
+                "the next step runs `{node}`, which the workflow no longer has"
+            ));
+        }
+    }
+    let join_of = |wf: &Workflow, i: usize| match wf.edges.get(i) {
+        Some(Edge::Join { from, to }) => {
+            let mut from = from.clone();
+            from.sort();
+            Some((from, to.label().to_string()))
+        }
+        _ => None,
+    };
+    for (&i, waiting) in &point.checkpoint.joins {
+        if !waiting.is_empty() && join_of(old, i) != join_of(new, i) {
+            out.push(format!("a join it was waiting on (edge {}) changed", i + 1));
+        }
+    }
+    if let Some(pending) = &record.interrupt
+        && !matches!(
+            new.nodes.get(&pending.node).map(|n| &n.kind),
+            Some(NodeKind::Interrupt { .. })
+        )
+    {
+        out.push(format!(
+            "it waits at interrupt `{}`, which is no longer an interrupt node",
+            pending.node
+        ));
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
 }
 
 /// The runs this process is driving right now, so one process never drives a run twice
@@ -676,6 +780,18 @@ impl RunCtx {
             },
             StepsEnd::Interrupted(i) => (RunStatus::Interrupted, None, Some(i), None),
             StepsEnd::Failed(e) => (RunStatus::Failed, None, None, Some(e)),
+            StepsEnd::Cancelled(by) if !self.cancel.is_final() => (
+                RunStatus::Failed,
+                None,
+                None,
+                Some(RunError {
+                    node: None,
+                    kind: "stopped".into(),
+                    message: format!(
+                        "stopped by {by} at a safe point; completed tasks are kept and the run can be resumed"
+                    ),
+                }),
+            ),
             StepsEnd::Cancelled(by) => (
                 RunStatus::Cancelled,
                 None,

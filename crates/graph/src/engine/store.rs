@@ -859,6 +859,34 @@ impl RunStore {
             .collect()
     }
 
+    /// Every node that completed a task in a run, with the channels its tasks wrote.
+    pub fn written_channels(
+        &self,
+        run_id: &str,
+    ) -> Result<BTreeMap<String, BTreeSet<String>>, StoreError> {
+        self.with(|conn| {
+            let tasks = Self::completed_tasks_in(conn, run_id, 0..=u64::MAX >> 1)?;
+            let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            for (_, task) in tasks {
+                let channels = out.entry(task.node).or_default();
+                channels.extend(task.writes.into_iter().map(|(c, _)| c));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Replaces the workflow a run continues with (`ao runs resume --reload`).
+    pub fn set_workflow(&self, run_id: &str, source: &str, origin: &str) -> Result<(), StoreError> {
+        self.write("update run", |tx| {
+            tx.execute(
+                "UPDATE runs SET source = ?2, origin = ?3, updated_ms = ?4 WHERE id = ?1",
+                params![run_id, source, origin, now_ms() as i64],
+            )
+            .map_err(sql("update run"))?;
+            Ok(())
+        })
+    }
+
     /// The state at the last checkpoint, rebuilt from the latest snapshot and the task writes
     /// after it, and the tasks of the next step that already completed.
     pub fn resume_point(&self, run_id: &str) -> Result<Option<ResumePoint>, StoreError> {
