@@ -22,11 +22,19 @@ pub fn json_arg(flag: &str, text: &str) -> Result<Value, CliError> {
         None => ("the argument".to_string(), text.to_string()),
     };
     serde_json::from_str(&body).map_err(|e| {
-        CliError::usage(format!(
-            "{flag}: {source} is not valid JSON: {e} (line {}, column {})",
-            e.line(),
-            e.column()
-        ))
+        // serde's message already ends with the position.
+        let mut message = format!("{flag}: {source} is not valid JSON: {e}");
+        let bare_word = body
+            .trim()
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '-' || c == '_');
+        if bare_word && !body.trim().is_empty() {
+            message.push_str(&format!(
+                "; a string needs JSON quotes: {flag} '\"{}\"'",
+                body.trim()
+            ));
+        }
+        CliError::usage(message)
     })
 }
 

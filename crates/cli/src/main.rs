@@ -12,6 +12,7 @@ mod output;
 mod progress;
 mod run_cmd;
 mod runs_cmd;
+mod timeline;
 mod tools_cmd;
 
 use ao_core::config::{Config, ConfigInputs, env_snapshot};

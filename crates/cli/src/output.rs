@@ -22,14 +22,24 @@ pub fn print_doc<T: Serialize>(v: &T) {
 
 /// Human output for a run that stopped: what happened and what to do next.
 pub fn print_outcome(o: &RunView) {
-    println!(
-        "run {} ({}): {} after {} step{}",
-        o.run_id,
-        o.workflow,
-        o.status,
-        o.steps,
-        if o.steps == 1 { "" } else { "s" }
-    );
+    match o.status {
+        // A run that failed stopped inside the step after the last one it completed.
+        RunStatus::Failed | RunStatus::Cancelled | RunStatus::Running => println!(
+            "run {} ({}): {} in step {}",
+            o.run_id,
+            o.workflow,
+            o.status,
+            o.steps + 1
+        ),
+        RunStatus::Completed | RunStatus::Interrupted => println!(
+            "run {} ({}): {} after {} step{}",
+            o.run_id,
+            o.workflow,
+            o.status,
+            o.steps,
+            if o.steps == 1 { "" } else { "s" }
+        ),
+    }
     match o.status {
         RunStatus::Completed => {
             if let Some(out) = &o.output {
@@ -64,6 +74,27 @@ pub fn print_outcome(o: &RunView) {
     }
 }
 
+/// One line of model usage: calls, tokens, cost when every call's model has a price.
+pub fn usage_line(o: &RunView) -> Option<String> {
+    let u = o.usage.as_ref()?;
+    let mut line = format!(
+        "usage: {} model call{}, {} tokens in, {} out{}",
+        u.calls,
+        if u.calls == 1 { "" } else { "s" },
+        u.total.prompt_tokens,
+        u.total.completion_tokens,
+        if u.total.estimated {
+            " (some estimated)"
+        } else {
+            ""
+        }
+    );
+    if let Some(cost) = u.total.cost_usd {
+        line.push_str(&format!(", ${cost:.4}"));
+    }
+    Some(line)
+}
+
 fn indent(s: &str) -> String {
     s.lines()
         .map(|l| format!("  {l}"))
@@ -71,10 +102,18 @@ fn indent(s: &str) -> String {
         .join("\n")
 }
 
+/// The header of `ao runs list`, aligned with [`run_line`].
+pub fn run_header() -> String {
+    format!(
+        "{:<26}  {:<12} {:<24} {:<9} {}",
+        "RUN", "STATUS", "WORKFLOW", "STEPS", "UPDATED (UTC)"
+    )
+}
+
 /// One line per run for `ao runs list`.
 pub fn run_line(r: &RunSummary) -> String {
     format!(
-        "{}  {:<12} {:<24} step {:<4} {}",
+        "{:<26}  {:<12} {:<24} {:<9} {}",
         r.run_id,
         r.status.as_str(),
         r.workflow,

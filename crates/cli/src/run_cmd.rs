@@ -96,6 +96,9 @@ where
         print_doc(&outcome);
     } else {
         print_outcome(&outcome);
+        if let Some(line) = crate::output::usage_line(&outcome) {
+            println!("{line}");
+        }
         print_changeset_summary(service, &outcome.run_id);
     }
     // A run stopped by a signal exits as a signalled program does (130 for Ctrl-C, 143 for

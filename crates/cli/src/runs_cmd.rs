@@ -1,7 +1,9 @@
 //! `ao runs`: list, show, resume, cancel, events.
 
 use crate::input::json_arg;
-use crate::output::{format_time, print_doc, print_json, print_outcome, run_line};
+use crate::output::{
+    format_time, print_doc, print_json, print_outcome, run_header, run_line, usage_line,
+};
 use crate::run_cmd::{drive, print_changeset_summary};
 use crate::{CliError, Project, Ui};
 use ao_core::run::RunStatus;
@@ -64,12 +66,16 @@ pub enum RunsCommand {
     },
     /// Cancel a run (a running one stops at its next safe point).
     Cancel { run_id: String },
-    /// The run's events as JSON lines.
+    /// The run's events: a readable timeline (default), one JSON document (--json), or JSON
+    /// lines (--jsonl, one event per line, for streaming with --follow).
     Events {
         run_id: String,
         /// Keep printing new events until the run stops.
         #[arg(long)]
         follow: bool,
+        /// One JSON object per line instead of the timeline.
+        #[arg(long, conflicts_with = "json")]
+        jsonl: bool,
     },
 }
 
@@ -97,6 +103,7 @@ pub async fn dispatch(project: &Project, cmd: &RunsCommand, ui: Ui) -> Result<u8
             } else if runs.is_empty() {
                 println!("no runs yet in {}", project.state_dir.display());
             } else {
+                println!("{}", run_header());
                 for r in &runs {
                     println!("{}", run_line(r));
                 }
@@ -129,6 +136,9 @@ pub async fn dispatch(project: &Project, cmd: &RunsCommand, ui: Ui) -> Result<u8
                 print_doc(&detail);
             } else {
                 print_outcome(&detail.run);
+                if let Some(line) = usage_line(&detail.run) {
+                    println!("{line}");
+                }
                 print_changeset_summary(&service, run_id);
                 println!(
                     "created {} UTC, updated {} UTC",
@@ -191,19 +201,35 @@ pub async fn dispatch(project: &Project, cmd: &RunsCommand, ui: Ui) -> Result<u8
             }
             Ok(0)
         }
-        RunsCommand::Events { run_id, follow } => {
-            let print = |events: &[ao_orchestrator::engine::Event]| {
+        RunsCommand::Events {
+            run_id,
+            follow,
+            jsonl,
+        } => {
+            let mut all = Vec::new();
+            let mut t0: Option<u64> = None;
+            let mut show = |events: Vec<ao_orchestrator::engine::Event>| {
                 for e in events {
-                    println!("{}", serde_json::to_string(e).unwrap_or_default());
+                    if *jsonl {
+                        println!("{}", serde_json::to_string(&e).unwrap_or_default());
+                    } else if ui.json {
+                        all.push(e);
+                    } else {
+                        let start = *t0.get_or_insert(e.ts_ms);
+                        println!("{}", crate::timeline::line(&e, start));
+                    }
                 }
             };
             if *follow {
                 let mut follower = service.follow(run_id)?;
                 while let Some(events) = follower.next().await? {
-                    print(&events);
+                    show(events);
                 }
             } else {
-                print(&service.events(run_id, None)?);
+                show(service.events(run_id, None)?);
+            }
+            if ui.json {
+                print_doc(&serde_json::json!({"run_id": run_id, "events": all}));
             }
             Ok(0)
         }

@@ -33,6 +33,12 @@ pub async fn dispatch(project: &Project, cmd: &ToolsCommand, ui: Ui) -> Result<u
             } else {
                 for s in tools {
                     println!("{:<12} {:<6} {}", s.name, s.effect, s.description);
+                    println!(
+                        "{:<12} {:<6} args: {}",
+                        "",
+                        "",
+                        argument_names(&s.input_schema)
+                    );
                 }
             }
             Ok(0)
@@ -58,18 +64,77 @@ pub async fn dispatch(project: &Project, cmd: &ToolsCommand, ui: Ui) -> Result<u
                 if let Some(reason) = &outcome.reason {
                     println!("reason: {reason}");
                 }
-                if !outcome.output.is_null() {
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(&outcome.output).unwrap_or_default()
-                    );
-                }
+                print_tool_output(&outcome.output);
                 if let Some(diff) = doc.get("changeset").and_then(Value::as_str) {
                     println!("would change (dry-run; pass --apply to write):\n{diff}");
                 }
             }
             Ok(0)
         }
+    }
+}
+
+/// A tool's output for a person: its fields one per line, and text it carries (a file's
+/// content, a diff, a command's output) as the text itself, not a JSON string.
+fn print_tool_output(output: &Value) {
+    const TEXT_FIELDS: [&str; 4] = ["content", "diff", "stdout", "stderr"];
+    let Some(fields) = output.as_object() else {
+        if !output.is_null() {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(output).unwrap_or_default()
+            );
+        }
+        return;
+    };
+    for (k, v) in fields {
+        if TEXT_FIELDS.contains(&k.as_str()) && v.is_string() {
+            continue;
+        }
+        let shown = match v {
+            Value::String(s) => s.clone(),
+            other => serde_json::to_string(other).unwrap_or_default(),
+        };
+        println!("{k}: {shown}");
+    }
+    for k in TEXT_FIELDS {
+        if let Some(text) = fields.get(k).and_then(Value::as_str) {
+            if fields.len() > 1 {
+                println!("--- {k} ---");
+            }
+            print!("{text}");
+            if !text.is_empty() && !text.ends_with('\n') {
+                println!();
+            }
+        }
+    }
+}
+
+/// A tool's arguments as `path, offset?, limit?` (optional ones marked).
+fn argument_names(schema: &Value) -> String {
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let names: Vec<String> = schema["properties"]
+        .as_object()
+        .map(|props| {
+            props
+                .keys()
+                .map(|k| {
+                    if required.contains(&k.as_str()) {
+                        k.clone()
+                    } else {
+                        format!("{k}?")
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
     }
 }
 

@@ -119,7 +119,7 @@ fn yaml_errors_name_file_line_and_column() {
     let (code, _, stderr) = p.run(&["graph", "validate", "bad.yaml"]);
     assert_eq!(code, 2);
     assert!(
-        stderr.contains("bad.yaml:5:5: nodes.a: unknown field `sett`"),
+        stderr.contains("bad.yaml:5:5: nodes.a: unknown key `sett` for a node of kind `transform` (its keys: kind, description, for_each, retry, timeout_s, set); did you mean `set`?"),
         "{stderr}"
     );
 
@@ -392,7 +392,7 @@ fn runs_events_follow_streams_until_the_run_stops() {
         .spawn()
         .unwrap();
     let run_id = p.wait_for_run();
-    let (code, stdout, stderr) = p.run(&["runs", "events", &run_id, "--follow"]);
+    let (code, stdout, stderr) = p.run(&["runs", "events", &run_id, "--follow", "--jsonl"]);
     assert_eq!(code, 0, "{stderr}");
     child.wait().unwrap();
     let events: Vec<Value> = stdout

@@ -116,7 +116,7 @@ impl Project {
     }
 
     pub fn events(&self, run_id: &str) -> Vec<Value> {
-        let (code, stdout, stderr) = self.run(&["runs", "events", run_id]);
+        let (code, stdout, stderr) = self.run(&["runs", "events", run_id, "--jsonl"]);
         assert_eq!(code, 0, "{stderr}");
         stdout
             .lines()

@@ -51,8 +51,12 @@ pub fn load_str(source: &str, origin: &str) -> Result<Workflow, LoadError> {
             }],
         });
     }
-    let spec: WorkflowSpec = serde_yaml::from_str(source).map_err(|e| LoadError {
-        issues: vec![yaml_issue(&e, origin)],
+    let spec: WorkflowSpec = serde_yaml::from_str(source).map_err(|e| {
+        let mut issue = yaml_issue(&e, origin);
+        explain_unknown_key(&mut issue, source);
+        LoadError {
+            issues: vec![issue],
+        }
     })?;
     let mut c = Compiler {
         source,
@@ -88,6 +92,71 @@ fn yaml_issue(err: &serde_yaml::Error, origin: &str) -> LoadIssue {
         path,
         message,
     }
+}
+
+/// The keys every node takes, whatever its kind.
+const COMMON_NODE_KEYS: [&str; 5] = ["kind", "description", "for_each", "retry", "timeout_s"];
+
+/// Rewrites serde's "unknown field `x`, expected one of …" for a node: the keys of that node's
+/// kind only, and the closest one when the unknown key looks like a typo of it.
+fn explain_unknown_key(issue: &mut LoadIssue, source: &str) {
+    let Some(rest) = issue.message.strip_prefix("unknown field `") else {
+        return;
+    };
+    let Some(key) = rest.split('`').next().map(str::to_string) else {
+        return;
+    };
+    let Some(node) = issue.path.strip_prefix("nodes.") else {
+        return;
+    };
+    let kind = serde_yaml::from_str::<serde_yaml::Value>(source)
+        .ok()
+        .and_then(|doc| {
+            doc.get("nodes")?
+                .get(node)?
+                .get("kind")?
+                .as_str()
+                .map(str::to_string)
+        })
+        .and_then(|k| serde_yaml::from_str::<NodeKindName>(&k).ok());
+    let mut keys: Vec<&str> = COMMON_NODE_KEYS.to_vec();
+    let what = match kind {
+        Some(kind) => {
+            keys.extend(allowed_keys(kind));
+            format!("a node of kind `{}`", kind.as_str())
+        }
+        None => "a node".to_string(),
+    };
+    let closest = keys
+        .iter()
+        .map(|k| (edit_distance(&key, k), *k))
+        .filter(|(d, k)| *d <= 2 && *d < k.len())
+        .min();
+    let mut message = format!(
+        "unknown key `{key}` for {what} (its keys: {})",
+        keys.join(", ")
+    );
+    if let Some((_, k)) = closest {
+        message.push_str(&format!("; did you mean `{k}`?"));
+    }
+    issue.message = message;
+}
+
+/// Levenshtein distance between two short words.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            let next = (row[j + 1] + 1).min(row[j] + 1).min(prev + cost);
+            prev = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
 }
 
 /// Builds a path like `nodes.fan.set.count` / `edges[2].to` and its segments together.
