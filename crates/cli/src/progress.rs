@@ -1,17 +1,20 @@
 //! Progress and logs on stderr, from the run's event stream.
 //!
-//! A terminal gets one line rewritten in place (step, nodes, tasks, elapsed); `-v` prints each
-//! event as a log line instead. `--json`, `-q` and a non-terminal stderr print no progress.
+//! A terminal gets one live line that ticks on its own (spinner, elapsed time, the step and its
+//! running nodes, tasks done, model calls and tokens so far), so a person can tell `ao` is
+//! alive during a long model call; `-v` prints each event as a log line instead. `--json`, `-q`,
+//! `--no-progress` and a non-terminal stderr print no progress.
 
 use crate::Ui;
 use ao_orchestrator::engine::{Event, EventKind, EventSink, SharedSink};
-use std::io::Write;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub struct Progress {
     started: Instant,
-    live: bool,
+    /// The live line (a terminal without `-v`).
+    bar: Option<ProgressBar>,
     verbose: bool,
     state: Mutex<Line>,
 }
@@ -19,11 +22,51 @@ pub struct Progress {
 #[derive(Default)]
 struct Line {
     step: u64,
-    nodes: String,
+    /// Tasks running now, by node (with how many of that node).
+    running: std::collections::BTreeMap<String, usize>,
     tasks: usize,
     done: usize,
-    shown: bool,
+    llm_calls: u64,
+    tokens: u64,
 }
+
+impl Line {
+    fn message(&self) -> String {
+        let running: Vec<String> = self
+            .running
+            .iter()
+            .map(|(n, c)| {
+                if *c > 1 {
+                    format!("{n}×{c}")
+                } else {
+                    n.clone()
+                }
+            })
+            .collect();
+        let mut msg = format!("step {}", self.step);
+        if !running.is_empty() {
+            msg.push_str(&format!(" · running {}", running.join(", ")));
+        }
+        msg.push_str(&format!(
+            " · {}/{} task{}",
+            self.done,
+            self.tasks,
+            if self.tasks == 1 { "" } else { "s" }
+        ));
+        if self.llm_calls > 0 {
+            msg.push_str(&format!(
+                " · {} LLM call{}, {} tokens",
+                self.llm_calls,
+                if self.llm_calls == 1 { "" } else { "s" },
+                self.tokens
+            ));
+        }
+        msg
+    }
+}
+
+/// How often the live line redraws by itself (the elapsed time keeps moving between events).
+const TICK: Duration = Duration::from_millis(100);
 
 impl Progress {
     /// The sink for this invocation, or none when nothing is to be shown.
@@ -32,9 +75,24 @@ impl Progress {
         if !ui.progress && !verbose {
             return None;
         }
+        let bar = (ui.progress && !verbose).then(|| {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            let style = ProgressStyle::with_template("{spinner} {secs} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner())
+                .with_key(
+                    "secs",
+                    |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.1}s", state.elapsed().as_secs_f64());
+                    },
+                );
+            bar.set_style(style);
+            bar.set_message("starting");
+            bar.enable_steady_tick(TICK);
+            bar
+        });
         Some(Arc::new(Progress {
             started: Instant::now(),
-            live: ui.progress && !verbose,
+            bar,
             verbose,
             state: Mutex::new(Line::default()),
         }))
@@ -46,26 +104,9 @@ impl Progress {
 
     /// Clears the live line before the final output.
     pub fn finish(&self) {
-        let line = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if self.live && line.shown {
-            eprint!("\r\x1b[2K");
-            let _ = std::io::stderr().flush();
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
         }
-    }
-
-    fn redraw(&self, line: &mut Line) {
-        let elapsed = self.started.elapsed().as_secs_f64();
-        eprint!(
-            "\r\x1b[2K  step {} · {} · {}/{} task{} · {:.1}s",
-            line.step,
-            line.nodes,
-            line.done,
-            line.tasks,
-            if line.tasks == 1 { "" } else { "s" },
-            elapsed
-        );
-        let _ = std::io::stderr().flush();
-        line.shown = true;
     }
 }
 
@@ -81,17 +122,46 @@ impl EventSink for Progress {
             );
             return;
         }
+        let Some(bar) = &self.bar else { return };
         let mut line = self.state.lock().unwrap_or_else(|p| p.into_inner());
         match &event.kind {
-            EventKind::StepStarted { nodes, tasks } => {
+            EventKind::StepStarted { tasks, .. } => {
                 line.step = event.step;
-                line.nodes = nodes.join(", ");
                 line.tasks = *tasks;
                 line.done = 0;
+                line.running.clear();
             }
-            EventKind::TaskFinished { .. } => line.done += 1,
+            EventKind::TaskStarted { node, .. } => {
+                *line.running.entry(node.clone()).or_default() += 1;
+            }
+            EventKind::TaskFinished { node, .. } | EventKind::TaskFailed { node, .. } => {
+                if let Some(n) = line.running.get_mut(node) {
+                    *n -= 1;
+                    if *n == 0 {
+                        line.running.remove(node);
+                    }
+                }
+                if matches!(event.kind, EventKind::TaskFinished { .. }) {
+                    line.done += 1;
+                }
+            }
+            EventKind::LlmCall {
+                input_tokens,
+                output_tokens,
+                cached: false,
+                ..
+            } => {
+                line.llm_calls += 1;
+                line.tokens += input_tokens + output_tokens;
+            }
+            EventKind::Warning { node, message } => {
+                bar.suspend(|| match node {
+                    Some(node) => eprintln!("warning ({node}): {message}"),
+                    None => eprintln!("warning: {message}"),
+                });
+            }
             _ => return,
         }
-        self.redraw(&mut line);
+        bar.set_message(line.message());
     }
 }

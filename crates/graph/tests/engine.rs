@@ -324,8 +324,9 @@ fn yaml_errors_carry_line_and_column() {
         "name: x\nchannels: {}\nnodes:\n  a:\n    kind: transform\n    sett: {}\nedges: []\n",
     );
     assert!(
-        err.starts_with("test.yaml:6:5: nodes.a: unknown key `sett` for a node of kind `transform`")
-            && err.ends_with("did you mean `set`?"),
+        err.starts_with(
+            "test.yaml:6:5: nodes.a: unknown key `sett` for a node of kind `transform`"
+        ) && err.ends_with("did you mean `set`?"),
         "{err}"
     );
 }
