@@ -27,7 +27,8 @@ use std::process::ExitCode;
 #[command(
     name = "ao",
     version,
-    about = "Agent-workflow orchestrator: explicit state graphs over leader/worker LLMs and policy-gated tools"
+    about = "Agent-workflow orchestrator: explicit state graphs over leader/worker LLMs and policy-gated tools",
+    after_long_help = HELP_EXAMPLES
 )]
 struct Cli {
     /// Project root (default: the current directory).
@@ -54,6 +55,23 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
 }
+
+const HELP_EXAMPLES: &str = "\
+Examples:
+  ao run examples/hello-graph.yaml --input n=1     run a workflow file (dry-run: tools write nothing)
+  ao runs resume RUN_ID --answer true               answer a run that waits (exit code 3)
+  ao runs resume RUN_ID --reload                    continue a failed run with the fixed workflow
+  ao runs show RUN_ID --patch | git apply --check   review what a dry-run proposes
+  ao apply RUN_ID                                   write a finished run's changeset (all or nothing)
+  ao runs events RUN_ID --follow                    watch a run from another terminal
+  ao tools run fs.read --args '{\"path\": \"README.md\"}'
+  ao models list --check                            one tiny call per configured model
+  ao doctor                                         every setting, its value and where it came from
+
+Exit codes: 0 completed; 1 the run failed (130/143 when stopped by Ctrl-C/SIGTERM, resumable);
+2 usage, configuration or validation error (nothing ran); 3 interrupted, waiting for an answer.
+Dry-run is the default: writes go to the run's changeset, commands are simulated. --apply, or
+AO_DRY_RUN=false with AO_ALLOW_WRITE=true, lets tools write and run allowed commands.";
 
 #[derive(Subcommand, Debug)]
 enum Command {
@@ -88,6 +106,12 @@ enum Command {
     Schema {
         /// What to print the schema of.
         name: String,
+    },
+    /// Print a shell completion script: `ao completions bash > ~/.local/share/bash-completion/completions/ao`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
 }
 
@@ -319,6 +343,11 @@ async fn dispatch(cli: &Cli, ui: Ui) -> Result<u8, CliError> {
             check,
             other_root,
         } => tools_cmd::apply(&Project::locate(cli)?, run_id, *check, *other_root, ui),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(*shell, &mut Cli::command(), "ao", &mut std::io::stdout());
+            Ok(0)
+        }
         Command::Schema { name } => {
             let schema = match name.as_str() {
                 "workflow" => Some(ao_orchestrator::engine::workflow_schema()),

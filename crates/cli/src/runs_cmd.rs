@@ -66,6 +66,16 @@ pub enum RunsCommand {
     },
     /// Cancel a run (a running one stops at its next safe point).
     Cancel { run_id: String },
+    /// Delete finished runs (completed, failed, cancelled) and their records, keeping the
+    /// newest; never a running or interrupted run. Reclaims the space.
+    Gc {
+        /// Keep this many of the newest finished runs.
+        #[arg(long, default_value_t = ao_orchestrator::GC_DEFAULT_KEEP)]
+        keep: usize,
+        /// Only delete runs last updated more than this many days ago.
+        #[arg(long, value_name = "DAYS")]
+        older_than: Option<u64>,
+    },
     /// The run's events: a readable timeline (default), one JSON document (--json), or JSON
     /// lines (--jsonl, one event per line, for streaming with --follow).
     Events {
@@ -198,6 +208,24 @@ pub async fn dispatch(project: &Project, cmd: &RunsCommand, ui: Ui) -> Result<u8
                 print_json(&serde_json::json!({"run_id": run_id, "result": word}));
             } else {
                 println!("run {run_id}: {text}");
+            }
+            Ok(0)
+        }
+        RunsCommand::Gc { keep, older_than } => {
+            let report = service.gc(ao_orchestrator::GcPolicy {
+                keep: *keep,
+                older_than_days: *older_than,
+            })?;
+            if ui.json {
+                print_doc(&report);
+            } else {
+                println!(
+                    "deleted {} run{}; the store went from {} KiB to {} KiB",
+                    report.deleted.len(),
+                    if report.deleted.len() == 1 { "" } else { "s" },
+                    report.bytes_before / 1024,
+                    report.bytes_after / 1024
+                );
             }
             Ok(0)
         }

@@ -37,7 +37,10 @@ pub mod tool_node;
 mod view;
 
 pub use error::{Error, ErrorKind};
-pub use service::{CancelResult, EventFollower, RootCheck, Service, WorkflowInfo};
+pub use service::{
+    CancelResult, EventFollower, GC_DEFAULT_KEEP, GcPolicy, GcReport, RootCheck, Service,
+    WorkflowInfo,
+};
 pub use view::{
     ErrorView, InterruptView, RunDetail, RunErrorView, RunSummary, RunView, TokenUsage, UsageView,
     exit_code,

@@ -674,3 +674,60 @@ fn resolve_in(root: &Path, name: &str, relative_to: Option<&Path>) -> Result<Arc
         ),
     })
 }
+
+/// Which finished runs `Service::gc` deletes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GcPolicy {
+    /// Keep at least this many of the newest finished top-level runs.
+    pub keep: usize,
+    /// Delete only runs last updated more than this many days ago.
+    pub older_than_days: Option<u64>,
+}
+
+/// The runs kept when `ao runs gc` is given no `--keep`.
+pub const GC_DEFAULT_KEEP: usize = 100;
+
+/// What `Service::gc` did.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
+pub struct GcReport {
+    /// The top-level runs deleted (their sub-runs went with them).
+    pub deleted: Vec<String>,
+    /// The database's size before and after, in bytes.
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+}
+
+impl Service {
+    /// Deletes finished runs (completed, failed, cancelled) and everything kept with them,
+    /// beyond the newest `keep` and, if given, older than `older_than_days`; never a running
+    /// or interrupted run. The space is given back to the file system.
+    pub fn gc(&self, policy: GcPolicy) -> Result<GcReport, Error> {
+        let runs = self.store.list_runs(&RunFilter::default())?;
+        let cutoff = policy
+            .older_than_days
+            .map(|days| ao_graph::now_ms().saturating_sub(days.saturating_mul(86_400_000)));
+        let doomed: Vec<String> = runs
+            .iter()
+            .filter(|r| {
+                matches!(
+                    r.status,
+                    RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled
+                )
+            })
+            .skip(policy.keep)
+            .filter(|r| cutoff.is_none_or(|c| r.updated_ms < c))
+            .map(|r| r.id.clone())
+            .collect();
+        let bytes_before = self.store.compacted_size()?;
+        if !doomed.is_empty() {
+            self.store.delete_runs(&doomed)?;
+            self.store.reclaim_space()?;
+        }
+        let bytes_after = self.store.compacted_size()?;
+        Ok(GcReport {
+            deleted: doomed,
+            bytes_before,
+            bytes_after,
+        })
+    }
+}

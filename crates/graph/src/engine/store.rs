@@ -1089,6 +1089,46 @@ impl RunStore {
             .unwrap_or_else(|| run_id.to_string()))
     }
 
+    /// Deletes runs and everything kept with them (tasks, checkpoints, events, records), and
+    /// their sub-runs, in one transaction. Returns how many runs were deleted.
+    pub fn delete_runs(&self, ids: &[String]) -> Result<usize, StoreError> {
+        self.write("delete runs", |tx| {
+            let mut queue: Vec<String> = ids.to_vec();
+            let mut deleted = 0;
+            while let Some(id) = queue.pop() {
+                let mut children = tx
+                    .prepare_cached("SELECT id FROM runs WHERE parent_id = ?1")
+                    .map_err(sql("delete runs"))?;
+                let found = children
+                    .query_map(params![id], |r| r.get::<_, String>(0))
+                    .map_err(sql("delete runs"))?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(sql("delete runs"))?;
+                queue.extend(found);
+                for table in ["tasks", "checkpoints", "events", "records"] {
+                    tx.execute(
+                        &format!("DELETE FROM {table} WHERE run_id = ?1"),
+                        params![id],
+                    )
+                    .map_err(sql("delete runs"))?;
+                }
+                deleted += tx
+                    .execute("DELETE FROM runs WHERE id = ?1", params![id])
+                    .map_err(sql("delete runs"))?;
+            }
+            Ok(deleted)
+        })
+    }
+
+    /// Gives the space of deleted rows back to the file system (`VACUUM`), and folds the
+    /// write-ahead log in.
+    pub fn reclaim_space(&self) -> Result<(), StoreError> {
+        self.with(|conn| {
+            conn.execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);")
+                .map_err(sql("reclaim space"))
+        })
+    }
+
     /// Bytes the database occupies once its write-ahead log is folded in (for size checks).
     pub fn compacted_size(&self) -> Result<u64, StoreError> {
         self.with(|conn| {
