@@ -1,0 +1,3 @@
+//! Worker onboarding interviews.
+pub mod checks;
+pub mod code;
