@@ -1,3 +1,4 @@
 //! Worker onboarding interviews.
 pub mod checks;
 pub mod code;
+pub mod suite;
