@@ -7,3 +7,4 @@
 //! with their exit codes).
 
 pub mod interview;
+pub mod routing;
