@@ -36,6 +36,7 @@ pub const BUILTIN_SUITE_ORIGIN: &str = "<built-in worker-interview suite>";
 /// An interview suite as written (`ao schema interview-suite`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "ao interview suite")]
 pub struct SuiteSpec {
     pub name: String,
     /// Changed whenever the cases change meaning; recorded in every profile.
