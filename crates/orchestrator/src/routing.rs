@@ -162,8 +162,7 @@ fn task_score(profile: &WorkerCapabilityProfile, task_type: TaskType) -> f64 {
         .iter()
         .map(|c| profile.capabilities.get(c).map_or(0.0, |s| s.score))
         .fold(f64::INFINITY, f64::min)
-        .min(1.0)
-        .max(0.0)
+        .clamp(0.0, 1.0)
 }
 
 /// Why a profile (taken at face value) may not take the task, or `None` when it may.

@@ -641,10 +641,8 @@ fn any_type_positions(tokens: &[Token]) -> Vec<u32> {
                     annotation = None;
                 }
             }
-            Tok::Punct(":") => {
-                if annotation.is_none_or(|a| depth < a) {
-                    annotation = Some(depth);
-                }
+            Tok::Punct(":") if annotation.is_none_or(|a| depth < a) => {
+                annotation = Some(depth);
             }
             Tok::Punct("=" | ",") if annotation == Some(depth) && angle == 0 => {
                 annotation = None;
