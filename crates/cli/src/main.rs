@@ -101,8 +101,9 @@ enum Command {
     },
     /// The effective configuration and where each value came from; no model calls.
     Doctor,
-    /// Print a JSON Schema: `workflow`, `config`, or an output type (`Plan`/`plan`,
-    /// `ReviewSummary`/`review`, `FixReport`/`fix-error`).
+    /// Print a JSON Schema: `workflow`, `config`, `interview-suite`, or an output type
+    /// (`Plan`/`plan`, `ReviewSummary`/`review`, `FixReport`/`fix-error`,
+    /// `WorkerCapabilityProfile`/`profile`).
     Schema {
         /// What to print the schema of.
         name: String,
@@ -355,6 +356,8 @@ async fn dispatch(cli: &Cli, ui: Ui) -> Result<u8, CliError> {
                 "plan" => ao_core::types::type_schema("Plan"),
                 "review" => ao_core::types::type_schema("ReviewSummary"),
                 "fix-error" => ao_core::types::type_schema("FixReport"),
+                "profile" => ao_core::types::type_schema("WorkerCapabilityProfile"),
+                "interview-suite" => Some(ao_orchestrator::interview::suite::suite_schema()),
                 other => ao_core::types::type_schema(other),
             };
             match schema {
@@ -363,7 +366,8 @@ async fn dispatch(cli: &Cli, ui: Ui) -> Result<u8, CliError> {
                     Ok(0)
                 }
                 None => Err(CliError::usage(format!(
-                    "no schema named `{name}` (available: workflow, config, plan, review, fix-error, {})",
+                    "no schema named `{name}` (available: workflow, config, plan, review, fix-error, \
+                     profile, interview-suite, {})",
                     ao_core::types::TYPE_NAMES.join(", ")
                 ))),
             }

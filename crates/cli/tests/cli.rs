@@ -341,6 +341,19 @@ fn schema_workflow_is_the_committed_schema() {
 }
 
 #[test]
+fn schema_prints_the_profile_and_the_interview_suite_format() {
+    let p = Project::new();
+    let (code, v) = p.json(&["schema", "profile"]);
+    assert_eq!(code, 0);
+    assert_eq!(v["title"], "WorkerCapabilityProfile");
+    assert!(v["properties"]["routing_policy"].is_object());
+    let (code, v) = p.json(&["schema", "interview-suite"]);
+    assert_eq!(code, 0);
+    assert_eq!(v["title"], "ao interview suite");
+    assert!(v["properties"]["cases"].is_object());
+}
+
+#[test]
 fn unknown_commands_and_runs_are_usage_errors() {
     let p = Project::new();
     let (code, _, _) = p.run(&["frobnicate"]);

@@ -123,7 +123,12 @@ pub struct Evidence {
 }
 
 /// Names `output: {type: NAME}` accepts.
-pub const TYPE_NAMES: &[&str] = &["FixReport", "Plan", "ReviewSummary"];
+pub const TYPE_NAMES: &[&str] = &[
+    "FixReport",
+    "Plan",
+    "ReviewSummary",
+    "WorkerCapabilityProfile",
+];
 
 /// The JSON Schema of a built-in type, by name.
 pub fn type_schema(name: &str) -> Option<Value> {
@@ -131,6 +136,9 @@ pub fn type_schema(name: &str) -> Option<Value> {
         "Plan" => schemars::schema_for!(Plan),
         "ReviewSummary" => schemars::schema_for!(ReviewSummary),
         "FixReport" => schemars::schema_for!(FixReport),
+        "WorkerCapabilityProfile" => {
+            schemars::schema_for!(crate::profile::WorkerCapabilityProfile)
+        }
         _ => return None,
     };
     serde_json::to_value(schema).ok()

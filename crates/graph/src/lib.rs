@@ -52,3 +52,9 @@ pub use engine::store::{
     InterruptInfo, RecordScope, Records, RunEnd, RunFilter, RunRecord, RunStore, StoreError,
     StoredRecord, TaskKey,
 };
+
+/// Finding where a value sits in YAML text (line and column of a path like
+/// `nodes.ask.prompt`), for errors about documents that parsed but do not make sense.
+pub mod yaml {
+    pub use crate::engine::locate::{Pos, Seg, locate};
+}

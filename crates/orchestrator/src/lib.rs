@@ -7,6 +7,8 @@
 //! - the runners of `llm` ([`model_node`]) and `tool` ([`tool_node`]) nodes and what they
 //!   keep with a run ([`records`]), all fail-closed;
 //! - the built-in workflows and builtin nodes ([`builtins`]);
+//! - worker interviews ([`interview`]) and the routing of steps to workers by their
+//!   capability profiles ([`routing`]);
 //! - the front-end contract: the run as shown ([`RunView`], with a JSON Schema), error kinds
 //!   with their exit codes ([`ErrorKind`]), the configured models and their check
 //!   ([`models`]).
@@ -29,9 +31,11 @@
 pub mod builtins;
 mod error;
 mod files;
+pub mod interview;
 pub mod model_node;
 pub mod models;
 pub mod records;
+pub mod routing;
 mod service;
 pub mod tool_node;
 mod view;
