@@ -5,3 +5,5 @@
 //! project, start, resume, inspect, cancel runs), the runners of `llm` and `tool` nodes, the
 //! built-in workflows and builtin nodes, and the front-end contract (the run view, error kinds
 //! with their exit codes).
+
+pub mod workflows;
