@@ -11,3 +11,4 @@
 
 pub mod diffsplit;
 pub mod logparse;
+pub mod repomap;
