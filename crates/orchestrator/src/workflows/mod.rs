@@ -12,3 +12,4 @@
 pub mod diffsplit;
 pub mod logparse;
 pub mod repomap;
+pub mod review_report;
