@@ -8,7 +8,7 @@
 //! no prefixes) and plain `diff -u` output. A file larger than the bound is split at hunk
 //! boundaries; a hunk larger than the bound is cut into consecutive hunks, each with a correct
 //! `@@` header marked `[ao: hunk cut, part i of n]`; a line longer than the bound is cut with a
-//! marker. So every chunk is at most [`DiffLimits::max_chunk_bytes`], and at most
+//! marker. Terminal colours (`git diff --color=always`) are removed first. So every chunk is at most [`DiffLimits::max_chunk_bytes`], and at most
 //! [`DiffLimits::max_chunks`] chunks are made (files that would go beyond are listed in
 //! [`DiffSplit::omitted_files`], never silently dropped).
 //!
@@ -129,6 +129,8 @@ pub fn split_diff(text: &str, limits: DiffLimits) -> Result<DiffSplit, DiffError
         max_chunk_bytes: limits.max_chunk_bytes.max(1024),
         max_chunks: limits.max_chunks.max(1),
     };
+    // `git diff --color=always` (or `color.ui = always`) output: the colours are not content.
+    let text = &*super::ansi::strip_ansi(text);
     let files = parse(text)?;
     if files.is_empty() {
         return if text.trim().is_empty() {

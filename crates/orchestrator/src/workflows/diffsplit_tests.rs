@@ -693,3 +693,19 @@ fn chunks_serialize_with_their_wire_names() {
     assert_eq!(v["old_path"], "a");
     assert_eq!(v["new_ranges"], serde_json::json!([]));
 }
+
+#[test]
+fn coloured_git_output_is_read_without_its_colours() {
+    let text = "\x1b[1mdiff --git a/src/a.rs b/src/a.rs\x1b[m\n\x1b[1mindex 1..2 100644\x1b[m\n\
+                \x1b[1m--- a/src/a.rs\x1b[m\n\x1b[1m+++ b/src/a.rs\x1b[m\n\
+                \x1b[36m@@ -1,2 +1,2 @@\x1b[m fn main() {\n ctx\n\x1b[31m-old\x1b[m\n\x1b[32m+new\x1b[m\n";
+    let s = split(text);
+    assert_eq!(s.chunks[0].path, "src/a.rs");
+    assert_eq!(s.chunks[0].new_ranges, vec![r(1, 2)]);
+    assert!(
+        s.chunks[0]
+            .text
+            .contains("@@ -1,2 +1,2 @@ fn main() {\n ctx\n-old\n+new\n")
+    );
+    assert!(!s.chunks[0].text.contains('\x1b'));
+}

@@ -23,7 +23,6 @@
 //! assert_eq!((first.severity, first.toolchain), (Severity::Error, Toolchain::Rust));
 //! ```
 
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::LazyLock;
@@ -31,6 +30,8 @@ use std::sync::LazyLock;
 use regex::{Captures, Regex};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+use super::ansi::strip_ansi;
 
 /// How serious a location is. Ordered for ranking: errors first.
 #[derive(
@@ -915,46 +916,6 @@ fn cut(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
-}
-
-/// Removes terminal escape sequences: CSI (colours, `ESC [ … m`), OSC (hyperlinks,
-/// `ESC ] … BEL` or `ESC ] … ESC \`) and two-character escapes.
-fn strip_ansi(line: &str) -> Cow<'_, str> {
-    if !line.contains('\x1b') {
-        return Cow::Borrowed(line);
-    }
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '\x1b' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('[') => {
-                for n in chars.by_ref() {
-                    if ('@'..='~').contains(&n) {
-                        break;
-                    }
-                }
-            }
-            Some(']') => {
-                while let Some(n) = chars.next() {
-                    if n == '\x07' {
-                        break;
-                    }
-                    if n == '\x1b' {
-                        if chars.peek() == Some(&'\\') {
-                            chars.next();
-                        }
-                        break;
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    Cow::Owned(out)
 }
 
 /// Where a path printed in a log is in the project.

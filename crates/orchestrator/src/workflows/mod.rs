@@ -9,6 +9,7 @@
 //! Each is a pure function of its input: no I/O, no model, no clock. The workflows obtain their
 //! input through the policy-gated tools and hand it to these functions.
 
+mod ansi;
 pub mod diffsplit;
 pub mod logparse;
 pub mod repomap;
