@@ -374,7 +374,14 @@ impl LogParser {
 
     /// Lines that only change the context; true when the line is used up.
     fn context(&mut self, line: &str, was_e: bool) -> bool {
-        if JEST_END.is_match(line) {
+        // Cheap tests first: most lines of a long log are none of these.
+        let first = line
+            .trim_start()
+            .as_bytes()
+            .first()
+            .copied()
+            .unwrap_or(b' ');
+        if matches!(first, b'P' | b'F' | b'T' | b'S') && JEST_END.is_match(line) {
             self.jest_heading = None;
             self.jest_detail = None;
             self.jest_awaiting_detail = false;
@@ -388,18 +395,20 @@ impl LogParser {
             self.jest_console = false;
             return true;
         }
-        if JEST_CONSOLE.is_match(line) {
+        if line.contains("console.") && JEST_CONSOLE.is_match(line) {
             self.jest_console = true;
             return true;
         }
-        if PYTEST_SECTION.is_match(line) {
+        if matches!(line.as_bytes().first(), Some(b'_' | b'=')) && PYTEST_SECTION.is_match(line) {
             self.pytest_frames.clear();
             self.py_frames.clear();
             self.e_message = None;
             self.e_frames.clear();
             return true;
         }
-        if let Some(c) = RUST_HEADING.captures(line) {
+        if matches!(line.as_bytes().first(), Some(b'e' | b'w' | b'n' | b'h'))
+            && let Some(c) = RUST_HEADING.captures(line)
+        {
             let sev = severity_word(&c["sev"]);
             let code = c.name("code").map(|m| m.as_str().to_string());
             self.rust_heading = Some((sev, self.cap(&c["msg"]), code));
@@ -416,7 +425,9 @@ impl LogParser {
     }
 
     fn rust(&mut self, line: &str) -> bool {
-        if let Some(c) = RUST_ARROW.captures(line) {
+        if (line.contains("--> ") || line.contains("::: "))
+            && let Some(c) = RUST_ARROW.captures(line)
+        {
             let secondary = &c["kind"] == ":::";
             let (sev, msg, code) = match &self.rust_heading {
                 Some((sev, msg, code)) => (*sev, msg.clone(), code.clone()),
@@ -624,6 +635,9 @@ impl LogParser {
     }
 
     fn generic(&mut self, line: &str) -> bool {
+        if !has_colon_digit(line) {
+            return false;
+        }
         let Some(c) = GENERIC.captures(line) else {
             return false;
         };
@@ -702,7 +716,9 @@ impl LogParser {
             self.go_panic = Some(self.cap(&format!("panic: {msg}")));
             return;
         }
-        if let Some(c) = JS_ERROR.captures(line) {
+        if line.contains("Error")
+            && let Some(c) = JS_ERROR.captures(line)
+        {
             self.js_error = Some(self.cap(&c["msg"]));
         }
         if self.jest_awaiting_detail && !CODE_FRAME.is_match(line) {
@@ -722,7 +738,7 @@ impl LogParser {
                 }
             }
         }
-        if unindented && STYLISH_HEADER.is_match(trimmed) {
+        if unindented && looks_like_file(trimmed) && STYLISH_HEADER.is_match(trimmed) {
             self.eslint_file = Some(trimmed.to_string());
         }
     }
@@ -853,6 +869,19 @@ impl LogParser {
             None => s.to_string(),
         }
     }
+}
+
+/// Whether `line` holds `:` followed by a digit, as every `file:line` does.
+fn has_colon_digit(line: &str) -> bool {
+    line.as_bytes()
+        .windows(2)
+        .any(|w| w[0] == b':' && w[1].is_ascii_digit())
+}
+
+/// Whether `line` ends with a short extension (`.jsx`), as a file name does.
+fn looks_like_file(line: &str) -> bool {
+    line.rfind('.')
+        .is_some_and(|dot| line.len() - dot <= 11 && line.len() - dot > 1)
 }
 
 fn number(c: &Captures<'_>, name: &str) -> Option<u64> {

@@ -21,7 +21,7 @@
 //! assert_eq!(map.text, "2 files, 2.3 KiB\nsrc/ (1 file, 2.0 KiB)\n  main.rs (2.0 KiB)\nCargo.toml (300 B)\n");
 //! ```
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -113,20 +113,37 @@ struct Tree {
 }
 
 impl Tree {
-    fn insert(&mut self, parts: &[&str], size: u64) {
-        self.total_files += 1;
-        self.total_bytes = self.total_bytes.saturating_add(size);
-        match parts {
+    /// Adds a file; false when it is already there (a duplicate entry, or a path that is
+    /// also a directory).
+    fn insert(&mut self, parts: &[&str], size: u64) -> bool {
+        let added = match parts {
             [name] => {
-                self.files.insert((*name).to_string(), size);
+                if self.files.contains_key(*name) || self.dirs.contains_key(*name) {
+                    false
+                } else {
+                    self.files.insert((*name).to_string(), size);
+                    true
+                }
             }
-            [dir, rest @ ..] => self
-                .dirs
-                .entry((*dir).to_string())
-                .or_default()
-                .insert(rest, size),
-            [] => {}
+            [dir, rest @ ..] => {
+                if self.files.contains_key(*dir) {
+                    false
+                } else if let Some(child) = self.dirs.get_mut(*dir) {
+                    child.insert(rest, size)
+                } else {
+                    let mut child = Tree::default();
+                    let added = child.insert(rest, size);
+                    self.dirs.insert((*dir).to_string(), child);
+                    added
+                }
+            }
+            [] => false,
+        };
+        if added {
+            self.total_files += 1;
+            self.total_bytes = self.total_bytes.saturating_add(size);
         }
+        added
     }
 
     /// Merges each directory that holds exactly one directory and no file with that one.
@@ -186,14 +203,11 @@ pub fn repo_map(entries: &[RepoEntry], listing_truncated: bool, limits: RepoMapL
         max_per_dir: limits.max_per_dir.max(1),
     };
     let mut tree = Tree::default();
-    let mut seen: HashSet<Vec<&str>> = HashSet::new();
     let mut skipped = 0;
     for e in entries {
         match clean_parts(&e.path) {
             Some(parts) => {
-                if seen.insert(parts.clone()) {
-                    tree.insert(&parts, e.size);
-                }
+                tree.insert(&parts, e.size);
             }
             None => skipped += 1,
         }

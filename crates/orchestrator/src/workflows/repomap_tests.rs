@@ -269,3 +269,23 @@ fn sizes_read_like_a_person_writes_them() {
     assert_eq!(human_size(3 * 1024 * 1024 * 1024), "3.0 GiB");
     assert_eq!(human_size(u64::MAX), "16777216.0 TiB");
 }
+
+#[test]
+fn a_path_that_is_both_a_file_and_a_directory_counts_once() {
+    let map = repo_map(
+        &entries(&[
+            ("a", 5),
+            ("a/b.rs", 7),
+            ("c/d.rs", 1),
+            ("c", 2),
+            ("c/d.rs", 1),
+        ]),
+        false,
+        RepoMapLimits::default(),
+    );
+    assert_eq!(map.files, 2);
+    assert_eq!(
+        map.text,
+        "2 files, 6 B\nc/ (1 file, 1 B)\n  d.rs (1 B)\na (5 B)\n"
+    );
+}
