@@ -262,6 +262,11 @@ pub struct LogParser {
     lines: u64,
     // Context carried between lines.
     rust_heading: Option<(Severity, String, Option<String>)>,
+    /// Inside a Rust backtrace (`stack backtrace:`), whose `at file:line:col` frames look like
+    /// Node's; and the message of the panic it belongs to.
+    rust_backtrace: bool,
+    rust_panic: Option<String>,
+    rust_panic_pending: bool,
     /// Locations whose message is the next plain line (a panic's message, `go test`'s
     /// `t.Errorf` with an empty first line).
     next_line_message: Vec<usize>,
@@ -305,6 +310,9 @@ impl LogParser {
             omitted: 0,
             lines: 0,
             rust_heading: None,
+            rust_backtrace: false,
+            rust_panic: None,
+            rust_panic_pending: false,
             next_line_message: Vec::new(),
             py_frames: Vec::new(),
             frame_func: HashMap::new(),
@@ -350,6 +358,7 @@ impl LogParser {
     fn process(&mut self, line: &str, was_e: bool) {
         if line.trim().is_empty() {
             self.rust_heading = None;
+            self.rust_backtrace = false;
             self.eslint_file = None;
             return;
         }
@@ -395,6 +404,10 @@ impl LogParser {
             self.jest_console = false;
             return true;
         }
+        if line.trim() == "stack backtrace:" {
+            self.rust_backtrace = true;
+            return true;
+        }
         if line.contains("console.") && JEST_CONSOLE.is_match(line) {
             self.jest_console = true;
             return true;
@@ -412,6 +425,7 @@ impl LogParser {
             let sev = severity_word(&c["sev"]);
             let code = c.name("code").map(|m| m.as_str().to_string());
             self.rust_heading = Some((sev, self.cap(&c["msg"]), code));
+            self.rust_backtrace = false;
             return true;
         }
         if let Some(rest) = line.strip_prefix('E')
@@ -442,7 +456,8 @@ impl LogParser {
         {
             match c.name("msg") {
                 Some(m) => {
-                    let msg = format!("panicked: {}", m.as_str());
+                    let msg = self.cap(&format!("panicked: {}", m.as_str()));
+                    self.rust_panic = Some(msg.clone());
                     self.add_caps(&c, Severity::Error, msg, None, Toolchain::Rust);
                 }
                 None => {
@@ -455,6 +470,8 @@ impl LogParser {
                     ) {
                         self.next_line_message.push(i);
                     }
+                    self.rust_panic = Some("panicked".into());
+                    self.rust_panic_pending = true;
                 }
             }
             return true;
@@ -494,7 +511,7 @@ impl LogParser {
             .name("func")
             .map(|f| format!("in {}", f.as_str().trim()))
             .unwrap_or_default();
-        if let Added::New(i) = self.add_caps(&c, sev, msg, None, Toolchain::Pytest) {
+        if let Added::New(i) = self.add_frame(&c, sev, msg, Toolchain::Pytest) {
             self.py_frames.push(i);
             if let Some(func) = c.name("func") {
                 self.frame_func.insert(i, func.as_str().trim().to_string());
@@ -514,6 +531,11 @@ impl LogParser {
         if file.starts_with("node:") || file.starts_with("internal/") || file.starts_with('<') {
             return true;
         }
+        if self.rust_backtrace {
+            let msg = self.rust_panic.clone().unwrap_or_default();
+            self.add_frame(&c, frame_severity(file), msg, Toolchain::Rust);
+            return true;
+        }
         let (sev, msg) = if self.jest_console {
             (Severity::Note, "console output".to_string())
         } else {
@@ -524,7 +546,7 @@ impl LogParser {
             };
             (frame_severity(file), msg)
         };
-        self.add_caps(&c, sev, msg, None, Toolchain::Jest);
+        self.add_frame(&c, sev, msg, Toolchain::Jest);
         true
     }
 
@@ -580,8 +602,7 @@ impl LogParser {
         if msg.is_empty() || msg.starts_with("in ") {
             // A traceback frame; its message comes with the failure's `E` lines.
             let sev = frame_severity(&c["file"]);
-            if let Added::New(i) = self.add_caps(&c, sev, msg.to_string(), None, Toolchain::Pytest)
-            {
+            if let Added::New(i) = self.add_frame(&c, sev, msg.to_string(), Toolchain::Pytest) {
                 self.pytest_frames.push(i);
                 if let Some(func) = msg.strip_prefix("in ") {
                     self.frame_func.insert(i, func.trim().to_string());
@@ -630,7 +651,7 @@ impl LogParser {
         };
         let sev = frame_severity(&c["file"]);
         let msg = self.go_panic.clone().unwrap_or_default();
-        self.add_caps(&c, sev, msg, None, Toolchain::Go);
+        self.add_frame(&c, sev, msg, Toolchain::Go);
         true
     }
 
@@ -692,7 +713,7 @@ impl LogParser {
             code: c.name("code").map(|m| m.as_str().to_string()),
             toolchain: Toolchain::Eslint,
         };
-        self.add(loc);
+        self.add(loc, true);
         true
     }
 
@@ -728,12 +749,16 @@ impl LogParser {
         if !self.next_line_message.is_empty() && !trimmed.starts_with("Error Trace:") {
             let targets = std::mem::take(&mut self.next_line_message);
             let msg = self.cap(trimmed);
+            if std::mem::take(&mut self.rust_panic_pending) {
+                self.rust_panic = Some(self.cap(&format!("panicked: {msg}")));
+            }
+            let max = self.limits.max_message_chars;
             for i in targets {
                 if let Some(Some(loc)) = self.slots.get_mut(i) {
-                    loc.message = if loc.message.is_empty() || loc.message == "panicked" {
+                    loc.message = if loc.message.is_empty() {
                         msg.clone()
                     } else {
-                        format!("{}: {msg}", loc.message)
+                        cap_chars(&format!("{}: {msg}", loc.message), max)
                     };
                 }
             }
@@ -781,6 +806,7 @@ impl LogParser {
         }
     }
 
+    /// Adds a diagnostic: another diagnostic at the same place adds its message.
     fn add_caps(
         &mut self,
         c: &Captures<'_>,
@@ -788,6 +814,29 @@ impl LogParser {
         message: String,
         code: Option<String>,
         toolchain: Toolchain,
+    ) -> Added {
+        self.add_from(c, severity, message, code, toolchain, true)
+    }
+
+    /// Adds a stack or traceback frame: the first sighting's message stays.
+    fn add_frame(
+        &mut self,
+        c: &Captures<'_>,
+        severity: Severity,
+        message: String,
+        toolchain: Toolchain,
+    ) -> Added {
+        self.add_from(c, severity, message, None, toolchain, false)
+    }
+
+    fn add_from(
+        &mut self,
+        c: &Captures<'_>,
+        severity: Severity,
+        message: String,
+        code: Option<String>,
+        toolchain: Toolchain,
+        merge: bool,
     ) -> Added {
         let Some(line) = number(c, "line") else {
             return Added::Dropped;
@@ -808,10 +857,10 @@ impl LogParser {
             code,
             toolchain,
         };
-        self.add(loc)
+        self.add(loc, merge)
     }
 
-    fn add(&mut self, loc: Location) -> Added {
+    fn add(&mut self, loc: Location, merge: bool) -> Added {
         if loc.line == 0 || loc.file.is_empty() || loc.file.len() > 4096 {
             return Added::Dropped;
         }
@@ -828,6 +877,13 @@ impl LogParser {
                     known.toolchain = loc.toolchain;
                 } else if known.message.is_empty() {
                     known.message = loc.message;
+                } else if merge && !loc.message.is_empty() && !known.message.contains(&loc.message)
+                {
+                    // eslint: `'console' is not defined` and `Unexpected console statement`.
+                    known.message = cap_chars(
+                        &format!("{}; {}", known.message, loc.message),
+                        self.limits.max_message_chars,
+                    );
                 }
             }
             return Added::Known;
@@ -862,12 +918,16 @@ impl LogParser {
     }
 
     fn cap(&self, s: &str) -> String {
-        let s = s.trim();
-        let max = self.limits.max_message_chars;
-        match s.char_indices().nth(max) {
-            Some((i, _)) => format!("{}…", &s[..i]),
-            None => s.to_string(),
-        }
+        cap_chars(s, self.limits.max_message_chars)
+    }
+}
+
+/// `s` trimmed and cut at `max` characters (an ellipsis marks the cut).
+fn cap_chars(s: &str, max: usize) -> String {
+    let s = s.trim();
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
     }
 }
 

@@ -1249,3 +1249,489 @@ fn resolve_file_maps_log_paths_onto_project_files() {
         FileMatch::Exact("web/src/a.ts".into())
     );
 }
+
+// --- Output captured from the tools themselves (cargo 1.9x, tsc 5, eslint 9, jest 30,
+// pytest 9, Python 3.11, Node 20), paths rewritten to a neutral project directory.
+
+fn summary(lines: &[&str]) -> Vec<String> {
+    parse_log(&lines.join("\n"))
+        .locations
+        .iter()
+        .map(|l| format!("{l} {:?} {:?}", l.severity, l.toolchain))
+        .collect()
+}
+
+fn message_at(lines: &[&str], place: &str) -> String {
+    parse_log(&lines.join("\n"))
+        .locations
+        .into_iter()
+        .find(|l| l.to_string() == place)
+        .unwrap_or_else(|| panic!("no location {place}"))
+        .message
+}
+
+#[test]
+fn captured_cargo_test_with_a_backtrace() {
+    let r = "/rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library";
+    assert_eq!(
+        summary(CARGO_TEST),
+        vec![
+            "src/main.rs:2:9 Warning Rust".to_string(),
+            "src/main.rs:8:17 Error Rust".into(),
+            format!("{r}/std/src/panicking.rs:689:5 Note Rust"),
+            format!("{r}/core/src/panicking.rs:80:14 Note Rust"),
+            format!("{r}/core/src/panicking.rs:439:17 Note Rust"),
+            format!("{r}/core/src/panicking.rs:394:5 Note Rust"),
+            "src/main.rs:8:14 Error Rust".into(),
+            format!("{r}/core/src/ops/function.rs:250:5 Note Rust"),
+            "src/main.rs:10:48 Error Rust".into(),
+            format!("{r}/core/src/panicking.rs:150:5 Note Rust"),
+            format!("{r}/core/src/option.rs:2236:5 Note Rust"),
+            format!("{r}/core/src/option.rs:1016:21 Note Rust"),
+            "src/main.rs:10:17 Error Rust".into(),
+        ]
+    );
+    assert_eq!(
+        message_at(CARGO_TEST, "src/main.rs:8:14"),
+        "panicked: assertion `left == right` failed"
+    );
+    assert_eq!(
+        message_at(CARGO_TEST, "src/main.rs:10:48"),
+        "panicked: called `Option::unwrap()` on a `None` value"
+    );
+}
+
+#[test]
+fn captured_coloured_cargo_build_and_tsc_pretty() {
+    assert_eq!(
+        summary(CARGO_COLOR),
+        [
+            "src/main.rs:3:18 Error Rust",
+            "src/main.rs:5:5 Error Rust",
+            "src/math.rs:1:8 Note Rust"
+        ]
+    );
+    assert_eq!(
+        message_at(CARGO_COLOR, "src/math.rs:1:8"),
+        "function defined here"
+    );
+    assert_eq!(
+        summary(TSC_PRETTY),
+        ["src/index.ts:1:7 Error Tsc", "src/index.ts:3:26 Error Tsc"]
+    );
+}
+
+#[test]
+fn captured_eslint_merges_two_rules_on_one_place() {
+    assert_eq!(
+        summary(ESLINT_STYLISH),
+        [
+            "/home/dev/project/src app/App.js:1:7 Error Eslint",
+            "/home/dev/project/src app/App.js:3:3 Error Eslint",
+            "/home/dev/project/src app/App.js:4:10 Error Eslint",
+            "/home/dev/project/src/bad.js:2:8 Error Eslint",
+        ]
+    );
+    assert_eq!(
+        message_at(ESLINT_STYLISH, "/home/dev/project/src app/App.js:3:3"),
+        "'console' is not defined; Unexpected console statement"
+    );
+}
+
+#[test]
+fn captured_jest_run() {
+    assert_eq!(
+        summary(JEST),
+        [
+            "src/sum.test.js:7:13 Note Jest",
+            "src/sum.test.js:4:23 Error Jest",
+            "src/sum.js:2:46 Error Jest",
+            "src/sum.test.js:8:12 Error Jest",
+            "/home/dev/project/src/broken.test.js:2:7 Error Jest",
+            "node_modules/@babel/parser/src/parse-error.ts:96:45 Note Jest",
+            "node_modules/@babel/parser/src/tokenizer/index.ts:1563:19 Note Jest",
+            "node_modules/@babel/parser/src/tokenizer/index.ts:1603:16 Note Jest",
+        ]
+    );
+    assert_eq!(
+        message_at(JEST, "src/sum.js:2:46"),
+        "sum › reads a profile: TypeError: Cannot read properties of undefined (reading 'name')"
+    );
+}
+
+#[test]
+fn captured_python_tracebacks() {
+    assert_eq!(
+        summary(PYTEST_COLLECT),
+        [
+            "/usr/lib/python3.11/importlib/__init__.py:126 Note Pytest",
+            "tests/test_calc.py:1 Error Pytest"
+        ]
+    );
+    assert_eq!(
+        message_at(PYTEST_COLLECT, "tests/test_calc.py:1"),
+        "ModuleNotFoundError: No module named 'calc' (in <module>)"
+    );
+    assert_eq!(
+        summary(PYTEST_NATIVE),
+        [
+            "/home/dev/project/.venv/lib/python3.11/site-packages/_pytest/runner.py:361 Note Pytest",
+            "/home/dev/project/.venv/lib/python3.11/site-packages/_pytest/runner.py:250 Note Pytest",
+            "/home/dev/project/tests/test_calc.py:3 Error Pytest",
+            "/home/dev/project/tests/test_calc.py:5 Error Pytest",
+            "/home/dev/project/calc/ops.py:5 Error Pytest",
+        ]
+    );
+    assert_eq!(
+        message_at(PYTEST_NATIVE, "/home/dev/project/calc/ops.py:5"),
+        "ZeroDivisionError: division by zero (in divide)"
+    );
+    assert_eq!(
+        summary(PY_TRACE),
+        [
+            "/home/dev/project/py app/main.py:4 Error Pytest",
+            "/home/dev/project/py app/main.py:3 Error Pytest",
+            "/usr/lib/python3.11/json/__init__.py:346 Note Pytest",
+            "/usr/lib/python3.11/json/decoder.py:337 Note Pytest",
+            "/usr/lib/python3.11/json/decoder.py:355 Note Pytest",
+        ]
+    );
+    assert_eq!(
+        summary(NODE_TRACE),
+        [
+            "/home/dev/project/crash.js:1:22 Error Jest",
+            "/home/dev/project/crash.js:2:1 Error Jest"
+        ]
+    );
+    assert_eq!(
+        message_at(NODE_TRACE, "/home/dev/project/crash.js:2:1"),
+        "TypeError: boom here"
+    );
+}
+
+const CARGO_TEST: &[&str] = &[
+    "   Compiling rs v0.1.0 (/home/dev/project)",
+    "warning: unused variable: `y`",
+    " --> src/main.rs:2:9",
+    "  |",
+    "2 |     let y = 5;",
+    "  |         ^ help: if this is intentional, prefix it with an underscore: `_y`",
+    "  |",
+    "  = note: `#[warn(unused_variables)]` (part of `#[warn(unused)]`) on by default",
+    "",
+    "warning: `rs` (bin \"rs\" test) generated 1 warning (run `cargo fix --bin \"rs\" -p rs --tests` to apply 1 suggestion)",
+    "    Finished `test` profile [unoptimized + debuginfo] target(s) in 0.20s",
+    "     Running unittests src/main.rs (target/debug/deps/rs-0123456789abcdef)",
+    "",
+    "running 2 tests",
+    "test tests::adds ... FAILED",
+    "test tests::unwraps ... FAILED",
+    "",
+    "failures:",
+    "",
+    "---- tests::adds stdout ----",
+    "",
+    "thread 'tests::adds' (26451) panicked at src/main.rs:8:17:",
+    "assertion `left == right` failed",
+    "  left: 4",
+    " right: 5",
+    "stack backtrace:",
+    "   0: __rustc::rust_begin_unwind",
+    "             at /rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/std/src/panicking.rs:689:5",
+    "   1: core::panicking::panic_fmt",
+    "             at /rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/core/src/panicking.rs:80:14",
+    "   2: core::panicking::assert_failed_inner",
+    "             at /rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/core/src/panicking.rs:439:17",
+    "   3: core::panicking::assert_failed::<i32, i32>",
+    "             at /rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/core/src/panicking.rs:394:5",
+    "   4: rs::tests::adds",
+    "             at ./src/main.rs:8:17",
+    "   5: rs::tests::adds::{{closure}}",
+    "             at ./src/main.rs:8:14",
+    "   6: core::ops::function::FnOnce::call_once",
+    "             at /rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/core/src/ops/function.rs:250:5",
+    "   7: <fn() -> core::result::Result<(), alloc::string::String> as core::ops::function::FnOnce<()>>::call_once",
+    "             at /rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/core/src/ops/function.rs:250:5",
+    "note: Some details are omitted, run with `RUST_BACKTRACE=full` for a verbose backtrace.",
+    "",
+    "---- tests::unwraps stdout ----",
+    "",
+    "thread 'tests::unwraps' (26452) panicked at src/main.rs:10:48:",
+    "called `Option::unwrap()` on a `None` value",
+    "stack backtrace:",
+    "   0: __rustc::rust_begin_unwind",
+    "             at /rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/std/src/panicking.rs:689:5",
+    "   1: core::panicking::panic_fmt",
+    "             at /rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/core/src/panicking.rs:80:14",
+    "   2: core::panicking::panic",
+    "             at /rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/core/src/panicking.rs:150:5",
+    "   3: core::option::unwrap_failed",
+    "             at /rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/core/src/option.rs:2236:5",
+    "   4: core::option::Option<T>::unwrap",
+    "             at /rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/core/src/option.rs:1016:21",
+    "   5: rs::tests::unwraps",
+    "             at ./src/main.rs:10:48",
+    "   6: rs::tests::unwraps::{{closure}}",
+    "             at ./src/main.rs:10:17",
+    "   7: core::ops::function::FnOnce::call_once",
+    "             at /rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/core/src/ops/function.rs:250:5",
+    "   8: <fn() -> core::result::Result<(), alloc::string::String> as core::ops::function::FnOnce<()>>::call_once",
+    "             at /rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/core/src/ops/function.rs:250:5",
+    "note: Some details are omitted, run with `RUST_BACKTRACE=full` for a verbose backtrace.",
+    "",
+    "",
+    "failures:",
+    "    tests::adds",
+    "    tests::unwraps",
+    "",
+    "test result: FAILED. 0 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.18s",
+    "",
+    "error: test failed, to rerun pass `--bin rs`",
+];
+
+const CARGO_COLOR: &[&str] = &[
+    "\x1b[1m\x1b[92m   Compiling\x1b[0m rs v0.1.0 (/home/dev/project)",
+    "\x1b[1m\x1b[91merror[E0308]\x1b[0m\x1b[1m: mismatched types\x1b[0m",
+    " \x1b[1m\x1b[94m--> \x1b[0msrc/main.rs:3:18",
+    "  \x1b[1m\x1b[94m|\x1b[0m",
+    "\x1b[1m\x1b[94m3\x1b[0m \x1b[1m\x1b[94m|\x1b[0m     let x: i32 = \"hello\";",
+    "  \x1b[1m\x1b[94m|\x1b[0m            \x1b[1m\x1b[94m---\x1b[0m   \x1b[1m\x1b[91m^^^^^^^\x1b[0m \x1b[1m\x1b[91mexpected `i32`, found `&str`\x1b[0m",
+    "  \x1b[1m\x1b[94m|\x1b[0m            \x1b[1m\x1b[94m|\x1b[0m",
+    "  \x1b[1m\x1b[94m|\x1b[0m            \x1b[1m\x1b[94mexpected due to this\x1b[0m",
+    "",
+    "\x1b[1m\x1b[91merror[E0061]\x1b[0m\x1b[1m: this function takes 2 arguments but 1 argument was supplied\x1b[0m",
+    " \x1b[1m\x1b[94m--> \x1b[0msrc/main.rs:5:5",
+    "  \x1b[1m\x1b[94m|\x1b[0m",
+    "\x1b[1m\x1b[94m5\x1b[0m \x1b[1m\x1b[94m|\x1b[0m     math::add(1);",
+    "  \x1b[1m\x1b[94m|\x1b[0m     \x1b[1m\x1b[91m^^^^^^^^^\x1b[0m\x1b[1m\x1b[94m---\x1b[0m \x1b[1m\x1b[94margument #2 of type `i32` is missing\x1b[0m",
+    "  \x1b[1m\x1b[94m|\x1b[0m",
+    "\x1b[1m\x1b[92mnote\x1b[0m: function defined here",
+    " \x1b[1m\x1b[94m--> \x1b[0msrc/math.rs:1:8",
+    "  \x1b[1m\x1b[94m|\x1b[0m",
+    "\x1b[1m\x1b[94m1\x1b[0m \x1b[1m\x1b[94m|\x1b[0m pub fn add(a: i32, b: i32) -> i32 {",
+    "  \x1b[1m\x1b[94m|\x1b[0m        \x1b[1m\x1b[92m^^^\x1b[0m         \x1b[1m\x1b[94m------\x1b[0m",
+    "\x1b[1m\x1b[96mhelp\x1b[0m: provide the argument",
+    "  \x1b[1m\x1b[94m|\x1b[0m",
+    "\x1b[1m\x1b[94m5\x1b[0m \x1b[1m\x1b[94m| \x1b[0m    math::add(1\x1b[92m, /* i32 */\x1b[0m);",
+    "  \x1b[1m\x1b[94m|\x1b[0m                \x1b[92m+++++++++++\x1b[0m",
+    "",
+    "\x1b[1mSome errors have detailed explanations: E0061, E0308.\x1b[0m",
+    "\x1b[1mFor more information about an error, try `rustc --explain E0061`.\x1b[0m",
+    "\x1b[1m\x1b[91merror\x1b[0m: could not compile `rs` (bin \"rs\") due to 2 previous errors",
+];
+
+const TSC_PRETTY: &[&str] = &[
+    "\x1b[96msrc/index.ts\x1b[0m:\x1b[93m1\x1b[0m:\x1b[93m7\x1b[0m - \x1b[91merror\x1b[0m\x1b[90m TS2322: \x1b[0mType 'string' is not assignable to type 'number'.",
+    "",
+    "\x1b[7m1\x1b[0m const count: number = \"three\";",
+    "\x1b[7m \x1b[0m \x1b[91m      ~~~~~\x1b[0m",
+    "",
+    "\x1b[96msrc/index.ts\x1b[0m:\x1b[93m3\x1b[0m:\x1b[93m26\x1b[0m - \x1b[91merror\x1b[0m\x1b[90m TS2561: \x1b[0mObject literal may only specify known properties, but 'nme' does not exist in type 'User'. Did you mean to write 'name'?",
+    "",
+    "\x1b[7m3\x1b[0m const u: User = { id: 1, nme: \"x\" };",
+    "\x1b[7m \x1b[0m \x1b[91m                         ~~~\x1b[0m",
+    "",
+    "",
+    "Found 2 errors in the same file, starting at: src/index.ts\x1b[90m:1\x1b[0m",
+];
+
+const ESLINT_STYLISH: &[&str] = &[
+    "",
+    "/home/dev/project/src app/App.js",
+    "  1:7   error    'unused' is assigned a value but never used  no-unused-vars",
+    "  3:3   error    'console' is not defined                     no-undef",
+    "  3:3   warning  Unexpected console statement                 no-console",
+    "  4:10  error    'undefinedThing' is not defined              no-undef",
+    "",
+    "/home/dev/project/src/bad.js",
+    "  2:8  error  Parsing error: Unexpected token ,",
+    "",
+    "✖ 5 problems (4 errors, 1 warning)",
+];
+
+const JEST: &[&str] = &[
+    "FAIL src/sum.test.js",
+    "  ● Console",
+    "",
+    "    console.log",
+    "      loading profile",
+    "",
+    "      at Object.log (src/sum.test.js:7:13)",
+    "",
+    "  ● sum › adds 1 + 2 to equal 4",
+    "",
+    "    expect(received).toBe(expected) // Object.is equality",
+    "",
+    "    Expected: 4",
+    "    Received: 3",
+    "",
+    "      2 | describe('sum', () => {",
+    "      3 |   test('adds 1 + 2 to equal 4', () => {",
+    "    > 4 |     expect(sum(1, 2)).toBe(4);",
+    "        |                       ^",
+    "      5 |   });",
+    "      6 |   test('reads a profile', () => {",
+    "      7 |     console.log('loading profile');",
+    "",
+    "      at Object.toBe (src/sum.test.js:4:23)",
+    "",
+    "  ● sum › reads a profile",
+    "",
+    "    TypeError: Cannot read properties of undefined (reading 'name')",
+    "",
+    "      1 | function sum(a, b) { return a + b; }",
+    "    > 2 | function profile(user) { return user.profile.name; }",
+    "        |                                              ^",
+    "      3 | module.exports = { sum, profile };",
+    "      4 |",
+    "",
+    "      at name (src/sum.js:2:46)",
+    "      at Object.profile (src/sum.test.js:8:12)",
+    "",
+    "FAIL src/broken.test.js",
+    "  ● Test suite failed to run",
+    "",
+    "    Jest encountered an unexpected token",
+    "",
+    "    Jest failed to parse a file. This happens e.g. when your code or its dependencies use non-standard JavaScript syntax, or when Jest is not configured to support such syntax.",
+    "",
+    "    Out of the box Jest supports Babel, which will be used to transform your files into valid JS based on your Babel configuration.",
+    "",
+    "    By default \"node_modules\" folder is ignored by transformers.",
+    "",
+    "    Here's what you can do:",
+    "     • If you are trying to use TypeScript, see https://jestjs.io/docs/getting-started#using-typescript",
+    "     • To have some of your \"node_modules\" files transformed, you can specify a custom \"transformIgnorePatterns\" in your config.",
+    "     • If you need a custom transformation, specify a \"transform\" option in your config.",
+    "     • If you simply want to mock your non-JS modules (e.g. binary assets) you can stub them out with the \"moduleNameMapper\" config option.",
+    "",
+    "    You'll find more details and examples of these config options in the docs:",
+    "    https://jestjs.io/docs/configuration",
+    "    For information about custom transformations, see:",
+    "    https://jestjs.io/docs/code-transformation",
+    "",
+    "    Details:",
+    "",
+    "    SyntaxError: /home/dev/project/src/broken.test.js: Unexpected token (2:7)",
+    "",
+    "      1 | const a = {",
+    "    > 2 |   b: 1,,",
+    "        |        ^",
+    "      3 | };",
+    "      4 |",
+    "",
+    "      at constructor (node_modules/@babel/parser/src/parse-error.ts:96:45)",
+    "      at Parser.toParseError [as raise] (node_modules/@babel/parser/src/tokenizer/index.ts:1563:19)",
+    "      at Parser.raise [as unexpected] (node_modules/@babel/parser/src/tokenizer/index.ts:1603:16)",
+    "          at parser.next (<anonymous>)",
+    "          at normalizeFile.next (<anonymous>)",
+    "          at run.next (<anonymous>)",
+    "          at transform.next (<anonymous>)",
+    "",
+    "Test Suites: 2 failed, 2 total",
+    "Tests:       2 failed, 2 total",
+    "Snapshots:   0 total",
+    "Time:        0.689 s",
+    "Ran all test suites matching src.",
+];
+
+const PYTEST_COLLECT: &[&str] = &[
+    "============================= test session starts ==============================",
+    "platform linux -- Python 3.11.7, pytest-9.2.0, pluggy-1.7.0",
+    "rootdir: /home/dev/project",
+    "collected 0 items / 1 error",
+    "",
+    "==================================== ERRORS ====================================",
+    "_____________________ ERROR collecting tests/test_calc.py ______________________",
+    "ImportError while importing test module '/home/dev/project/tests/test_calc.py'.",
+    "Hint: make sure your test modules/packages have valid Python names.",
+    "Traceback:",
+    "/usr/lib/python3.11/importlib/__init__.py:126: in import_module",
+    "    return _bootstrap._gcd_import(name[level:], package, level)",
+    "           ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^",
+    "tests/test_calc.py:1: in <module>",
+    "    from calc.ops import add, divide, now",
+    "E   ModuleNotFoundError: No module named 'calc'",
+    "=========================== short test summary info ============================",
+    "ERROR tests/test_calc.py",
+    "!!!!!!!!!!!!!!!!!!!! Interrupted: 1 error during collection !!!!!!!!!!!!!!!!!!!!",
+    "=============================== 1 error in 0.22s ===============================",
+];
+
+const PYTEST_NATIVE: &[&str] = &[
+    "============================= test session starts ==============================",
+    "platform linux -- Python 3.11.7, pytest-9.2.0, pluggy-1.7.0",
+    "rootdir: /home/dev/project",
+    "collected 3 items",
+    "",
+    "tests/test_calc.py FF.                                                   [100%]",
+    "",
+    "=================================== FAILURES ===================================",
+    "___________________________________ test_add ___________________________________",
+    "Traceback (most recent call last):",
+    "  File \"/home/dev/project/.venv/lib/python3.11/site-packages/_pytest/runner.py\", line 361, in from_call",
+    "    result: TResult | None = func()",
+    "                             ^^^^^^",
+    "  File \"/home/dev/project/.venv/lib/python3.11/site-packages/_pytest/runner.py\", line 250, in <lambda>",
+    "    lambda: runtest_hook(item=item, **kwds),",
+    "            ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^",
+    "  File \"/home/dev/project/tests/test_calc.py\", line 3, in test_add",
+    "    assert add(2, 2) == 5",
+    "AssertionError: assert 4 == 5",
+    " +  where 4 = add(2, 2)",
+    "_________________________________ test_divide __________________________________",
+    "Traceback (most recent call last):",
+    "  File \"/home/dev/project/.venv/lib/python3.11/site-packages/_pytest/runner.py\", line 361, in from_call",
+    "    result: TResult | None = func()",
+    "                             ^^^^^^",
+    "  File \"/home/dev/project/.venv/lib/python3.11/site-packages/_pytest/runner.py\", line 250, in <lambda>",
+    "    lambda: runtest_hook(item=item, **kwds),",
+    "            ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^",
+    "  File \"/home/dev/project/tests/test_calc.py\", line 5, in test_divide",
+    "    assert divide(1, 0) == 0",
+    "           ^^^^^^^^^^^^",
+    "  File \"/home/dev/project/calc/ops.py\", line 5, in divide",
+    "    return a / b",
+    "           ~~^~~",
+    "ZeroDivisionError: division by zero",
+    "=========================== short test summary info ============================",
+    "FAILED tests/test_calc.py::test_add - assert 4 == 5",
+    "FAILED tests/test_calc.py::test_divide - ZeroDivisionError: division by zero",
+    "========================= 2 failed, 1 passed in 0.02s ==========================",
+];
+
+const PY_TRACE: &[&str] = &[
+    "Traceback (most recent call last):",
+    "  File \"/home/dev/project/py app/main.py\", line 4, in <module>",
+    "    main()",
+    "  File \"/home/dev/project/py app/main.py\", line 3, in main",
+    "    return json.loads(\"\")",
+    "           ^^^^^^^^^^^^^^",
+    "  File \"/usr/lib/python3.11/json/__init__.py\", line 346, in loads",
+    "    return _default_decoder.decode(s)",
+    "           ^^^^^^^^^^^^^^^^^^^^^^^^^^",
+    "  File \"/usr/lib/python3.11/json/decoder.py\", line 337, in decode",
+    "    obj, end = self.raw_decode(s, idx=_w(s, 0).end())",
+    "               ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^",
+    "  File \"/usr/lib/python3.11/json/decoder.py\", line 355, in raw_decode",
+    "    raise JSONDecodeError(\"Expecting value\", s, err.value) from None",
+    "json.decoder.JSONDecodeError: Expecting value: line 1 column 1 (char 0)",
+];
+
+const NODE_TRACE: &[&str] = &[
+    "/home/dev/project/crash.js:1",
+    "function f() { throw new TypeError(\"boom here\"); }",
+    "               ^",
+    "",
+    "TypeError: boom here",
+    "    at f (/home/dev/project/crash.js:1:22)",
+    "    at Object.<anonymous> (/home/dev/project/crash.js:2:1)",
+    "    at Module._compile (node:internal/modules/cjs/loader:1521:14)",
+    "    at Module._extensions..js (node:internal/modules/cjs/loader:1623:10)",
+    "    at Module.load (node:internal/modules/cjs/loader:1266:32)",
+    "    at Module._load (node:internal/modules/cjs/loader:1091:12)",
+    "    at Function.executeUserEntryPoint [as runMain] (node:internal/modules/run_main:164:12)",
+    "    at node:internal/main/run_main_module:28:49",
+    "",
+    "Node.js v20.20.2",
+];
