@@ -1735,3 +1735,75 @@ const NODE_TRACE: &[&str] = &[
     "",
     "Node.js v20.20.2",
 ];
+
+const GO_OUTPUT: &[&str] = &[
+    "# example.com/shop",
+    "./main.go:5:2: imported and not used: \"os\"",
+    "# example.com/shop",
+    "vet: ./main.go:5:2: \"os\" imported but not used",
+    "# example.com/shop",
+    "./main.go:9:2: fmt.Printf format %d has arg name of wrong type string",
+    "--- FAIL: TestTotal (0.00s)",
+    "    cart_test.go:7: Total() = 35, want 30",
+    "--- FAIL: TestDiscount (0.00s)",
+    "    --- FAIL: TestDiscount/negative (0.00s)",
+    "        cart_test.go:13: Discount(-1) did not return an error",
+    "--- FAIL: TestAt (0.00s)",
+    "panic: runtime error: index out of range [3] with length 3 [recovered]",
+    "\tpanic: runtime error: index out of range [3] with length 3",
+    "",
+    "goroutine 21 [running]:",
+    "testing.tRunner.func1.2({0x518a00, 0xc0000ce0a8})",
+    "\t/usr/lib/go-1.19/src/testing/testing.go:1396 +0x24e",
+    "testing.tRunner.func1()",
+    "\t/usr/lib/go-1.19/src/testing/testing.go:1399 +0x39f",
+    "panic({0x518a00, 0xc0000ce0a8})",
+    "\t/usr/lib/go-1.19/src/runtime/panic.go:884 +0x212",
+    "example.com/shop/cart.At(...)",
+    "\t/home/dev/shop/cart/cart.go:11",
+    "example.com/shop/cart.TestAt(0xc0000989c0?)",
+    "\t/home/dev/shop/cart/cart_test.go:18 +0x1b",
+    "testing.tRunner(0xc000098ea0, 0x52f338)",
+    "\t/usr/lib/go-1.19/src/testing/testing.go:1446 +0x10b",
+    "created by testing.(*T).Run",
+    "\t/usr/lib/go-1.19/src/testing/testing.go:1493 +0x35f",
+    "FAIL\texample.com/shop/cart\t0.005s",
+    "FAIL",
+    "# example.com/shop/cart [example.com/shop/cart.test]",
+    "cart/cart.go:12:28: undefined: Totl",
+    "FAIL\texample.com/shop/cart [build failed]",
+    "FAIL",
+];
+
+#[test]
+fn captured_go_build_vet_and_test() {
+    assert_eq!(
+        summary(GO_OUTPUT),
+        [
+            "main.go:5:2 Error Go",
+            "main.go:9:2 Error Go",
+            "cart_test.go:7 Error Go",
+            "cart_test.go:13 Error Go",
+            "/usr/lib/go-1.19/src/testing/testing.go:1396 Note Go",
+            "/usr/lib/go-1.19/src/testing/testing.go:1399 Note Go",
+            "/usr/lib/go-1.19/src/runtime/panic.go:884 Note Go",
+            "/home/dev/shop/cart/cart.go:11 Error Go",
+            "/home/dev/shop/cart/cart_test.go:18 Error Go",
+            "/usr/lib/go-1.19/src/testing/testing.go:1446 Note Go",
+            "/usr/lib/go-1.19/src/testing/testing.go:1493 Note Go",
+            "cart/cart.go:12:28 Error Go",
+        ]
+    );
+    assert_eq!(
+        message_at(GO_OUTPUT, "main.go:5:2"),
+        "imported and not used: \"os\"; \"os\" imported but not used"
+    );
+    assert_eq!(
+        message_at(GO_OUTPUT, "/home/dev/shop/cart/cart.go:11"),
+        "panic: runtime error: index out of range [3] with length 3"
+    );
+    assert_eq!(
+        message_at(GO_OUTPUT, "cart/cart.go:12:28"),
+        "undefined: Totl"
+    );
+}
