@@ -313,7 +313,7 @@ pub fn base_url_host(url: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn sample() -> WorkerCapabilityProfile {

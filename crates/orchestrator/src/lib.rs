@@ -7,6 +7,8 @@
 //! - the runners of `llm` ([`model_node`]) and `tool` ([`tool_node`]) nodes and what they
 //!   keep with a run ([`records`]), all fail-closed;
 //! - the built-in workflows and builtin nodes ([`builtins`]);
+//! - what the built-in workflows compute without a model ([`workflows`]: log locations, diff
+//!   chunks, repository maps, review verdicts);
 //! - worker interviews ([`interview`]) and the routing of steps to workers by their
 //!   capability profiles ([`routing`]);
 //! - the front-end contract: the run as shown ([`RunView`], with a JSON Schema), error kinds
@@ -39,6 +41,7 @@ pub mod routing;
 mod service;
 pub mod tool_node;
 mod view;
+pub mod workflows;
 
 pub use error::{Error, ErrorKind};
 pub use service::{
