@@ -12,8 +12,8 @@ use crate::engine::store::{RunStore, TaskKey};
 use crate::tool_node::ToolNodeRunner;
 use ao_core::redact::Redactor;
 use ao_models::{
-    Completion, CompletionRequest, Exchange, ExchangeRecorder, LearnedModes, Message, ModelClient,
-    ModelError, OutputSchema, ToolCall, UsageTotals,
+    CallError, Completion, CompletionRequest, Exchange, ExchangeRecorder, LearnedModes, Message,
+    ModelClient, OutputSchema, ToolCall, UsageTotals,
 };
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
@@ -97,25 +97,14 @@ pub fn output_schema(output: &Value) -> Result<Option<OutputSchema>, String> {
     }
 }
 
-/// Whether another attempt of the node could succeed.
-fn failure(e: &ModelError, redactor: &Redactor) -> NodeFailure {
-    let message = redactor.redact_str(&e.to_string());
-    match e {
-        ModelError::RateLimited { .. }
-        | ModelError::ServerError { .. }
-        | ModelError::Connect { .. }
-        | ModelError::Timeout { .. }
-        | ModelError::InvalidReply { .. }
-        | ModelError::SchemaViolation { .. } => NodeFailure {
-            message,
-            retryable: true,
-            kind: "model",
-        },
-        _ => NodeFailure {
-            message,
-            retryable: false,
-            kind: "model",
-        },
+/// A failed model call as a node failure. Never retried by the node: the model layer is the
+/// one retry layer of a model call and has already spent its budget (retries, fallbacks,
+/// repairs) on it.
+fn failure(e: &CallError, redactor: &Redactor) -> NodeFailure {
+    NodeFailure {
+        message: redactor.redact_str(&e.to_string()),
+        retryable: false,
+        kind: "model",
     }
 }
 
@@ -203,9 +192,12 @@ impl ModelRunner {
         {
             Ok(c) => c,
             Err(e) => {
-                // A failed call's attempts are kept too: they say what went wrong.
+                // A failed call's attempts are kept too: they say what went wrong. What it
+                // learned about the endpoint is kept as well.
                 if let Some(store) = &self.store
-                    && let Err(err) = store.record_exchanges(&key, &recorder.take())
+                    && let Err(err) = store
+                        .record_exchanges(&key, &recorder.take())
+                        .and_then(|()| self.save_learned_modes(store))
                 {
                     eprintln!(
                         "warning: model exchanges of node `{}` not recorded: {err}",
@@ -220,7 +212,7 @@ impl ModelRunner {
         let result = self
             .redactor
             .redact_value(&if !completion.tool_calls.is_empty() {
-                json!({"tool_calls": completion.tool_calls})
+                json!({"tool_calls": completion.tool_calls, "content": completion.text})
             } else if structured {
                 json!({"answer": completion.json.clone().unwrap_or(Value::Null)})
             } else {
@@ -365,7 +357,11 @@ impl LlmRunner for ModelRunner {
                         "the model called tools, but this node offers none",
                     ));
                 };
-                messages.push(Message::assistant_tool_calls(calls.clone()));
+                let content = result
+                    .get("content")
+                    .and_then(Value::as_str)
+                    .map(String::from);
+                messages.push(Message::assistant_tool_calls(content, calls.clone()));
                 // Results stored with the round (a resumed task) are reused, never run again.
                 let stored: Option<Vec<Value>> = result
                     .get("tool_results")

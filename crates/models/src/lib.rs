@@ -60,14 +60,21 @@ mod error;
 pub mod exchange;
 mod request;
 pub mod retry;
+pub mod strict;
 pub mod structured;
 mod usage;
 pub mod wire;
 
-pub use client::{MAX_ERROR_BODY_BYTES, MAX_REPLY_BYTES, ModelClient};
-pub use error::{ModelError, SchemaIssue, Target, TimeoutKind};
-pub use exchange::{DiscardExchanges, Exchange, ExchangeRecorder, MemoryRecorder};
-pub use request::{Completion, CompletionRequest, Message, OutputSchema, ToolCall, ToolSpec};
+pub use client::{
+    MAX_ERROR_BODY_BYTES, MAX_REPLY_BYTES, ModelClient, PROBE_MAX_TOKENS,
+    PROBE_STRUCTURED_MAX_TOKENS, ProbeReport,
+};
+pub use error::{CallError, ModelError, SchemaIssue, Target, TimeoutKind};
+pub use exchange::{AttemptKind, DiscardExchanges, Exchange, ExchangeRecorder, MemoryRecorder};
+pub use request::{
+    Completion, CompletionRequest, DEFAULT_MAX_REPAIRS, FallbackNote, Message, OutputSchema,
+    StreamEvent, ToolCall, ToolSpec,
+};
 pub use retry::RetryTiming;
-pub use structured::{LearnedModes, StructuredMode};
+pub use structured::{LEARNED_MODE_LIFETIME, LearnedMode, LearnedModes, StructuredMode};
 pub use usage::{Usage, UsageTotals};
