@@ -3,7 +3,7 @@
 use crate::output::print_json;
 use crate::{CliError, Project, Ui};
 use ao_core::config::ModelConfig;
-use ao_models::{CompletionRequest, DiscardExchanges, Message, ModelClient, OutputSchema};
+use ao_models::ModelClient;
 use serde_json::{Value, json};
 
 fn model_json(m: &ModelConfig) -> Value {
@@ -18,30 +18,29 @@ fn model_json(m: &ModelConfig) -> Value {
     })
 }
 
-/// One tiny call per model: a plain reply (latency) and a structured one (does JSON work, in
-/// which mode).
+/// Two tiny calls per model ([`ModelClient::probe`]): a plain reply (latency) and a structured
+/// one (does JSON work, in which mode, and if not why).
 async fn check(client: &ModelClient, role: &str) -> Value {
-    let plain = CompletionRequest::new(vec![Message::user("Reply with the single word: ok")]);
-    let started = std::time::Instant::now();
-    let plain = client.complete(role, plain, &DiscardExchanges).await;
-    let latency_ms = started.elapsed().as_millis() as u64;
-    let schema = json!({"type": "object", "required": ["ok"], "properties": {"ok": {"type": "boolean"}}, "additionalProperties": false});
-    let structured = CompletionRequest::new(vec![Message::user(
-        "Answer with the JSON object {\"ok\": true}.",
-    )])
-    .with_schema(OutputSchema::new("check", schema));
-    let structured = client.complete(role, structured, &DiscardExchanges).await;
-    json!({
-        "ok": plain.is_ok(),
-        "latency_ms": latency_ms,
-        "error": plain.as_ref().err().map(|e| e.to_string()),
-        "structured_output": structured.is_ok(),
-        "structured_mode": structured.as_ref().ok().and_then(|c| c.structured_mode).map(|m| serde_json::to_value(m).unwrap_or(Value::Null)),
-        "structured_error": structured.as_ref().err().map(|e| e.to_string()),
-    })
+    match client.probe(role).await {
+        Ok(r) => json!({
+            "ok": r.ok,
+            "latency_ms": r.latency.as_millis() as u64,
+            "error": r.error,
+            "structured_output": r.structured_mode.is_some(),
+            "structured_mode": r.structured_mode.map(|m| m.as_str()),
+            "structured_error": r.structured_error,
+        }),
+        Err(e) => json!({"ok": false, "error": e.to_string(), "structured_output": false}),
+    }
 }
 
 pub async fn list(project: &Project, do_check: bool, ui: Ui) -> Result<u8, CliError> {
+    // A model role that is configured but wrong is this command's business: say what to set.
+    project.config.check_models().map_err(|e| CliError {
+        code: 2,
+        kind: "config",
+        message: e.to_string(),
+    })?;
     let models: Vec<&ModelConfig> = project.config.model_roles().collect();
     let mut rows: Vec<Value> = models.iter().map(|m| model_json(m)).collect();
     let mut failed = false;
@@ -96,7 +95,10 @@ pub async fn list(project: &Project, do_check: bool, ui: Ui) -> Result<u8, CliEr
                         c["structured_mode"]
                             .as_str()
                             .map(|m| format!("works ({m})"))
-                            .unwrap_or_else(|| "fails".into())
+                            .unwrap_or_else(|| format!(
+                                "fails: {}",
+                                c["structured_error"].as_str().unwrap_or("no reason given")
+                            ))
                     ));
                 } else {
                     line.push_str(&format!("  FAILED: {}", c["error"].as_str().unwrap_or("")));
@@ -117,7 +119,14 @@ pub fn doctor(project: &Project, ui: Ui) -> Result<u8, CliError> {
     let rows = project.config.doctor_rows();
     let mut warnings: Vec<String> = Vec::new();
     let mut errors: Vec<String> = Vec::new();
-    if project.config.leader_config.is_none() {
+    errors.extend(
+        project
+            .config
+            .model_problems
+            .values()
+            .map(|e| e.to_string()),
+    );
+    if project.config.leader_config.is_none() && project.config.model_problems.is_empty() {
         warnings.push("no leader model is configured: workflows with `llm` nodes cannot run (see `ao models list`)".into());
     }
     let policy = match project.runner(false) {

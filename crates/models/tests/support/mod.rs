@@ -102,8 +102,8 @@ pub fn chat_ending(content: &str, finish_reason: &str) -> Value {
 /// a 500 carrying the request validation error.
 pub const LLAMA_CPP_JSON_SCHEMA_500: &str = r#"{"error":{"message":"1 validation error:\n  {'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), 'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema', 'ctx': {'expected': \"'text' or 'json_object'\"}}\n\n  File \"llama_cpp/server/app.py\", line 376, in create_chat_completion\n    POST /v1/chat/completions","type":"internal_server_error","param":null,"code":null}}"#;
 
-/// What a LiteLLM proxy answers when its upstream fails (`litellm.InternalServerError`).
-pub const LITELLM_500: &str = r#"{"error":{"message":"litellm.InternalServerError: InternalServerError: OpenAIException - Internal Server Error. Received Model Group=m1\nAvailable Model Group Fallbacks=None","type":null,"param":null,"code":"500"}}"#;
+/// What a LiteLLM proxy (1.108.7) answers when its upstream fails (`litellm.InternalServerError`).
+pub const LITELLM_500: &str = r#"{"error":{"message":"litellm.InternalServerError: this is a mock internal server error\n\nLiteLLM: model group 'internal-err' failed with the error above. No fallback was attempted.","type":"internal_server_error","param":null,"code":"500"}}"#;
 
 #[derive(Clone, Debug)]
 pub struct Seen {
