@@ -189,12 +189,13 @@ pub enum ModelError {
     InvalidSchema { name: String, detail: String },
 
     #[error(
-        "the reply of model `{}` (role {}, {}) was cut off at the token limit (finish_reason \
-         `length`, {}) before the {what} was complete; raise {hint}",
+        "the reply of model `{}` (role {}, {}) was cut off (finish_reason `length`: {} \
+         reached, or the server's context window full) before the {what} was complete; raise \
+         {hint}, or the server's context size",
         at.model,
         at.role,
         at.base_url,
-        max_tokens.map_or_else(|| "no max_tokens sent".to_string(), |n| format!("max_tokens {n}")),
+        max_tokens.map_or_else(|| "no max_tokens was sent; the server's limit".to_string(), |n| format!("max_tokens {n}")),
     )]
     CutOff {
         at: Box<Target>,

@@ -196,7 +196,7 @@ pub(crate) fn repair_prompt(issues: &[SchemaIssue]) -> String {
 
 /// Finds the JSON value in a model reply: skips a leading `<think>…</think>` block, Markdown
 /// fences and prose, ignores anything after the value. Without a schema to tell candidates
-/// apart, a top-level object is preferred over an earlier array (prose such as "see [1]" holds
+/// apart, a top-level object is preferred over an earlier array (prose such as "see \[1\]" holds
 /// small arrays); see [`extract_json_matching`].
 pub fn extract_json(text: &str) -> Option<serde_json::Value> {
     let sources = candidates(text);
