@@ -124,6 +124,12 @@ enum ModelsCommand {
         #[arg(long)]
         check: bool,
     },
+    /// Forget the structured-output modes learned for the endpoints (of one role, or all), so
+    /// the next call probes again from the strongest mode.
+    Reset {
+        /// Only this role's endpoints (`leader`, `worker`, a worker's name).
+        role: Option<String>,
+    },
 }
 
 /// How the command should print.
@@ -336,6 +342,9 @@ async fn dispatch(cli: &Cli, ui: Ui) -> Result<u8, CliError> {
         Command::Graph(cmd) => graph_cmd::dispatch(&Project::locate(cli)?, cmd, ui),
         Command::Models(ModelsCommand::List { check }) => {
             models_cmd::list(&Project::locate(cli)?, *check, ui).await
+        }
+        Command::Models(ModelsCommand::Reset { role }) => {
+            models_cmd::reset(&Project::locate(cli)?, role.as_deref(), ui)
         }
         Command::Doctor => models_cmd::doctor(&Project::locate(cli)?, ui),
         Command::Tools(cmd) => tools_cmd::dispatch(&Project::locate(cli)?, cmd, ui).await,

@@ -6,6 +6,12 @@ use ao_orchestrator::models::list_models;
 use serde_json::{Value, json};
 
 pub async fn list(project: &Project, do_check: bool, ui: Ui) -> Result<u8, CliError> {
+    // A model role that is configured but wrong is this command's business: say what to set.
+    project.config.check_models().map_err(|e| CliError {
+        code: 2,
+        kind: "config",
+        message: e.to_string(),
+    })?;
     if do_check && project.config.model_roles().next().is_none() {
         return Err(CliError {
             code: 2,
@@ -16,7 +22,7 @@ pub async fn list(project: &Project, do_check: bool, ui: Ui) -> Result<u8, CliEr
             ),
         });
     }
-    let rows = list_models(&project.config, do_check).await?;
+    let rows = list_models(&project.config, &project.state_dir, do_check).await?;
     let failed = rows.iter().any(|r| r.check.as_ref().is_some_and(|c| !c.ok));
     let redactor = project.redactor();
     if ui.json {
@@ -35,6 +41,25 @@ pub async fn list(project: &Project, do_check: bool, ui: Ui) -> Result<u8, CliEr
                 "{:<10} {:<18} {:<28} {}  key {}",
                 r.role, r.provider, r.model, r.base_url, r.api_key
             );
+            if let Some(l) = &r.learned {
+                line.push_str(&format!(
+                    "  structured mode {}{} (learned {} UTC{})",
+                    l.mode,
+                    l.reason
+                        .as_deref()
+                        .map(|why| format!(" because: {why}"))
+                        .unwrap_or_default(),
+                    crate::output::format_time(l.learned_at * 1000),
+                    if l.expired {
+                        ", expired: probed again on next use".to_string()
+                    } else {
+                        format!(
+                            ", until {} UTC",
+                            crate::output::format_time(l.expires_at * 1000)
+                        )
+                    }
+                ));
+            }
             if let Some(c) = &r.check {
                 if c.ok {
                     line.push_str(&format!(
@@ -63,11 +88,33 @@ pub async fn list(project: &Project, do_check: bool, ui: Ui) -> Result<u8, CliEr
     Ok(if failed { 1 } else { 0 })
 }
 
+/// `ao models reset [ROLE]`: forget the learned structured-output modes.
+pub fn reset(project: &Project, role: Option<&str>, ui: Ui) -> Result<u8, CliError> {
+    let forgotten =
+        ao_orchestrator::models::reset_learned_modes(&project.config, &project.state_dir, role)?;
+    if ui.json {
+        print_json(&json!({"forgotten": forgotten}));
+    } else {
+        println!(
+            "forgot {forgotten} learned mode{}; the next call probes again from json_schema",
+            if forgotten == 1 { "" } else { "s" }
+        );
+    }
+    Ok(0)
+}
+
 pub fn doctor(project: &Project, ui: Ui) -> Result<u8, CliError> {
     let rows = project.config.doctor_rows();
     let mut warnings: Vec<String> = Vec::new();
     let mut errors: Vec<String> = Vec::new();
-    if project.config.leader_config.is_none() {
+    errors.extend(
+        project
+            .config
+            .model_problems
+            .values()
+            .map(|e| e.to_string()),
+    );
+    if project.config.leader_config.is_none() && project.config.model_problems.is_empty() {
         warnings.push("no leader model is configured: workflows with `llm` nodes cannot run (see `ao models list`)".into());
     }
     let policy = match project.runner(false) {

@@ -28,7 +28,12 @@ struct Line {
     done: usize,
     llm_calls: u64,
     tokens: u64,
+    /// The tail of the reply a running `llm` node is streaming: (node, text).
+    streaming: Option<(String, String)>,
 }
+
+/// How much of a streaming reply the live line shows (its last characters).
+const STREAM_TAIL: usize = 48;
 
 impl Line {
     fn message(&self) -> String {
@@ -53,6 +58,19 @@ impl Line {
             self.tasks,
             if self.tasks == 1 { "" } else { "s" }
         ));
+        if let Some((node, text)) = &self.streaming {
+            let flat: String = text
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
+            let tail: String = {
+                let chars: Vec<char> = flat.chars().collect();
+                chars[chars.len().saturating_sub(STREAM_TAIL)..]
+                    .iter()
+                    .collect()
+            };
+            msg.push_str(&format!(" · {node}: …{tail}"));
+        }
         if self.llm_calls > 0 {
             msg.push_str(&format!(
                 " · {} LLM call{}, {} tokens",
@@ -62,6 +80,42 @@ impl Line {
             ));
         }
         msg
+    }
+}
+
+impl ao_orchestrator::model_node::TokenSink for Progress {
+    fn text(&self, node: &str, text: &str) {
+        let Some(bar) = &self.bar else { return };
+        let mut line = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match &mut line.streaming {
+            Some((n, buf)) if n == node => {
+                buf.push_str(text);
+                // Only the tail is ever shown.
+                if buf.len() > STREAM_TAIL * 8 {
+                    let keep = buf.len() - STREAM_TAIL * 4;
+                    let cut = (keep..buf.len())
+                        .find(|i| buf.is_char_boundary(*i))
+                        .unwrap_or(0);
+                    buf.drain(..cut);
+                }
+            }
+            _ => line.streaming = Some((node.to_string(), text.to_string())),
+        }
+        bar.set_message(line.message());
+    }
+
+    fn restart(&self, node: &str) {
+        let mut line = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if line.streaming.as_ref().is_some_and(|(n, _)| n == node) {
+            line.streaming = None;
+        }
+    }
+}
+
+impl Progress {
+    /// Whether a live line is drawn (streamed text is worth sending to it).
+    pub fn is_live(&self) -> bool {
+        self.bar.is_some()
     }
 }
 
@@ -135,6 +189,9 @@ impl EventSink for Progress {
                 *line.running.entry(node.clone()).or_default() += 1;
             }
             EventKind::TaskFinished { node, .. } | EventKind::TaskFailed { node, .. } => {
+                if line.streaming.as_ref().is_some_and(|(n, _)| n == node) {
+                    line.streaming = None;
+                }
                 if let Some(n) = line.running.get_mut(node) {
                     *n -= 1;
                     if *n == 0 {

@@ -82,6 +82,9 @@ where
         }
     });
     let progress = Progress::for_ui(ui);
+    if let Some(p) = progress.as_ref().filter(|p| p.is_live()) {
+        service.stream_tokens(p.clone());
+    }
     let opts = RunOptions {
         cancel,
         ..Default::default()
@@ -98,6 +101,12 @@ where
         print_outcome(&outcome);
         if let Some(line) = crate::output::usage_line(&outcome) {
             println!("{line}");
+        }
+        for (node, message) in service.warnings(&outcome.run_id).unwrap_or_default() {
+            match node {
+                Some(node) => println!("warning ({node}): {message}"),
+                None => println!("warning: {message}"),
+            }
         }
         print_changeset_summary(service, &outcome.run_id);
     }

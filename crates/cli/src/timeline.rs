@@ -81,13 +81,21 @@ pub fn describe(kind: &EventKind) -> String {
             output_tokens,
             latency_ms,
             cached,
+            request,
+            error,
         } => {
-            if *cached {
-                format!("{node}: stored {role} call reused (nothing sent)")
-            } else {
-                format!(
-                    "{node}: {role} model `{model}` answered in {latency_ms} ms ({input_tokens} tokens in, {output_tokens} out)"
-                )
+            let why = match request.as_deref() {
+                None | Some("first") => String::new(),
+                Some(kind) => format!(" ({})", kind.replace('_', "-")),
+            };
+            match (cached, error) {
+                (true, _) => format!("{node}: stored {role} call reused (nothing sent)"),
+                (false, Some(e)) => format!(
+                    "{node}: {role} model `{model}` request{why} failed after {latency_ms} ms: {e}"
+                ),
+                (false, None) => format!(
+                    "{node}: {role} model `{model}` answered{why} in {latency_ms} ms ({input_tokens} tokens in, {output_tokens} out)"
+                ),
             }
         }
         EventKind::ToolCall {

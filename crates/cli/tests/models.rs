@@ -162,9 +162,11 @@ fn a_reply_that_never_matches_the_schema_fails_the_node_naming_the_schema_path()
         message.contains("steps"),
         "the schema error names the missing field: {message}"
     );
-    assert!(message.contains("attempt 3 of 3"), "{message}");
-    // Each attempt: the first reply and two repair rounds that send the errors back.
-    assert_eq!(stub.count(), 9);
+    // The first reply and two repair rounds that send the errors back; the node does not
+    // retry what the model layer already repaired (one budget per model call).
+    assert!(message.contains("2 repair attempt(s)"), "{message}");
+    assert!(!message.contains("attempt 3 of 3"), "{message}");
+    assert_eq!(stub.count(), 3);
     let repair = stub.requests()[1].to_string();
     assert!(
         repair.contains("steps"),
@@ -556,4 +558,106 @@ fn a_parent_run_totals_the_model_usage_of_its_sub_runs() {
     assert_eq!(v["state"]["r"], "child answer");
     assert_eq!(v["usage"]["calls"], 1, "{v}");
     assert_eq!(v["usage"]["by_role"]["leader"]["prompt_tokens"], 11);
+}
+
+#[test]
+fn a_half_set_model_blocks_only_the_commands_that_need_the_model() {
+    let hello = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/hello-graph.yaml")
+        .display()
+        .to_string();
+    let mut p = Project::new();
+    // The provider is set, the model name is not.
+    p.set_env("LEADER_MODEL_PROVIDER", "openai-compatible");
+    for args in [
+        vec!["runs", "list"],
+        vec!["graph", "validate", &hello],
+        vec!["tools", "list"],
+    ] {
+        let (code, stdout, stderr) = p.run(&args);
+        assert_eq!(code, 0, "{args:?}: {stdout}{stderr}");
+    }
+    for args in [
+        vec!["models", "list"],
+        vec!["models", "list", "--check"],
+        vec!["run", &ask_leader(), "--input", "goal=x"],
+        vec!["doctor"],
+    ] {
+        let (code, stdout, stderr) = p.run(&args);
+        assert_eq!(code, 2, "{args:?}: {stdout}{stderr}");
+        let said = format!("{stdout}{stderr}");
+        assert!(
+            said.contains("leader model is incomplete") && said.contains("LEADER_MODEL_NAME"),
+            "{args:?}: {said}"
+        );
+    }
+}
+
+#[test]
+fn models_list_check_says_why_structured_output_fails() {
+    // A model that answers, but never with JSON.
+    let stub = StubModel::replying("I would rather talk.");
+    let p = Project::new().with_leader(&stub, PLANTED_KEY);
+    let (code, stdout, stderr) = p.run(&["models", "list", "--check"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("structured output fails: ") && stdout.contains("no JSON value"),
+        "{stdout}"
+    );
+    let requests = stub.requests();
+    assert_eq!(
+        requests[0]["max_tokens"],
+        ao_orchestrator::models::PROBE_MAX_TOKENS
+    );
+}
+
+/// A llama.cpp-like endpoint: `json_schema` is refused with its 500, `json_object` works.
+fn json_schema_refusing_stub() -> StubModel {
+    StubModel::start(
+        |req: &Value| match req["response_format"]["type"].as_str() {
+            Some("json_schema") => (
+                500,
+                json!({"error": {"code": 500, "message": "Unrecognized response_format type: json_schema", "type": "server_error"}}),
+            ),
+            Some(_) => (200, completion(r#"{"ok": true}"#)),
+            None => (200, completion("ok")),
+        },
+    )
+}
+
+#[test]
+fn models_list_shows_the_learned_mode_and_reset_forgets_it() {
+    let stub = json_schema_refusing_stub();
+    let p = Project::new().with_leader(&stub, PLANTED_KEY);
+    let (code, v) = p.json(&["models", "list", "--json"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(
+        v["models"][0]["learned"],
+        Value::Null,
+        "nothing learned yet"
+    );
+
+    let (code, v) = p.json(&["models", "list", "--check", "--json"]);
+    assert_eq!(code, 0, "{v}");
+    let learned = &v["models"][0]["learned"];
+    assert_ne!(learned["mode"], "json_schema", "{v}");
+    assert!(
+        learned["reason"]
+            .as_str()
+            .unwrap()
+            .contains("response_format"),
+        "the endpoint's refusal is the reason: {v}"
+    );
+    assert!(learned["expires_at"].as_u64().unwrap() > learned["learned_at"].as_u64().unwrap());
+    // Runs read what the check learned: the same list without --check shows it.
+    let (_, again) = p.json(&["models", "list", "--json"]);
+    assert_eq!(again["models"][0]["learned"]["mode"], learned["mode"]);
+    let (_, human, _) = p.run(&["models", "list"]);
+    assert!(human.contains("structured mode"), "{human}");
+
+    let (code, v) = p.json(&["models", "reset", "--json"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["forgotten"], 1);
+    let (_, v) = p.json(&["models", "list", "--json"]);
+    assert_eq!(v["models"][0]["learned"], Value::Null);
 }

@@ -44,6 +44,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use schemars::JsonSchema;
@@ -63,6 +64,9 @@ const DEFAULT_TOTAL_SECS: f64 = 300.0;
 const DEFAULT_IDLE_SECS: f64 = 60.0;
 const DEFAULT_OVERALL_SECS: f64 = 600.0;
 const DEFAULT_MAX_RETRIES: u32 = 3;
+/// The `max_tokens` sent on every call of a role that sets none. Without a limit some servers
+/// (llama.cpp's among them) generate until the context is full. `max_tokens = 0` sends none.
+pub const DEFAULT_MAX_TOKENS: u32 = 4096;
 const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 
 /// Takes a snapshot of the real process environment (the only place this module reads it).
@@ -258,12 +262,16 @@ pub struct ModelConfig {
     pub base_url: Sourced<String>,
     pub api_key: Option<Sourced<Secret>>,
     pub timeouts: Sourced<Timeouts>,
-    pub max_tokens: Option<Sourced<u32>>,
-    pub temperature: Option<Sourced<f32>>,
+    /// The most tokens a reply may have, sent on every call ([`DEFAULT_MAX_TOKENS`] unless
+    /// set); `0` sends no limit.
+    pub max_tokens: Sourced<u32>,
+    /// Kept as written (`0.2` goes out as `0.2`).
+    pub temperature: Option<Sourced<f64>>,
     /// Model ids at the same endpoint, tried in order when the primary is rate-limited or down.
     pub fallback: Sourced<Vec<String>>,
     pub price: Option<Sourced<Price>>,
-    /// Retries per model after the first attempt, for retryable failures.
+    /// The retry budget of one call: requests sent after a failed one (retries, fallbacks,
+    /// structured-output step-downs), shared by every model the call tries.
     pub max_retries: Sourced<u32>,
     /// The env-var prefix of this role (`LEADER_MODEL`, `WORKER_MODEL`), or `None` for a
     /// worker only ao.toml defines. Used in messages that say what to set.
@@ -271,6 +279,22 @@ pub struct ModelConfig {
 }
 
 impl ModelConfig {
+    /// The `max_tokens` to send, `None` when the role sends no limit (`max_tokens = 0`).
+    pub fn max_tokens_limit(&self) -> Option<u32> {
+        (self.max_tokens.value > 0).then_some(self.max_tokens.value)
+    }
+
+    /// What to set to change this role's `max_tokens`, for error messages.
+    pub fn max_tokens_hint(&self) -> String {
+        match &self.env_prefix {
+            Some(p) => format!(
+                "{p}_MAX_TOKENS (or `{}.max_tokens` in ao.toml)",
+                self.toml_path()
+            ),
+            None => format!("`{}.max_tokens` in ao.toml", self.toml_path()),
+        }
+    }
+
     /// What to set to change this role's key, for error messages.
     pub fn api_key_hint(&self) -> String {
         match &self.env_prefix {
@@ -319,6 +343,10 @@ pub struct Config {
     pub leader_config: Option<ModelConfig>,
     /// Named workers; `WORKER_MODEL_*` define the one named [`DEFAULT_WORKER`].
     pub workers: BTreeMap<String, ModelConfig>,
+    /// Model roles that are configured but wrong (half set, unknown provider, bad value), by
+    /// role. Kept here instead of failing [`Config::load`], so commands that need no model
+    /// still work; [`Config::check_models`] (and so building a model client) reports them.
+    pub model_problems: BTreeMap<String, ConfigError>,
     pub state_dir: Sourced<PathBuf>,
     pub mcp_server_name: Sourced<String>,
     pub mcp_server_version: Sourced<String>,
@@ -382,13 +410,13 @@ impl ConfigInputs {
 }
 
 /// A configuration problem, saying where and what to do.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
     Read {
         path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: Arc<std::io::Error>,
     },
     #[error("{path}:{line}:{column}: {message}")]
     Toml {
@@ -479,11 +507,12 @@ pub struct RoleToml {
     pub base_url: Option<String>,
     /// API key. Prefer the environment or `.env` for keys.
     pub api_key: Option<String>,
+    /// The most tokens a reply may have (default 4096; 0 sends no limit).
     pub max_tokens: Option<u32>,
-    pub temperature: Option<f32>,
+    pub temperature: Option<f64>,
     /// Models at the same endpoint tried in order when the primary is rate-limited or down.
     pub fallback: Option<Vec<String>>,
-    /// Retries per model after the first attempt (default 3).
+    /// Retry budget of one call, shared by its fallback models (default 3).
     pub max_retries: Option<u32>,
     pub timeout: Option<TimeoutToml>,
     /// Dollars per 1M tokens.
@@ -572,9 +601,11 @@ fn from_toml<T>(value: Option<T>, key: String) -> Option<Sourced<T>> {
 }
 
 impl Config {
-    /// Loads the effective configuration. Fails on unreadable or malformed files, unknown
-    /// keys, unknown providers and incomplete roles; a *missing* leader is reported later by
-    /// [`Config::leader`], so commands that need no model still work.
+    /// Loads the effective configuration. Fails on unreadable or malformed files and unknown
+    /// keys. A model role that is wrong (half set, unknown provider, bad value) does not fail
+    /// the load: it is kept in [`Config::model_problems`] and reported by [`Config::leader`] /
+    /// [`Config::check_models`], like a *missing* leader, so commands that need no model still
+    /// work.
     pub fn load(inputs: &ConfigInputs) -> Result<Config, ConfigError> {
         let root = inputs.root.clone();
         // `--config FILE` must exist; the default `<root>/ao.toml` is optional.
@@ -591,7 +622,7 @@ impl Config {
             Err(source) => {
                 return Err(ConfigError::Read {
                     path: toml_path,
-                    source,
+                    source: Arc::new(source),
                 });
             }
         };
@@ -605,7 +636,7 @@ impl Config {
             Err(source) => {
                 return Err(ConfigError::Read {
                     path: dotenv_file,
-                    source,
+                    source: Arc::new(source),
                 });
             }
         };
@@ -615,8 +646,15 @@ impl Config {
             dotenv,
         };
 
+        let mut model_problems = BTreeMap::new();
         let leader_config =
-            resolve_role(LEADER, Some("LEADER_MODEL"), file.leader.as_ref(), &vars)?;
+            match resolve_role(LEADER, Some("LEADER_MODEL"), file.leader.as_ref(), &vars) {
+                Ok(cfg) => cfg,
+                Err(e) => {
+                    model_problems.insert(LEADER.to_string(), e);
+                    None
+                }
+            };
         let mut workers = BTreeMap::new();
         let mut names: Vec<&String> = file.workers.keys().collect();
         let default_name = DEFAULT_WORKER.to_string();
@@ -625,8 +663,14 @@ impl Config {
         }
         for name in names {
             let prefix = (name == DEFAULT_WORKER).then_some("WORKER_MODEL");
-            if let Some(cfg) = resolve_role(name, prefix, file.workers.get(name), &vars)? {
-                workers.insert(name.clone(), cfg);
+            match resolve_role(name, prefix, file.workers.get(name), &vars) {
+                Ok(Some(cfg)) => {
+                    workers.insert(name.clone(), cfg);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    model_problems.insert(name.clone(), e);
+                }
             }
         }
 
@@ -662,6 +706,7 @@ impl Config {
             dotenv_path,
             leader_config,
             workers,
+            model_problems,
             state_dir,
             mcp_server_name,
             mcp_server_version,
@@ -671,11 +716,24 @@ impl Config {
         })
     }
 
-    /// The leader's configuration, or an error naming what to set.
+    /// The leader's configuration, or an error naming what to set (what is wrong with it, when
+    /// it is configured but wrong).
     pub fn leader(&self) -> Result<&ModelConfig, ConfigError> {
+        if let Some(problem) = self.model_problems.get(LEADER) {
+            return Err(problem.clone());
+        }
         self.leader_config
             .as_ref()
             .ok_or(ConfigError::MissingLeader)
+    }
+
+    /// The first problem of a configured model role, if any: what building a model client,
+    /// `ao models list` and the preflight of a workflow with `llm` nodes report.
+    pub fn check_models(&self) -> Result<(), ConfigError> {
+        match self.model_problems.values().next() {
+            Some(problem) => Err(problem.clone()),
+            None => Ok(()),
+        }
     }
 
     /// Every configured model role: the leader first (if configured), then the workers by name.
@@ -693,9 +751,13 @@ impl Config {
             }
         }
         let mut rows = Vec::new();
-        match &self.leader_config {
-            Some(cfg) => model_rows(cfg, "leader", &mut rows),
-            None => rows.push(row("leader".into(), "unset".into(), None)),
+        match (&self.leader_config, self.model_problems.get(LEADER)) {
+            (Some(cfg), _) => model_rows(cfg, "leader", &mut rows),
+            (None, Some(_)) => rows.push(row("leader".into(), "invalid".into(), None)),
+            (None, None) => rows.push(row("leader".into(), "unset".into(), None)),
+        }
+        for name in self.model_problems.keys().filter(|r| *r != LEADER) {
+            rows.push(row(format!("workers.{name}"), "invalid".into(), None));
         }
         for (name, cfg) in &self.workers {
             model_rows(cfg, &format!("workers.{name}"), &mut rows);
@@ -772,10 +834,14 @@ fn model_rows(cfg: &ModelConfig, prefix: &str, rows: &mut Vec<SettingRow>) {
         ),
         Some(t.source),
     );
-    match &cfg.max_tokens {
-        Some(v) => push("max_tokens", v.value.to_string(), Some(v.source)),
-        None => push("max_tokens", "unset".into(), None),
-    }
+    push(
+        "max_tokens",
+        match cfg.max_tokens.value {
+            0 => "no limit".into(),
+            n => n.to_string(),
+        },
+        Some(cfg.max_tokens.source),
+    );
     match &cfg.temperature {
         Some(v) => push("temperature", v.value.to_string(), Some(v.source)),
         None => push("temperature", "unset".into(), None),
@@ -1026,13 +1092,23 @@ fn resolve_role(
         .map(|s| Sourced::new(Secret::new(s.value), s.source, s.origin));
 
     let max_tokens = match var("MAX_TOKENS") {
-        Some(s) => Some(parse_env_number::<u32>(s, "a whole number of tokens")?),
-        None => from_toml(t.max_tokens, tkey("max_tokens")),
+        Some(s) => parse_env_number::<u32>(s, "a whole number of tokens (0: no limit)")?,
+        None => from_toml(t.max_tokens, tkey("max_tokens"))
+            .unwrap_or_else(|| Sourced::default_value(DEFAULT_MAX_TOKENS)),
     };
     let temperature = match var("TEMPERATURE") {
-        Some(s) => Some(parse_env_number::<f32>(s, "a number such as 0.2")?),
+        Some(s) => Some(parse_env_number::<f64>(s, "a number such as 0.2")?),
         None => from_toml(t.temperature, tkey("temperature")),
     };
+    if let Some(t) = &temperature
+        && !(t.value.is_finite() && t.value >= 0.0)
+    {
+        return Err(ConfigError::InvalidValue {
+            value: t.value.to_string(),
+            origin: describe_origin(t),
+            reason: "a temperature is a number of at least 0, such as 0.2".into(),
+        });
+    }
     let fallback = match var("FALLBACK") {
         Some(s) => Sourced::new(
             s.value
@@ -1170,7 +1246,7 @@ mod tests {
             leader.temperature.as_ref().map(|t| t.source),
             Some(Source::AoToml)
         );
-        assert_eq!(leader.max_tokens.as_ref().map(|t| t.value), Some(300));
+        assert_eq!(leader.max_tokens.value, 300);
         assert_eq!(leader.provider.value, Provider::Ollama);
         assert_eq!(leader.timeouts.source, Source::Default);
 
@@ -1243,8 +1319,8 @@ mod tests {
             ("LEADER_MODEL_PROVIDER", "mock"),
             ("LEADER_MODEL_NAME", "m"),
         ]);
-        let err = Config::load(&ConfigInputs::new(&root.0).with_env(e)).expect_err("error");
-        let msg = err.to_string();
+        let cfg = Config::load(&ConfigInputs::new(&root.0).with_env(e)).expect("loads");
+        let msg = cfg.leader().expect_err("error").to_string();
         assert!(msg.contains("`mock`"), "{msg}");
         assert!(msg.contains("LEADER_MODEL_PROVIDER"), "{msg}");
         assert!(msg.contains("ollama"), "{msg}");
@@ -1253,9 +1329,11 @@ mod tests {
             "ao.toml",
             "[workers.w]\nprovider = \"nope\"\nmodel = \"m\"\n",
         );
-        let err = Config::load(&ConfigInputs::new(&root.0)).expect_err("error");
-        let msg = err.to_string();
+        let cfg = Config::load(&ConfigInputs::new(&root.0)).expect("loads");
+        let msg = cfg.check_models().expect_err("error").to_string();
         assert!(msg.contains("ao.toml:workers.w.provider"), "{msg}");
+        assert!(cfg.workers.is_empty());
+        assert!(cfg.leader().is_err());
     }
 
     #[test]
@@ -1283,15 +1361,54 @@ mod tests {
             ("LEADER_MODEL_PROVIDER", "openai-compatible"),
             ("LEADER_MODEL_NAME", "m"),
         ]);
-        let msg = Config::load(&ConfigInputs::new(&root.0).with_env(e))
-            .expect_err("error")
-            .to_string();
+        let cfg = Config::load(&ConfigInputs::new(&root.0).with_env(e)).expect("loads");
+        let msg = cfg.leader().expect_err("error").to_string();
         assert!(msg.contains("LEADER_MODEL_BASE_URL"), "{msg}");
         let e = env(&[("LEADER_MODEL_PROVIDER", "ollama")]);
-        let msg = Config::load(&ConfigInputs::new(&root.0).with_env(e))
-            .expect_err("error")
-            .to_string();
+        // A half-set role does not fail the load (commands without a model still work); it is
+        // reported when a model is needed, with what to set.
+        let cfg = Config::load(&ConfigInputs::new(&root.0).with_env(e)).expect("loads");
+        assert!(cfg.leader_config.is_none());
+        let msg = cfg.leader().expect_err("error").to_string();
         assert!(msg.contains("LEADER_MODEL_NAME"), "{msg}");
+        let msg = cfg.check_models().expect_err("error").to_string();
+        assert!(msg.contains("LEADER_MODEL_NAME"), "{msg}");
+        assert!(
+            cfg.doctor_rows()
+                .iter()
+                .any(|r| r.setting == "leader" && r.value == "invalid")
+        );
+    }
+
+    #[test]
+    fn max_tokens_defaults_and_temperature_keeps_its_digits() {
+        let root = TempRoot::new("maxtokens");
+        let e = env(&[
+            ("LEADER_MODEL_PROVIDER", "ollama"),
+            ("LEADER_MODEL_NAME", "m"),
+            ("LEADER_MODEL_TEMPERATURE", "0.2"),
+        ]);
+        let cfg = Config::load(&ConfigInputs::new(&root.0).with_env(e)).expect("loads");
+        let leader = cfg.leader().expect("leader");
+        assert_eq!(leader.max_tokens.value, DEFAULT_MAX_TOKENS);
+        assert_eq!(leader.max_tokens.source, Source::Default);
+        assert_eq!(leader.max_tokens_limit(), Some(DEFAULT_MAX_TOKENS));
+        assert_eq!(leader.temperature.as_ref().map(|t| t.value), Some(0.2));
+        assert!(leader.max_tokens_hint().contains("LEADER_MODEL_MAX_TOKENS"));
+        root.write(
+            "ao.toml",
+            "[workers.w]\nprovider = \"ollama\"\nmodel = \"m\"\nmax_tokens = 0\n",
+        );
+        let cfg = Config::load(&ConfigInputs::new(&root.0)).expect("loads");
+        assert_eq!(cfg.workers["w"].max_tokens_limit(), None);
+        let e = env(&[
+            ("LEADER_MODEL_PROVIDER", "ollama"),
+            ("LEADER_MODEL_NAME", "m"),
+            ("LEADER_MODEL_TEMPERATURE", "-1"),
+        ]);
+        let cfg = Config::load(&ConfigInputs::new(&root.0).with_env(e)).expect("loads");
+        let msg = cfg.leader().expect_err("bad temperature").to_string();
+        assert!(msg.contains("LEADER_MODEL_TEMPERATURE"), "{msg}");
     }
 
     #[test]

@@ -5,15 +5,17 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant, SystemTime};
 
-use ao_core::config::{Config, DEFAULT_WORKER, LEADER, ModelConfig};
+use ao_core::config::{Config, DEFAULT_WORKER, LEADER, ModelConfig, Provider};
 use futures_util::StreamExt;
+use serde::Serialize;
 
-use crate::error::{ModelError, SchemaIssue, Target, TimeoutKind};
-use crate::exchange::{Exchange, ExchangeRecorder, Redactor};
-use crate::request::{Completion, CompletionRequest, Message};
+use crate::error::{CallError, ModelError, SchemaIssue, Target, TimeoutKind};
+use crate::exchange::{AttemptKind, DiscardExchanges, Exchange, ExchangeRecorder, Redactor};
+use crate::request::{Completion, CompletionRequest, FallbackNote, Message, StreamEvent};
 use crate::retry::{MAX_RETRY_AFTER, RetryTiming, is_retryable_status, parse_retry_after};
 use crate::structured::{
-    LearnedModes, StructuredMode, endpoint_key, extract_json_matching, repair_prompt, validate,
+    LEARNED_MODE_LIFETIME, LearnedMode, LearnedModes, StructuredMode, endpoint_key,
+    extract_json_prepared, repair_prompt, unix_secs, validate,
 };
 use crate::usage::{Usage, estimate_tokens};
 use crate::wire::{
@@ -88,6 +90,7 @@ const FAR_FUTURE: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
 pub struct ModelClient {
     roles: BTreeMap<String, RoleEndpoint>,
     modes: Mutex<LearnedModes>,
+    mode_lifetime: Duration,
     /// Rate-limited models (by endpoint key) and when they may be tried again.
     cooldowns: Mutex<HashMap<String, Instant>>,
     timing: RetryTiming,
@@ -168,6 +171,26 @@ fn mentions_unknown_model(body: &str) -> bool {
                 || lower.contains("not exist")))
 }
 
+/// Why a failed request was a rejection of its structured-output mode `mode`, if it was: a
+/// 400/422 or a 5xx whose body concerns the response format (llama.cpp's server answers
+/// `json_schema` with a 500 naming `response_format`). A body that says nothing about it (a
+/// transient 500, an overloaded 503, a context too long) is not.
+fn format_rejection(failure: &Failure, mode: StructuredMode) -> Option<String> {
+    if !mode.sends_response_format() {
+        return None;
+    }
+    match failure {
+        Failure::Status { status, body, .. }
+            if matches!(status, 400 | 422 | 500..=599)
+                && !mentions_unknown_model(body)
+                && mentions_response_format(body) =>
+        {
+            Some(format!("HTTP {status}: {}", body_detail(body)))
+        }
+        _ => None,
+    }
+}
+
 /// Whether an error body plausibly concerns the structured-output request (`response_format`,
 /// a JSON schema, guided decoding / grammars), so a weaker mode may work.
 fn mentions_response_format(body: &str) -> bool {
@@ -191,9 +214,18 @@ fn mentions_response_format(body: &str) -> bool {
 struct Call<'a> {
     endpoint: &'a RoleEndpoint,
     recorder: &'a dyn ExchangeRecorder,
-    on_delta: Option<&'a (dyn Fn(&str) + Send + Sync)>,
+    on_event: Option<&'a (dyn Fn(StreamEvent<'_>) + Send + Sync)>,
     deadline: Instant,
-    attempts: u32,
+    /// HTTP requests sent.
+    requests: u32,
+    /// Requests sent after a failed one (the role's `max_retries` budget).
+    retries: u32,
+    /// Usage of every reply received so far (`None` before the first).
+    usage: Option<Usage>,
+    /// The `max_tokens` every request of the call sends.
+    max_tokens: Option<u32>,
+    /// The strict form of the request's schema, when it has one.
+    strict_schema: Option<serde_json::Value>,
 }
 
 impl Call<'_> {
@@ -204,6 +236,21 @@ impl Call<'_> {
     fn remaining(&self) -> Duration {
         self.deadline.saturating_duration_since(Instant::now())
     }
+
+    fn budget_left(&self) -> bool {
+        self.retries < self.cfg().max_retries.value
+    }
+
+    /// The call's error, with what it cost.
+    fn fail(&self, error: ModelError, exhausted: bool) -> CallError {
+        CallError {
+            error,
+            usage: self.usage.unwrap_or_default(),
+            requests: self.requests,
+            retries: self.retries,
+            exhausted,
+        }
+    }
 }
 
 /// One successful round trip.
@@ -211,8 +258,11 @@ struct RoundTrip {
     reply: Reply,
     model: String,
     mode: Option<StructuredMode>,
-    usage: Usage,
+    fallback: Option<FallbackNote>,
 }
+
+/// A round that failed: the error, and whether the retry budget or the overall time ran out.
+type RoundFailure = (ModelError, bool);
 
 fn install_crypto_provider() {
     static ONCE: Once = Once::new();
@@ -222,10 +272,44 @@ fn install_crypto_provider() {
     });
 }
 
+/// `max_tokens` of the plain probe call of [`ModelClient::probe`].
+pub const PROBE_MAX_TOKENS: u32 = 16;
+/// `max_tokens` of the structured probe call of [`ModelClient::probe`] (room for `{"ok": true}`
+/// and a little prose or a fence around it).
+pub const PROBE_STRUCTURED_MAX_TOKENS: u32 = 64;
+
+/// What [`ModelClient::probe`] found out about one role: what `ao models list --check` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeReport {
+    pub role: String,
+    pub model: String,
+    pub base_url: String,
+    /// Whether the plain call got a reply.
+    pub ok: bool,
+    /// Wall time of the plain call.
+    #[serde(serialize_with = "duration_ms")]
+    pub latency: Duration,
+    /// Why the plain call failed.
+    pub error: Option<String>,
+    /// The mode structured output worked in (what runs use), when it worked.
+    pub structured_mode: Option<StructuredMode>,
+    /// Why structured output failed, when it did.
+    pub structured_error: Option<String>,
+    /// What was learned about the role's primary endpoint after the probe (mode, when, why),
+    /// with whether it has expired.
+    pub learned: Option<LearnedMode>,
+}
+
+fn duration_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64() * 1000.0)
+}
+
 impl ModelClient {
     /// A client for every model role in `config` (the leader, if configured, and the workers).
-    /// A missing leader is reported when the leader is called.
+    /// A missing leader is reported when the leader is called; a model role that is configured
+    /// but wrong ([`Config::model_problems`]) fails here, saying what to set.
     pub fn new(config: &Config) -> Result<Self, ModelError> {
+        config.check_models()?;
         Self::from_roles(config.model_roles().cloned())
     }
 
@@ -256,6 +340,7 @@ impl ModelClient {
         Ok(ModelClient {
             roles: map,
             modes: Mutex::new(LearnedModes::new()),
+            mode_lifetime: LEARNED_MODE_LIFETIME,
             cooldowns: Mutex::new(HashMap::new()),
             timing: RetryTiming::default(),
             redactor: Arc::new(Redactor::new(secrets)),
@@ -268,21 +353,56 @@ impl ModelClient {
         self
     }
 
+    /// Replaces how long a learned structured-output mode is trusted
+    /// ([`LEARNED_MODE_LIFETIME`] by default); after it the endpoint is probed again from the
+    /// first mode.
+    pub fn with_learned_mode_lifetime(mut self, lifetime: Duration) -> Self {
+        self.mode_lifetime = lifetime;
+        self
+    }
+
+    /// How long a learned mode is trusted.
+    pub fn learned_mode_lifetime(&self) -> Duration {
+        self.mode_lifetime
+    }
+
     /// The configured role names: `leader` (if configured) and the worker names.
     pub fn roles(&self) -> Vec<String> {
         self.roles.keys().cloned().collect()
     }
 
-    /// The structured-output mode learned per endpoint so far, to persist.
+    /// The configuration of a role (`worker` names the default worker).
+    pub fn role_config(&self, role: &str) -> Option<&ModelConfig> {
+        self.endpoint(role).ok().map(|e| &e.config)
+    }
+
+    /// The structured-output modes learned per endpoint so far (expired ones included, with
+    /// when they were learned), to persist or show.
     pub fn learned_modes(&self) -> LearnedModes {
         lock(&self.modes).clone()
     }
 
-    /// Adds previously learned modes (entries already learned in this process win).
+    /// Adds previously learned modes; for an endpoint known to both, the more recently learned
+    /// entry wins.
     pub fn import_learned_modes(&self, modes: LearnedModes) {
-        let mut current = lock(&self.modes);
-        for (k, v) in modes {
-            current.entry(k).or_insert(v);
+        lock(&self.modes).merge(modes);
+    }
+
+    /// Forgets the learned modes of `role`'s endpoints (its primary and fallback models), or of
+    /// every endpoint when `role` is `None`, so the next call probes again from the first
+    /// mode. Returns how many were forgotten.
+    pub fn forget_learned_modes(&self, role: Option<&str>) -> usize {
+        let mut modes = lock(&self.modes);
+        match role.map(|r| self.endpoint(r)) {
+            None => modes.retain(|_| false),
+            Some(Err(_)) => 0,
+            Some(Ok(endpoint)) => {
+                let cfg = &endpoint.config;
+                modes.retain(|m| {
+                    !(m.base_url == cfg.base_url.value
+                        && (m.model == cfg.model.value || cfg.fallback.value.contains(&m.model)))
+                })
+            }
         }
     }
 
@@ -292,20 +412,61 @@ impl ModelClient {
         role: &str,
         request: CompletionRequest,
         recorder: &dyn ExchangeRecorder,
-    ) -> Result<Completion, ModelError> {
+    ) -> Result<Completion, CallError> {
         self.run(role, request, recorder, None).await
     }
 
-    /// Like [`ModelClient::complete`], streaming: `on_delta` gets each piece of text as it
-    /// arrives; the result is assembled exactly as a non-streaming call's.
+    /// Like [`ModelClient::complete`], streaming: `on_event` gets each piece of text as it
+    /// arrives ([`StreamEvent::Text`]) and a [`StreamEvent::Restart`] before every request
+    /// after the first (a retry, fallback or repair: the text so far belongs to an earlier
+    /// reply). The role's idle timeout bounds every pause between two chunks. The result is
+    /// assembled exactly as a non-streaming call's.
     pub async fn complete_streaming(
         &self,
         role: &str,
         request: CompletionRequest,
         recorder: &dyn ExchangeRecorder,
-        on_delta: &(dyn Fn(&str) + Send + Sync),
-    ) -> Result<Completion, ModelError> {
-        self.run(role, request, recorder, Some(on_delta)).await
+        on_event: &(dyn Fn(StreamEvent<'_>) + Send + Sync),
+    ) -> Result<Completion, CallError> {
+        self.run(role, request, recorder, Some(on_event)).await
+    }
+
+    /// Two tiny calls to `role`, as `ao models list --check` makes them: a plain one (is the
+    /// model there, how fast does it answer; at most [`PROBE_MAX_TOKENS`] tokens) and a
+    /// structured one (does structured output work, in which mode; at most
+    /// [`PROBE_STRUCTURED_MAX_TOKENS`] tokens, no repair). Both go through the same path as
+    /// every call, learned modes, retries and cool-downs included, so the report says what a
+    /// run would see. Fails only for a role that is not configured.
+    pub async fn probe(&self, role: &str) -> Result<ProbeReport, ModelError> {
+        let cfg = self.endpoint(role)?.config.clone();
+        let plain = CompletionRequest::new(vec![Message::user("Reply with the single word: ok")])
+            .with_max_tokens(PROBE_MAX_TOKENS);
+        let started = Instant::now();
+        let plain = self.complete(role, plain, &DiscardExchanges).await;
+        let latency = started.elapsed();
+        let schema = serde_json::json!({"type": "object", "required": ["ok"],
+            "properties": {"ok": {"type": "boolean"}}, "additionalProperties": false});
+        let structured = CompletionRequest::new(vec![Message::user(
+            "Answer with the JSON object {\"ok\": true}.",
+        )])
+        .with_schema(crate::request::OutputSchema::new("check", schema))
+        .with_max_repairs(0)
+        .with_max_tokens(PROBE_STRUCTURED_MAX_TOKENS);
+        let structured = self.complete(role, structured, &DiscardExchanges).await;
+        let learned = lock(&self.modes)
+            .get(&cfg.base_url.value, &cfg.model.value)
+            .cloned();
+        Ok(ProbeReport {
+            role: cfg.role.clone(),
+            model: cfg.model.value.clone(),
+            base_url: cfg.base_url.value.clone(),
+            ok: plain.is_ok(),
+            latency,
+            error: plain.as_ref().err().map(|e| e.to_string()),
+            structured_mode: structured.as_ref().ok().and_then(|c| c.structured_mode),
+            structured_error: structured.as_ref().err().map(|e| e.to_string()),
+            learned,
+        })
     }
 
     fn endpoint(&self, role: &str) -> Result<&RoleEndpoint, ModelError> {
@@ -329,45 +490,80 @@ impl ModelClient {
         role: &str,
         request: CompletionRequest,
         recorder: &dyn ExchangeRecorder,
-        on_delta: Option<&(dyn Fn(&str) + Send + Sync)>,
-    ) -> Result<Completion, ModelError> {
-        let endpoint = self.endpoint(role)?;
-        let started = Instant::now();
-        let mut call = Call {
-            endpoint,
-            recorder,
-            on_delta,
-            // Checked: an absurd configured timeout must not overflow `Instant`.
-            deadline: started
-                .checked_add(endpoint.config.timeouts.value.overall)
-                .or_else(|| started.checked_add(FAR_FUTURE))
-                .unwrap_or(started),
-            attempts: 0,
-        };
+        on_event: Option<&(dyn Fn(StreamEvent<'_>) + Send + Sync)>,
+    ) -> Result<Completion, CallError> {
+        let endpoint = self.endpoint(role).map_err(CallError::before_sending)?;
         let validator = match &request.schema {
             Some(s) => Some(jsonschema::validator_for(&s.schema).map_err(|e| {
-                ModelError::InvalidSchema {
+                CallError::before_sending(ModelError::InvalidSchema {
                     name: s.name.clone(),
                     detail: e.to_string(),
-                }
+                })
             })?),
             None => None,
         };
+        let started = Instant::now();
+        let cfg = &endpoint.config;
+        let mut call = Call {
+            endpoint,
+            recorder,
+            on_event,
+            // Checked: an absurd configured timeout must not overflow `Instant`.
+            deadline: started
+                .checked_add(cfg.timeouts.value.overall)
+                .or_else(|| started.checked_add(FAR_FUTURE))
+                .unwrap_or(started),
+            requests: 0,
+            retries: 0,
+            usage: None,
+            max_tokens: match request.max_tokens {
+                Some(0) => None,
+                Some(n) => Some(n),
+                None => cfg.max_tokens_limit(),
+            },
+            strict_schema: request
+                .schema
+                .as_ref()
+                .and_then(|s| crate::strict::to_strict(&s.schema)),
+        };
         let mut messages = request.messages.clone();
-        let mut usage: Option<Usage> = None;
         let mut repairs = 0;
+        let mut kind = AttemptKind::First;
         loop {
-            let trip = self.with_fallback(&mut call, &messages, &request).await?;
-            match &mut usage {
-                Some(u) => u.add(&trip.usage),
-                None => usage = Some(trip.usage),
-            }
+            let trip = self
+                .round(&mut call, &messages, &request, kind)
+                .await
+                .map_err(|(error, exhausted)| call.fail(error, exhausted))?;
+            let target = || {
+                Box::new(Target {
+                    role: role.to_string(),
+                    model: trip.model.clone(),
+                    base_url: cfg.base_url.value.clone(),
+                })
+            };
             // A turn that calls tools is not the answer yet: the schema applies to the reply
             // that follows the tool results.
             let calls_tools = !trip.reply.tool_calls.is_empty();
+            let cut_off = trip.reply.finish_reason.as_deref() == Some("length");
+            // Cut off JSON or tool arguments are not worth repairing: the repair would be as
+            // long and overflow as well. A cut-off text is returned, flagged.
+            if cut_off && (calls_tools || request.schema.is_some()) {
+                return Err(call.fail(
+                    ModelError::CutOff {
+                        at: target(),
+                        max_tokens: call.max_tokens,
+                        what: if calls_tools { "tool call" } else { "JSON" },
+                        hint: cfg.max_tokens_hint(),
+                    },
+                    false,
+                ));
+            }
             let (json, issues) = match (&request.schema, &validator) {
-                (Some(_), Some(v)) if !calls_tools => {
-                    match extract_json_matching(&trip.reply.text, v) {
+                (Some(schema), Some(v)) if !calls_tools => {
+                    let restore = |value: &mut serde_json::Value| {
+                        crate::strict::restore(value, &schema.schema)
+                    };
+                    match extract_json_prepared(&trip.reply.text, v, &restore) {
                         Some(value) => {
                             let issues = validate(v, &value, MAX_ISSUES);
                             (Some(value), issues)
@@ -388,25 +584,24 @@ impl ModelClient {
                     role: role.to_string(),
                     model: trip.model,
                     served_model: trip.reply.served_model,
-                    base_url: endpoint.config.base_url.value.clone(),
+                    base_url: cfg.base_url.value.clone(),
                     text: trip.reply.text,
                     json,
                     tool_calls: trip.reply.tool_calls,
                     finish_reason: trip.reply.finish_reason,
-                    usage: usage.unwrap_or_default(),
+                    truncated: cut_off,
+                    fallback: trip.fallback,
+                    usage: call.usage.unwrap_or_default(),
                     latency: started.elapsed(),
-                    attempts: call.attempts,
+                    attempts: call.requests,
+                    retries: call.retries,
                     repairs,
                     structured_mode: trip.mode,
                 });
             }
             if repairs >= request.max_repairs || call.remaining().is_zero() {
-                return Err(ModelError::SchemaViolation {
-                    at: Box::new(Target {
-                        role: role.to_string(),
-                        model: trip.model,
-                        base_url: endpoint.config.base_url.value.clone(),
-                    }),
+                let error = ModelError::SchemaViolation {
+                    at: target(),
                     schema: request
                         .schema
                         .as_ref()
@@ -421,60 +616,222 @@ impl ModelClient {
                         })
                         .collect(),
                     last_reply: self.redactor.redact(&shorten(&trip.reply.text, 2000)),
-                });
+                };
+                return Err(call.fail(error, false));
             }
             repairs += 1;
+            kind = AttemptKind::Repair;
             messages.push(Message::assistant(trip.reply.text));
             messages.push(Message::user(repair_prompt(&issues)));
         }
     }
 
-    /// The primary model, then the fallbacks in order when it is rate-limited or down.
-    async fn with_fallback(
+    /// The mode a structured request starts in against `model`: the one learned for the
+    /// endpoint while it has not expired, else the provider's first.
+    fn starting_mode(&self, cfg: &ModelConfig, model: &str) -> StructuredMode {
+        let now = SystemTime::now();
+        lock(&self.modes)
+            .get(&cfg.base_url.value, model)
+            .filter(|l| !l.is_expired(now, self.mode_lifetime))
+            .map(|l| l.mode)
+            .unwrap_or_else(|| StructuredMode::first_for(cfg.provider.value))
+    }
+
+    /// Remembers the mode that worked; a mode already known (and fresh) keeps its timestamp, so
+    /// a weaker mode is probed again once its lifetime is over.
+    fn learn(&self, cfg: &ModelConfig, model: &str, mode: StructuredMode, reason: Option<String>) {
+        let now = SystemTime::now();
+        let mut modes = lock(&self.modes);
+        let fresh = modes
+            .get(&cfg.base_url.value, model)
+            .is_some_and(|l| l.mode == mode && !l.is_expired(now, self.mode_lifetime));
+        if !fresh {
+            modes.insert(LearnedMode {
+                base_url: cfg.base_url.value.clone(),
+                model: model.to_string(),
+                mode,
+                learned_at: unix_secs(now),
+                reason: (mode != StructuredMode::first_for(cfg.provider.value))
+                    .then_some(reason)
+                    .flatten(),
+            });
+        }
+    }
+
+    /// One question to the role: the primary model, then the fallbacks when it is
+    /// rate-limited or down, every failure retried within the call's budget, and weaker
+    /// structured-output modes when an endpoint rejects one. Cool-downs hold for every
+    /// request.
+    async fn round(
         &self,
         call: &mut Call<'_>,
         messages: &[Message],
         request: &CompletionRequest,
-    ) -> Result<RoundTrip, ModelError> {
+        mut kind: AttemptKind,
+    ) -> Result<RoundTrip, RoundFailure> {
         let cfg = call.cfg().clone();
-        let candidates: Vec<&String> = std::iter::once(&cfg.model.value)
+        let models: Vec<&String> = std::iter::once(&cfg.model.value)
             .chain(cfg.fallback.value.iter())
             .collect();
-        let mut last_error = None;
-        for (i, model) in candidates.iter().enumerate() {
-            let has_next = i + 1 < candidates.len();
-            let key = endpoint_key(&cfg.base_url.value, model);
-            if let Some(until) = self.cooling_until(&key) {
-                if has_next {
-                    continue;
+        let keys: Vec<String> = models
+            .iter()
+            .map(|m| endpoint_key(&cfg.base_url.value, m))
+            .collect();
+        let n = models.len();
+        let mut current = 0usize;
+        let mut modes: HashMap<usize, StructuredMode> = HashMap::new();
+        let mut step_reasons: HashMap<usize, String> = HashMap::new();
+        let mut failed = vec![false; n];
+        let mut last_error: Option<ModelError> = None;
+        let mut primary_left: Option<String> = None;
+        loop {
+            // A model cooling down is not sent to: another one that is free is, else the call
+            // waits for the first to be free again.
+            if self.cooling_until(&keys[current]).is_some() {
+                let free = (1..n)
+                    .map(|d| (current + d) % n)
+                    .find(|&i| self.cooling_until(&keys[i]).is_none());
+                match free {
+                    Some(i) => {
+                        if current == 0 && primary_left.is_none() {
+                            primary_left = Some(format!(
+                                "model `{}` is cooling down after a rate limit",
+                                models[0]
+                            ));
+                        }
+                        current = i;
+                    }
+                    None => {
+                        let (i, until) = (0..n)
+                            .filter_map(|i| self.cooling_until(&keys[i]).map(|u| (i, u)))
+                            .min_by_key(|(_, u)| *u)
+                            .unwrap_or((current, Instant::now()));
+                        let wait = until.saturating_duration_since(Instant::now());
+                        if wait >= call.remaining() {
+                            let error = last_error.unwrap_or_else(|| ModelError::RateLimited {
+                                at: Box::new(Target {
+                                    role: cfg.role.clone(),
+                                    model: models[i].to_string(),
+                                    base_url: cfg.base_url.value.clone(),
+                                }),
+                                attempts: call.requests,
+                                retry_after: Some(wait),
+                            });
+                            return Err((error, true));
+                        }
+                        tokio::time::sleep(wait).await;
+                        current = i;
+                    }
                 }
-                let wait = until.saturating_duration_since(Instant::now());
-                if wait >= call.remaining() {
-                    return Err(last_error.unwrap_or(ModelError::RateLimited {
-                        at: Box::new(Target {
-                            role: cfg.role.clone(),
-                            model: model.to_string(),
-                            base_url: cfg.base_url.value.clone(),
-                        }),
-                        attempts: call.attempts,
-                        retry_after: Some(wait),
-                    }));
-                }
-                tokio::time::sleep(wait).await;
             }
-            match self
-                .with_retries(call, model, has_next, messages, request)
+            let model = models[current].as_str();
+            let mode = request.schema.as_ref().map(|_| {
+                *modes
+                    .entry(current)
+                    .or_insert_with(|| self.starting_mode(&cfg, model))
+            });
+            let body = request_body(&BodyParams {
+                model,
+                messages,
+                schema: request.schema.as_ref().zip(mode),
+                strict_schema: call.strict_schema.as_ref(),
+                tools: &request.tools,
+                max_tokens: call.max_tokens,
+                max_completion_tokens: cfg.provider.value == Provider::OpenAi,
+                temperature: request
+                    .temperature
+                    .or(cfg.temperature.as_ref().map(|t| t.value)),
+                stream: call.on_event.is_some(),
+            });
+            let failure = match self
+                .attempt(call, model, &body, mode, kind, messages, request)
                 .await
             {
-                Ok(trip) => return Ok(trip),
-                Err(e) if has_next && e.is_fallback_worthy() => last_error = Some(e),
-                Err(e) => return Err(e),
+                Ok(reply) => {
+                    if let Some(m) = mode {
+                        self.learn(&cfg, model, m, step_reasons.remove(&current));
+                    }
+                    let fallback = (current != 0).then(|| FallbackNote {
+                        from: cfg.model.value.clone(),
+                        reason: primary_left.unwrap_or_default(),
+                    });
+                    return Ok(RoundTrip {
+                        reply,
+                        model: model.to_string(),
+                        mode,
+                        fallback,
+                    });
+                }
+                Err(f) => f,
+            };
+            // The endpoint rejected the structured-output mode (a 400 about the response
+            // format, llama.cpp's 500 on `json_schema`): the next mode, at once. Nothing else
+            // lowers the mode: a 5xx burst, a 429 or a timeout is retried in the same mode.
+            if let Some(current_mode) = mode
+                && let Some(next) = current_mode.next()
+                && let Some(reason) = format_rejection(&failure, current_mode)
+            {
+                if call.budget_left() && !call.remaining().is_zero() {
+                    call.retries += 1;
+                    modes.insert(current, next);
+                    step_reasons.insert(
+                        current,
+                        self.redactor
+                            .redact(&format!("{current_mode} rejected: {reason}")),
+                    );
+                    kind = AttemptKind::StepDown;
+                    continue;
+                }
+                return Err((self.to_error(call, model, failure), true));
             }
+            let retry_after = failure.retry_after();
+            if let Some(wait) = retry_after.or_else(|| {
+                failure
+                    .is_rate_limit()
+                    .then_some(self.timing.default_cooldown)
+            }) {
+                self.cool_down(keys[current].clone(), wait);
+            }
+            let retryable = failure.retryable();
+            let error = self.to_error(call, model, failure);
+            if !retryable {
+                return Err((error, false));
+            }
+            if !call.budget_left() {
+                return Err((error, true));
+            }
+            failed[current] = true;
+            if current == 0 {
+                primary_left = Some(error.to_string());
+            }
+            // A model that is rate-limited or down hands over to a fallback that has not failed
+            // yet, at once; otherwise the same model (or, all having failed, the next in turn)
+            // after a back-off.
+            let fresh = (1..n).map(|d| (current + d) % n).find(|&i| !failed[i]);
+            let (target, delay) = match fresh {
+                Some(i) if error.is_fallback_worthy() => (i, Duration::ZERO),
+                _ => {
+                    let next = if n > 1 && error.is_fallback_worthy() {
+                        (current + 1) % n
+                    } else {
+                        current
+                    };
+                    (next, self.timing.delay(call.retries, retry_after))
+                }
+            };
+            if delay >= call.remaining() {
+                return Err((error, true));
+            }
+            tokio::time::sleep(delay).await;
+            call.retries += 1;
+            kind = if target == current {
+                AttemptKind::Retry
+            } else {
+                AttemptKind::Fallback
+            };
+            current = target;
+            last_error = Some(error);
         }
-        Err(last_error.unwrap_or_else(|| ModelError::UnknownRole {
-            role: cfg.role.clone(),
-            known: self.roles(),
-        }))
     }
 
     fn cooling_until(&self, key: &str) -> Option<Instant> {
@@ -489,101 +846,14 @@ impl ModelClient {
         }
     }
 
+    /// A model is not sent to for `wait`; a cool-down already longer is kept.
     fn cool_down(&self, key: String, wait: Duration) {
         let now = Instant::now();
         let until = now.checked_add(wait.min(MAX_RETRY_AFTER)).unwrap_or(now);
-        lock(&self.cooldowns).insert(key, until);
-    }
-
-    /// One model: structured-mode probing, then retries with back-off.
-    async fn with_retries(
-        &self,
-        call: &mut Call<'_>,
-        model: &str,
-        has_fallback: bool,
-        messages: &[Message],
-        request: &CompletionRequest,
-    ) -> Result<RoundTrip, ModelError> {
-        let cfg = call.cfg().clone();
-        let key = endpoint_key(&cfg.base_url.value, model);
-        let learned = lock(&self.modes).get(&key).copied();
-        let mut mode = request
-            .schema
-            .as_ref()
-            .map(|_| learned.unwrap_or(StructuredMode::JsonSchema));
-        let mut retries = 0u32;
-        let mut mode_failed_once = false;
-        loop {
-            let body = request_body(&BodyParams {
-                model,
-                messages,
-                schema: request.schema.as_ref().zip(mode),
-                tools: &request.tools,
-                max_tokens: request
-                    .max_tokens
-                    .or(cfg.max_tokens.as_ref().map(|m| m.value)),
-                temperature: request
-                    .temperature
-                    .or(cfg.temperature.as_ref().map(|t| t.value)),
-                stream: call.on_delta.is_some(),
-            });
-            let failure = match self.attempt(call, model, &body, mode).await {
-                Ok(reply) => {
-                    if let Some(m) = mode {
-                        lock(&self.modes).insert(key.clone(), m);
-                    }
-                    let usage = self.usage_of(&reply, messages, request, &cfg, model);
-                    return Ok(RoundTrip {
-                        reply,
-                        model: model.to_string(),
-                        mode,
-                        usage,
-                    });
-                }
-                Err(f) => f,
-            };
-            // An endpoint that has not shown which structured mode it supports and rejects
-            // this one (llama.cpp answers `json_schema` with a 500, others with a 400): try
-            // the next mode. A 400/422 moves on at once when its message concerns the response
-            // format (any other 400, e.g. a context too long, fails at once: 400s are not
-            // retried); a 5xx only when it repeats, so that one transient server error does not
-            // teach a weaker mode for good.
-            if learned.is_none()
-                && let (Some(current), Failure::Status { status, body, .. }) = (mode, &failure)
-                && !mentions_unknown_model(body)
-                && let Some(next) = current.next()
-            {
-                let rejected = match status {
-                    400 | 422 => mentions_response_format(body),
-                    500 | 501 => std::mem::replace(&mut mode_failed_once, true),
-                    _ => false,
-                };
-                if rejected {
-                    mode = Some(next);
-                    mode_failed_once = false;
-                    continue;
-                }
-            }
-            if failure.is_rate_limit() {
-                self.cool_down(
-                    key.clone(),
-                    failure
-                        .retry_after()
-                        .unwrap_or(self.timing.default_cooldown),
-                );
-                if has_fallback {
-                    return Err(self.to_error(call, model, failure));
-                }
-            }
-            if !failure.retryable() || retries >= cfg.max_retries.value {
-                return Err(self.to_error(call, model, failure));
-            }
-            let delay = self.timing.delay(retries, failure.retry_after());
-            if delay >= call.remaining() {
-                return Err(self.to_error(call, model, failure));
-            }
-            tokio::time::sleep(delay).await;
-            retries += 1;
+        let mut map = lock(&self.cooldowns);
+        let entry = map.entry(key).or_insert(until);
+        if *entry < until {
+            *entry = until;
         }
     }
 
@@ -641,7 +911,7 @@ impl ModelClient {
             model: model.to_string(),
             base_url: cfg.base_url.value.clone(),
         });
-        let attempts = call.attempts;
+        let attempts = call.requests;
         let r = |s: String| self.redactor.redact(&s);
         match failure {
             Failure::Status {
@@ -710,19 +980,30 @@ impl ModelClient {
         }
     }
 
-    /// One HTTP attempt, recorded.
+    /// One HTTP attempt, recorded with its usage.
+    #[allow(clippy::too_many_arguments)]
     async fn attempt(
         &self,
         call: &mut Call<'_>,
         model: &str,
         body: &serde_json::Value,
         mode: Option<StructuredMode>,
+        kind: AttemptKind,
+        messages: &[Message],
+        request: &CompletionRequest,
     ) -> Result<Reply, Failure> {
-        call.attempts += 1;
+        call.requests += 1;
+        if call.requests > 1
+            && let Some(on_event) = call.on_event
+        {
+            on_event(StreamEvent::Restart {
+                attempt: call.requests,
+            });
+        }
         let cfg = call.cfg();
         let started_at = SystemTime::now();
         let started = Instant::now();
-        let streamed = call.on_delta.is_some();
+        let streamed = call.on_event.is_some();
         let (limit, limit_kind) = if call.remaining() < cfg.timeouts.value.total {
             (call.remaining(), TimeoutKind::Overall)
         } else {
@@ -736,12 +1017,23 @@ impl ModelClient {
         )
         .await
         .unwrap_or(Err(Failure::Timeout(limit_kind, limit)));
+        let usage = result
+            .as_ref()
+            .ok()
+            .map(|reply| self.usage_of(reply, messages, request, call.cfg(), model));
+        if let Some(u) = &usage {
+            match &mut call.usage {
+                Some(total) => total.add(u),
+                None => call.usage = Some(*u),
+            }
+        }
         let cfg = call.cfg();
         call.recorder.record(Exchange {
             role: cfg.role.clone(),
             model: model.to_string(),
             base_url: cfg.base_url.value.clone(),
-            attempt: call.attempts,
+            attempt: call.requests,
+            kind,
             started_at,
             request: self.redactor.redact_json(body),
             status,
@@ -753,6 +1045,8 @@ impl ModelClient {
             latency: started.elapsed(),
             streamed,
             structured_mode: mode,
+            usage,
+            finish_reason: result.as_ref().ok().and_then(|r| r.finish_reason.clone()),
         });
         result
     }
@@ -813,7 +1107,13 @@ impl ModelClient {
                 retry_after,
             });
         }
-        if !streamed {
+        // A server that ignores `stream: true` answers with one JSON body: read as such.
+        let is_event_stream = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().contains("text/event-stream"));
+        if !streamed || !is_event_stream {
             let (bytes, end) = read_body(&mut response, MAX_REPLY_BYTES).await;
             match end {
                 BodyEnd::Complete => {}
@@ -829,7 +1129,13 @@ impl ModelClient {
             let text = String::from_utf8_lossy(&bytes).into_owned();
             drop(bytes);
             *raw = Some(text.clone());
-            return parse_reply(&text).map_err(Failure::Invalid);
+            let reply = parse_reply(&text).map_err(Failure::Invalid)?;
+            if let Some(on_event) = call.on_event
+                && !reply.text.is_empty()
+            {
+                on_event(StreamEvent::Text(&reply.text));
+            }
+            return Ok(reply);
         }
         // Streaming: server-sent events, each chunk within the idle timeout.
         let idle = cfg.timeouts.value.idle;
@@ -894,9 +1200,9 @@ impl ModelClient {
                     }
                 };
                 if let Some(text) = text
-                    && let Some(cb) = call.on_delta
+                    && let Some(on_event) = call.on_event
                 {
-                    cb(&text);
+                    on_event(StreamEvent::Text(&text));
                 }
             }
         }

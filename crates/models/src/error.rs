@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use ao_core::config::ConfigError;
 
+use crate::usage::Usage;
+
 /// One schema violation: where in the reply, and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchemaIssue {
@@ -187,6 +189,25 @@ pub enum ModelError {
     InvalidSchema { name: String, detail: String },
 
     #[error(
+        "the reply of model `{}` (role {}, {}) was cut off (finish_reason `length`: {} \
+         reached, or the server's context window full) before the {what} was complete; raise \
+         {hint}, or the server's context size",
+        at.model,
+        at.role,
+        at.base_url,
+        max_tokens.map_or_else(|| "no max_tokens was sent; the server's limit".to_string(), |n| format!("max_tokens {n}")),
+    )]
+    CutOff {
+        at: Box<Target>,
+        /// The `max_tokens` the request sent.
+        max_tokens: Option<u32>,
+        /// `JSON` or `tool call`.
+        what: &'static str,
+        /// What to set to raise the limit.
+        hint: String,
+    },
+
+    #[error(
         "the reply of model `{}` (role {}, {}) does not match schema `{schema}` after {repairs} \
          repair attempt(s): {}",
         at.model,
@@ -232,5 +253,52 @@ impl ModelError {
             }
             _ => Vec::new(),
         }
+    }
+}
+
+/// A model call that failed, with what it cost: the error, the usage of every reply received
+/// before it (tokens, and cost where priced), and how much of the call's retry budget it used.
+///
+/// The model layer is the one retry layer of a model call: it has already retried what was
+/// worth retrying (within the role's `max_retries` budget and overall timeout), so a caller does
+/// not call again for the same reason.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct CallError {
+    pub error: ModelError,
+    /// Summed over every reply received (each HTTP request that got a 2xx body); zero when none
+    /// did. Every request's own usage is also in its [`crate::Exchange`].
+    pub usage: Usage,
+    /// HTTP requests sent by the call.
+    pub requests: u32,
+    /// Retries (after a failed request) the call made, of the role's budget.
+    pub retries: u32,
+    /// Whether the call stopped because its retry budget or its overall time ran out (rather
+    /// than on a failure not worth retrying).
+    pub exhausted: bool,
+}
+
+impl CallError {
+    /// An error before any request was sent.
+    pub(crate) fn before_sending(error: impl Into<ModelError>) -> Self {
+        CallError {
+            error: error.into(),
+            usage: Usage::default(),
+            requests: 0,
+            retries: 0,
+            exhausted: false,
+        }
+    }
+
+    /// Whether the model layer sent this call more than once (retries, fallbacks, step-downs,
+    /// repairs).
+    pub fn retried(&self) -> bool {
+        self.requests > 1
+    }
+}
+
+impl From<CallError> for ModelError {
+    fn from(e: CallError) -> Self {
+        e.error
     }
 }

@@ -7,6 +7,25 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::structured::StructuredMode;
+use crate::usage::Usage;
+
+/// Why an HTTP request of a call was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptKind {
+    /// The first request of the call.
+    First,
+    /// After a failure, to the same model (counts against the retry budget).
+    Retry,
+    /// After a failure, to a fallback model (counts against the retry budget).
+    Fallback,
+    /// After the endpoint rejected the structured-output mode, in a weaker one (counts against
+    /// the retry budget).
+    StepDown,
+    /// After a reply that did not match the schema, with its validation errors (bounded by
+    /// `max_repairs`).
+    Repair,
+}
 
 /// One HTTP attempt against a chat-completions endpoint. Bodies are redacted: no API key value
 /// and no `Bearer …` token appears in them. Headers are not recorded at all.
@@ -18,6 +37,8 @@ pub struct Exchange {
     pub base_url: String,
     /// 1-based attempt number within one `complete` call (counts retries, fallbacks, repairs).
     pub attempt: u32,
+    /// Why this request was sent.
+    pub kind: AttemptKind,
     pub started_at: SystemTime,
     /// The JSON request body.
     pub request: serde_json::Value,
@@ -32,6 +53,12 @@ pub struct Exchange {
     pub streamed: bool,
     /// The structured-output mode of this attempt, when a schema was asked for.
     pub structured_mode: Option<StructuredMode>,
+    /// Tokens (and cost, where priced) of this request, when it got a reply; estimated when
+    /// the server sent no counts. Every request that got a reply has one, whether the call
+    /// succeeded or not, so a caller can count what a failed call cost.
+    pub usage: Option<Usage>,
+    /// The reply's `finish_reason`, when it got one.
+    pub finish_reason: Option<String>,
 }
 
 mod duration_ms {

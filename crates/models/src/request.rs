@@ -50,23 +50,12 @@ impl Message {
         }
     }
 
-    /// The assistant turn that made `tool_calls`, to put before their results.
-    pub fn assistant_tool_calls(tool_calls: Vec<ToolCall>) -> Message {
+    /// The assistant turn that made `tool_calls`, to put before their results, with the text
+    /// the model wrote alongside them (empty text is sent as none).
+    pub fn assistant_tool_calls(content: Option<String>, tool_calls: Vec<ToolCall>) -> Message {
         Message::Assistant {
-            content: None,
+            content: content.filter(|c| !c.is_empty()),
             tool_calls,
-        }
-    }
-
-    /// The same message with `content` (an assistant turn that called tools may also have
-    /// said something; sending it back keeps the conversation as the model wrote it).
-    pub fn with_content(self, text: Option<String>) -> Message {
-        match self {
-            Message::Assistant { tool_calls, .. } => Message::Assistant {
-                content: text,
-                tool_calls,
-            },
-            other => other,
         }
     }
 
@@ -164,22 +153,27 @@ pub struct CompletionRequest {
     pub messages: Vec<Message>,
     /// Ask for JSON matching this schema; the reply is validated and repaired.
     pub schema: Option<OutputSchema>,
-    /// Repair rounds after the first reply when it does not match the schema (default 2).
+    /// Repair rounds after the first reply when it does not match the schema (default
+    /// [`DEFAULT_MAX_REPAIRS`]). Bounded apart from the retry budget: a repair is a new question,
+    /// not a resend.
     pub max_repairs: u32,
     /// Tools the model may call.
     pub tools: Vec<ToolSpec>,
-    /// Overrides the role's `max_tokens`.
+    /// Overrides the role's `max_tokens` (`Some(0)` sends no limit).
     pub max_tokens: Option<u32>,
     /// Overrides the role's `temperature`.
-    pub temperature: Option<f32>,
+    pub temperature: Option<f64>,
 }
+
+/// Repair rounds of a structured call unless the request says otherwise.
+pub const DEFAULT_MAX_REPAIRS: u32 = 2;
 
 impl CompletionRequest {
     pub fn new(messages: Vec<Message>) -> Self {
         CompletionRequest {
             messages,
             schema: None,
-            max_repairs: 2,
+            max_repairs: DEFAULT_MAX_REPAIRS,
             tools: Vec::new(),
             max_tokens: None,
             temperature: None,
@@ -200,6 +194,40 @@ impl CompletionRequest {
         self.tools = tools;
         self
     }
+
+    /// Overrides the role's `max_tokens` for this call (`0` sends no limit).
+    pub fn with_max_tokens(mut self, max_tokens: u32) -> Self {
+        self.max_tokens = Some(max_tokens);
+        self
+    }
+
+    pub fn with_temperature(mut self, temperature: f64) -> Self {
+        self.temperature = Some(temperature);
+        self
+    }
+}
+
+/// What a streaming call reports as it goes ([`crate::ModelClient::complete_streaming`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEvent<'a> {
+    /// New reply text, in order.
+    Text(&'a str),
+    /// Another HTTP request of the same call starts (a retry, a fallback model, a weaker
+    /// structured-output mode, or a repair round): text shown so far belongs to an earlier
+    /// reply.
+    Restart {
+        /// The 1-based number of the request that starts.
+        attempt: u32,
+    },
+}
+
+/// The primary model of a role failed and a fallback model answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FallbackNote {
+    /// The model that was tried first (the role's primary).
+    pub from: String,
+    /// Why it was left: its last error.
+    pub reason: String,
 }
 
 /// The result of a successful call.
@@ -218,13 +246,20 @@ pub struct Completion {
     pub tool_calls: Vec<ToolCall>,
     /// As the server sent it (`stop`, `length`, `tool_calls`, `eos`, …).
     pub finish_reason: Option<String>,
+    /// The text reply was cut off at the token limit (`finish_reason: length`); the caller
+    /// should warn (a structured or tool-call reply cut off is an error instead).
+    pub truncated: bool,
+    /// Set when a fallback model answered instead of the role's primary.
+    pub fallback: Option<FallbackNote>,
     /// Summed over every successful round trip of this call (repairs included).
     pub usage: Usage,
     /// Wall time of the whole call.
     #[serde(serialize_with = "duration_ms")]
     pub latency: Duration,
-    /// HTTP attempts made (retries, fallbacks and repairs included).
+    /// HTTP requests sent (retries, fallbacks, step-downs and repairs included).
     pub attempts: u32,
+    /// Of which retries after a failed request (the role's `max_retries` budget).
+    pub retries: u32,
     /// Repair rounds used.
     pub repairs: u32,
     pub structured_mode: Option<StructuredMode>,

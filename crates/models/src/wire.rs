@@ -27,9 +27,15 @@ pub(crate) struct BodyParams<'a> {
     pub model: &'a str,
     pub messages: &'a [Message],
     pub schema: Option<(&'a OutputSchema, StructuredMode)>,
+    /// The strict form of the schema ([`crate::strict::to_strict`]), when it has one: sent
+    /// with `strict: true` in `json_schema` mode; without it the schema goes as it is, unstrict.
+    pub strict_schema: Option<&'a Value>,
     pub tools: &'a [ToolSpec],
     pub max_tokens: Option<u32>,
-    pub temperature: Option<f32>,
+    /// Send the limit as `max_completion_tokens` (OpenAI, whose reasoning models refuse
+    /// `max_tokens`) rather than `max_tokens` (what every other server understands).
+    pub max_completion_tokens: bool,
+    pub temperature: Option<f64>,
     pub stream: bool,
 }
 
@@ -67,11 +73,13 @@ pub(crate) fn request_body(p: &BodyParams<'_>) -> Value {
                 json_schema: ResponseFormatJsonSchema {
                     description: None,
                     name: schema.wire_name(),
-                    schema: schema.schema.clone(),
-                    strict: Some(true),
+                    schema: p.strict_schema.unwrap_or(&schema.schema).clone(),
+                    strict: Some(p.strict_schema.is_some()),
                 },
             }),
-            StructuredMode::JsonObject => Some(ResponseFormat::JsonObject),
+            StructuredMode::JsonObjectSchema | StructuredMode::JsonObject => {
+                Some(ResponseFormat::JsonObject)
+            }
             StructuredMode::PromptOnly => None,
         };
     }
@@ -95,8 +103,8 @@ pub(crate) fn request_body(p: &BodyParams<'_>) -> Value {
     let request = CreateChatCompletionRequest {
         model: p.model.to_string(),
         messages,
-        max_tokens: p.max_tokens,
-        temperature: p.temperature,
+        max_tokens: p.max_tokens.filter(|_| !p.max_completion_tokens),
+        max_completion_tokens: p.max_tokens.filter(|_| p.max_completion_tokens),
         response_format,
         tools: (!tools.is_empty()).then_some(tools),
         stream: p.stream.then_some(true),
@@ -106,7 +114,22 @@ pub(crate) fn request_body(p: &BodyParams<'_>) -> Value {
         }),
         ..Default::default()
     };
-    serde_json::to_value(&request).unwrap_or(Value::Null)
+    let mut body = serde_json::to_value(&request).unwrap_or(Value::Null);
+    // Set here rather than through the request type, whose `f32` would send 0.2 as
+    // 0.20000000298023224.
+    if let (Some(t), Value::Object(map)) = (p.temperature, &mut body) {
+        map.insert("temperature".into(), Value::from(t));
+    }
+    // The schema rides along with `json_object` (an extension llama.cpp and others read to
+    // constrain the output; the one OpenAI's type has no field for).
+    if let (Some((schema, StructuredMode::JsonObjectSchema)), Some(format)) = (
+        p.schema,
+        body.get_mut("response_format")
+            .and_then(Value::as_object_mut),
+    ) {
+        format.insert("schema".into(), schema.schema.clone());
+    }
+    body
 }
 
 fn to_wire_message(m: &Message) -> ChatCompletionRequestMessage {
@@ -553,34 +576,93 @@ mod tests {
 
     #[test]
     fn request_body_per_mode() {
-        let schema = OutputSchema::new("my plan!", json!({"type": "object"}));
+        let schema = OutputSchema::new(
+            "my plan!",
+            json!({"type": "object", "properties": {"a": {"type": "string"}}}),
+        );
+        let strict = crate::strict::to_strict(&schema.schema).expect("strict");
         let messages = [Message::system("sys"), Message::user("u")];
         let mut p = BodyParams {
             model: "m",
             messages: &messages,
             schema: Some((&schema, StructuredMode::JsonSchema)),
+            strict_schema: Some(&strict),
             tools: &[],
             max_tokens: Some(10),
-            temperature: None,
+            max_completion_tokens: false,
+            temperature: Some(0.2),
             stream: false,
         };
         let b = request_body(&p);
         assert_eq!(b["response_format"]["type"], "json_schema");
         assert_eq!(b["response_format"]["json_schema"]["name"], "my_plan_");
         assert_eq!(b["response_format"]["json_schema"]["strict"], true);
+        assert_eq!(
+            b["response_format"]["json_schema"]["schema"]["required"],
+            json!(["a"])
+        );
         assert_eq!(b["max_tokens"], 10);
+        assert!(b.get("max_completion_tokens").is_none());
+        // As written: not 0.20000000298023224.
+        assert_eq!(b["temperature"].to_string(), "0.2");
         assert_eq!(b["messages"][0]["content"], "sys");
         assert!(b.get("stream").is_none());
-        p.schema = Some((&schema, StructuredMode::JsonObject));
+        // No strict form: the schema as it is, not strict.
+        p.strict_schema = None;
+        p.max_completion_tokens = true;
         let b = request_body(&p);
-        assert_eq!(b["response_format"]["type"], "json_object");
+        assert_eq!(b["response_format"]["json_schema"]["strict"], false);
+        assert_eq!(b["response_format"]["json_schema"]["schema"], schema.schema);
+        assert_eq!(b["max_completion_tokens"], 10);
+        assert!(b.get("max_tokens").is_none());
+        p.schema = Some((&schema, StructuredMode::JsonObjectSchema));
+        let b = request_body(&p);
+        assert_eq!(
+            b["response_format"],
+            json!({"type": "json_object", "schema": schema.schema})
+        );
         let sys = b["messages"][0]["content"].as_str().unwrap_or_default();
         assert!(sys.starts_with("sys\n\nReply with one JSON value"), "{sys}");
+        p.schema = Some((&schema, StructuredMode::JsonObject));
+        let b = request_body(&p);
+        assert_eq!(b["response_format"], json!({"type": "json_object"}));
         p.schema = Some((&schema, StructuredMode::PromptOnly));
         p.stream = true;
+        p.max_tokens = None;
+        p.temperature = None;
         let b = request_body(&p);
         assert!(b.get("response_format").is_none());
+        assert!(b.get("max_completion_tokens").is_none());
+        assert!(b.get("temperature").is_none());
         assert_eq!(b["stream"], true);
         assert_eq!(b["stream_options"]["include_usage"], true);
+    }
+
+    #[test]
+    fn an_assistant_turn_with_tool_calls_keeps_its_text() {
+        let call = ToolCall {
+            id: "c1".into(),
+            name: "grep".into(),
+            arguments: "{}".into(),
+        };
+        let messages = [Message::assistant_tool_calls(
+            Some("Let me look.".into()),
+            vec![call.clone()],
+        )];
+        let b = request_body(&BodyParams {
+            model: "m",
+            messages: &messages,
+            schema: None,
+            strict_schema: None,
+            tools: &[],
+            max_tokens: None,
+            max_completion_tokens: false,
+            temperature: None,
+            stream: false,
+        });
+        assert_eq!(b["messages"][0]["content"], "Let me look.");
+        assert_eq!(b["messages"][0]["tool_calls"][0]["id"], "c1");
+        let empty = Message::assistant_tool_calls(Some(String::new()), vec![call]);
+        assert!(matches!(empty, Message::Assistant { content: None, .. }));
     }
 }

@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use ao_models::{
-    CompletionRequest, MemoryRecorder, Message, ModelError, OutputSchema, StructuredMode,
-    TimeoutKind, ToolSpec, UsageTotals,
+    CompletionRequest, MemoryRecorder, Message, ModelError, OutputSchema, StreamEvent,
+    StructuredMode, TimeoutKind, ToolSpec, UsageTotals,
 };
 use serde_json::{Value, json};
 use support::*;
@@ -98,13 +98,13 @@ async fn structured_json_schema_mode() {
     );
     let learned = client.learned_modes();
     assert_eq!(
-        learned.get(&format!("{} m1", stub.base_url())),
-        Some(&StructuredMode::JsonSchema)
+        learned.get(&stub.base_url(), "m1").map(|l| l.mode),
+        Some(StructuredMode::JsonSchema)
     );
 }
 
 #[tokio::test]
-async fn json_object_mode_after_json_schema_is_rejected_and_remembered() {
+async fn json_object_with_schema_after_json_schema_is_rejected_and_remembered() {
     let stub = Stub::handler(|_, body| match body["response_format"]["type"].as_str() {
         Some("json_schema") => status(
             400,
@@ -122,11 +122,15 @@ async fn json_object_mode_after_json_schema_is_rejected_and_remembered() {
         )
         .await
         .expect("reply");
-    assert_eq!(done.structured_mode, Some(StructuredMode::JsonObject));
+    assert_eq!(done.structured_mode, Some(StructuredMode::JsonObjectSchema));
     assert_eq!(done.json, Some(json!({"steps": []})));
     let seen = stub.requests();
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[1].body["response_format"]["type"], "json_object");
+    assert_eq!(
+        seen[1].body["response_format"]["schema"],
+        plan_schema().schema
+    );
     let system = seen[1].body["messages"][0]["content"]
         .as_str()
         .unwrap_or_default();
@@ -168,12 +172,12 @@ async fn json_object_mode_after_json_schema_is_rejected_and_remembered() {
 
 #[tokio::test]
 async fn prompt_only_mode_when_every_response_format_fails_with_500() {
-    // Like llama.cpp's server: any response_format → 500.
+    // A server that answers any response_format with a 500 about it.
     let stub = Stub::handler(|_, body| {
         if body.get("response_format").is_some() {
             status(
                 500,
-                r#"{"error":{"code":500,"message":"Unsupported JSON schema"}}"#,
+                r#"{"error":{"code":500,"message":"Unsupported response_format"}}"#,
             )
         } else {
             ok(chat("```json\n{\"steps\": [\"x\"]}\n```"))
@@ -192,7 +196,8 @@ async fn prompt_only_mode_when_every_response_format_fails_with_500() {
     assert_eq!(done.structured_mode, Some(StructuredMode::PromptOnly));
     assert_eq!(done.json, Some(json!({"steps": ["x"]})));
     let seen = stub.requests();
-    // A 5xx is retried once in the same mode before the next mode is tried.
+    // A 5xx that names the response format moves to the next mode at once; each step-down
+    // is one of the call's three retries.
     let types: Vec<_> = seen
         .iter()
         .map(|s| {
@@ -202,17 +207,11 @@ async fn prompt_only_mode_when_every_response_format_fails_with_500() {
                 .to_string()
         })
         .collect();
-    assert_eq!(
-        types,
-        [
-            "json_schema",
-            "json_schema",
-            "json_object",
-            "json_object",
-            "none"
-        ]
-    );
-    let system = seen[4].body["messages"][0]["content"]
+    assert_eq!(types, ["json_schema", "json_object", "json_object", "none"]);
+    assert!(seen[1].body["response_format"].get("schema").is_some());
+    assert!(seen[2].body["response_format"].get("schema").is_none());
+    assert_eq!(done.retries, 3);
+    let system = seen[3].body["messages"][0]["content"]
         .as_str()
         .unwrap_or_default();
     assert!(
@@ -230,7 +229,7 @@ async fn prompt_only_mode_when_every_response_format_fails_with_500() {
         .expect("reply");
     assert_eq!(
         stub.requests().len(),
-        6,
+        5,
         "the learned mode is used directly"
     );
 }
@@ -302,10 +301,10 @@ async fn repairs_exhausted_names_the_schema_path() {
         .await
         .expect_err("must fail");
     assert!(
-        matches!(err, ModelError::SchemaViolation { repairs: 1, .. }),
+        matches!(err.error, ModelError::SchemaViolation { repairs: 1, .. }),
         "{err:?}"
     );
-    let paths = err.schema_paths();
+    let paths = err.error.schema_paths();
     assert!(paths.contains(&"/steps/0"), "{paths:?}");
     let msg = err.to_string();
     assert!(msg.contains("/steps/0"), "{msg}");
@@ -395,7 +394,7 @@ async fn server_errors_exhaust_bounded_retries() {
         .expect_err("must fail");
     assert!(
         matches!(
-            err,
+            err.error,
             ModelError::ServerError {
                 status: 502,
                 attempts: 3,
@@ -420,7 +419,7 @@ async fn total_timeout() {
     .expect_err("must time out");
     assert!(
         matches!(
-            err,
+            err.error,
             ModelError::Timeout {
                 kind: TimeoutKind::Total,
                 ..
@@ -448,7 +447,7 @@ async fn connection_refused() {
         .await
         .expect_err("must fail");
     assert!(
-        matches!(err, ModelError::Connect { attempts: 2, .. }),
+        matches!(err.error, ModelError::Connect { attempts: 2, .. }),
         "{err:?}"
     );
     let msg = err.to_string();
@@ -468,7 +467,7 @@ async fn unauthorized_is_not_retried_and_never_shows_the_key() {
         .await
         .expect_err("must fail");
     assert!(
-        matches!(err, ModelError::BadApiKey { status: 401, .. }),
+        matches!(err.error, ModelError::BadApiKey { status: 401, .. }),
         "{err:?}"
     );
     let msg = err.to_string();
@@ -586,7 +585,10 @@ async fn malformed_reply_is_a_clear_error() {
         .complete("leader", ask(), &MemoryRecorder::new())
         .await
         .expect_err("must fail");
-    assert!(matches!(err, ModelError::InvalidReply { .. }), "{err:?}");
+    assert!(
+        matches!(err.error, ModelError::InvalidReply { .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("proxy error"), "{err}");
 }
 
@@ -611,6 +613,9 @@ async fn fallback_model_on_rate_limit_with_cool_down() {
     );
     assert_eq!(done.model, "m2");
     assert_eq!(done.text, "from the fallback");
+    let note = done.fallback.clone().expect("the fallback is said");
+    assert_eq!(note.from, "m1");
+    assert!(note.reason.contains("rate-limiting"), "{}", note.reason);
     let models: Vec<_> = rec.exchanges().iter().map(|e| e.model.clone()).collect();
     assert_eq!(models, vec!["m1", "m2"]);
 
@@ -707,7 +712,11 @@ async fn streaming_assembles_the_same_result_as_non_streaming() {
         .await
         .expect("plain");
     let deltas = Mutex::new(Vec::<String>::new());
-    let on_delta = |d: &str| deltas.lock().expect("lock").push(d.to_string());
+    let on_delta = |e: StreamEvent<'_>| {
+        if let StreamEvent::Text(d) = e {
+            deltas.lock().expect("lock").push(d.to_string())
+        }
+    };
     let rec = MemoryRecorder::new();
     let streamed = client
         .complete_streaming("leader", request, &rec, &on_delta)
@@ -749,7 +758,7 @@ async fn streaming_idle_timeout() {
     .expect_err("must time out");
     assert!(
         matches!(
-            err,
+            err.error,
             ModelError::Timeout {
                 kind: TimeoutKind::Idle,
                 ..
@@ -774,7 +783,7 @@ async fn tool_results_are_sent_back() {
     };
     let request = CompletionRequest::new(vec![
         Message::user("find x"),
-        Message::assistant_tool_calls(vec![call]),
+        Message::assistant_tool_calls(Some("Let me search.".into()), vec![call]),
         Message::tool_result("c1", "x found"),
     ]);
     client(&stub.base_url(), "")
@@ -783,6 +792,7 @@ async fn tool_results_are_sent_back() {
         .expect("reply");
     let messages = &stub.requests()[0].body["messages"];
     assert_eq!(messages[1]["role"], "assistant");
+    assert_eq!(messages[1]["content"], "Let me search.");
     assert_eq!(messages[1]["tool_calls"][0]["id"], "c1");
     assert_eq!(messages[1]["tool_calls"][0]["type"], "function");
     assert_eq!(
@@ -839,13 +849,19 @@ async fn huge_tool_call_index_is_an_invalid_reply_not_a_panic() {
             .complete("leader", ask(), &MemoryRecorder::new())
             .await
             .expect_err("invalid");
-        assert!(matches!(err, ModelError::InvalidReply { .. }), "{err:?}");
+        assert!(
+            matches!(err.error, ModelError::InvalidReply { .. }),
+            "{err:?}"
+        );
         assert!(err.to_string().contains("out of range"), "{err}");
         let err = client
             .complete_streaming("leader", ask(), &MemoryRecorder::new(), &|_| {})
             .await
             .expect_err("invalid");
-        assert!(matches!(err, ModelError::InvalidReply { .. }), "{err:?}");
+        assert!(
+            matches!(err.error, ModelError::InvalidReply { .. }),
+            "{err:?}"
+        );
         assert_eq!(stub.requests().len(), 2, "an invalid reply is not retried");
     }
 }
@@ -864,13 +880,19 @@ async fn huge_retry_after_does_not_panic() {
         .complete("leader", ask(), &MemoryRecorder::new())
         .await
         .expect_err("rate limited");
-    assert!(matches!(err, ModelError::RateLimited { .. }), "{err:?}");
+    assert!(
+        matches!(err.error, ModelError::RateLimited { .. }),
+        "{err:?}"
+    );
     // The model cools down; the next call fails at once instead of waiting a day.
     let err = client
         .complete("leader", ask(), &MemoryRecorder::new())
         .await
         .expect_err("still cooling down");
-    assert!(matches!(err, ModelError::RateLimited { .. }), "{err:?}");
+    assert!(
+        matches!(err.error, ModelError::RateLimited { .. }),
+        "{err:?}"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "{:?}",
@@ -908,7 +930,10 @@ async fn oversized_replies_are_invalid_and_error_bodies_are_cut() {
         .complete("leader", ask(), &rec)
         .await
         .expect_err("too large");
-    assert!(matches!(err, ModelError::InvalidReply { .. }), "{err:?}");
+    assert!(
+        matches!(err.error, ModelError::InvalidReply { .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("MiB"), "{err}");
     assert_eq!(stub.requests().len(), 1, "not retried");
     let kept = rec.exchanges()[0].response.clone().unwrap_or_default();
@@ -924,13 +949,19 @@ async fn oversized_replies_are_invalid_and_error_bodies_are_cut() {
         .complete("leader", ask(), &MemoryRecorder::new())
         .await
         .expect_err("too large");
-    assert!(matches!(err, ModelError::InvalidReply { .. }), "{err:?}");
+    assert!(
+        matches!(err.error, ModelError::InvalidReply { .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("MiB"), "{err}");
     let err = c
         .complete_streaming("leader", ask(), &MemoryRecorder::new(), &|_| {})
         .await
         .expect_err("too large");
-    assert!(matches!(err, ModelError::InvalidReply { .. }), "{err:?}");
+    assert!(
+        matches!(err.error, ModelError::InvalidReply { .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("MiB"), "{err}");
 
     // An error body is cut, not refused: the status still decides.
@@ -945,7 +976,7 @@ async fn oversized_replies_are_invalid_and_error_bodies_are_cut() {
         .await
         .expect_err("server error");
     assert!(
-        matches!(err, ModelError::ServerError { status: 503, .. }),
+        matches!(err.error, ModelError::ServerError { status: 503, .. }),
         "{err:?}"
     );
     let kept = rec.exchanges()[0].response.clone().unwrap_or_default();
@@ -973,7 +1004,7 @@ async fn an_unrelated_400_is_not_resent_in_weaker_modes() {
         .await
         .expect_err("rejected");
     assert!(
-        matches!(err, ModelError::Rejected { status: 400, .. }),
+        matches!(err.error, ModelError::Rejected { status: 400, .. }),
         "{err:?}"
     );
     assert!(err.to_string().contains("maximum context length"), "{err}");

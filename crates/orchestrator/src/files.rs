@@ -11,6 +11,13 @@ use std::path::Path;
 pub fn write_private_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
     let bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
     let dir = path.parent().unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir)?;
+    }
     let mut builder = tempfile::Builder::new();
     builder.prefix(".ao-tmp-");
     #[cfg(unix)]

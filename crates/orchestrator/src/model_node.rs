@@ -11,14 +11,14 @@
 //! stored, or stored calls that cannot be read, fail the task instead of going on.
 
 use crate::records::{self, CallRecord};
-use crate::tool_node::{CallError, ToolNodeRunner};
+use crate::tool_node::{ToolCallError, ToolNodeRunner};
 use ao_core::redact::Redactor;
 use ao_graph::{
     BoxFuture, EventKind, LlmRequest, LlmRunner, NodeCall, NodeFailure, RunStore, TaskKey,
 };
 use ao_models::{
-    Completion, CompletionRequest, Exchange, ExchangeRecorder, LearnedModes, Message, ModelClient,
-    ModelError, OutputSchema, ToolCall,
+    CallError, Completion, CompletionRequest, Exchange, ExchangeRecorder, LearnedModes, Message,
+    ModelClient, OutputSchema, StreamEvent, ToolCall, Usage,
 };
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -38,6 +38,18 @@ pub struct ModelRunner {
     saved_modes: Mutex<LearnedModes>,
     /// Runs the tool calls of nodes that offer tools.
     tools: Option<Arc<ToolNodeRunner>>,
+    /// Where streamed reply text goes while a node's call runs (a progress display); `llm`
+    /// nodes stream only when one is set.
+    tokens: Mutex<Option<Arc<dyn TokenSink>>>,
+}
+
+/// Receives a running `llm` node's reply text as it streams in.
+pub trait TokenSink: Send + Sync {
+    /// New text of `node`'s reply.
+    fn text(&self, node: &str, text: &str);
+    /// `node`'s call sends another request (a retry, a fallback, a repair): the text so far
+    /// belonged to an earlier reply.
+    fn restart(&self, node: &str);
 }
 
 impl ModelRunner {
@@ -63,7 +75,14 @@ impl ModelRunner {
             modes_file,
             saved_modes: Mutex::new(saved),
             tools: None,
+            tokens: Mutex::new(None),
         }
+    }
+
+    /// Streams the replies of `llm` nodes to `sink` from now on (the assembled result is the
+    /// same as without streaming).
+    pub fn stream_to(&self, sink: Arc<dyn TokenSink>) {
+        *self.tokens.lock().unwrap_or_else(|p| p.into_inner()) = Some(sink);
     }
 
     /// Lets nodes with `tools` call them, through `tools`' policy gate.
@@ -122,25 +141,14 @@ pub fn output_schema(output: &Value) -> Result<Option<OutputSchema>, String> {
     }
 }
 
-/// Whether another attempt of the node could succeed.
-fn failure(e: &ModelError, redactor: &Redactor) -> NodeFailure {
-    let message = redactor.redact_str(&e.to_string());
-    match e {
-        ModelError::RateLimited { .. }
-        | ModelError::ServerError { .. }
-        | ModelError::Connect { .. }
-        | ModelError::Timeout { .. }
-        | ModelError::InvalidReply { .. }
-        | ModelError::SchemaViolation { .. } => NodeFailure {
-            message,
-            retryable: true,
-            kind: "model",
-        },
-        _ => NodeFailure {
-            message,
-            retryable: false,
-            kind: "model",
-        },
+/// A failed model call as a node failure. Never retried by the node: the model layer is the
+/// one retry layer of a model call and has already spent its budget (retries, fallbacks,
+/// step-downs, repairs) on it.
+fn failure(e: &CallError, redactor: &Redactor) -> NodeFailure {
+    NodeFailure {
+        message: redactor.redact_str(&e.to_string()),
+        retryable: false,
+        kind: "model",
     }
 }
 
@@ -158,19 +166,61 @@ fn record_failure(what: &str, e: impl std::fmt::Display) -> NodeFailure {
 struct PendingExchanges<'a> {
     redactor: &'a Redactor,
     pending: Mutex<Result<Vec<Value>, String>>,
+    /// What each request that was sent cost, and how it went (for usage and events).
+    sent: Mutex<Vec<SentRequest>>,
+}
+
+/// One HTTP request of a model call, as usage and the event stream count it.
+struct SentRequest {
+    model: String,
+    usage: Usage,
+    latency_ms: u64,
+    kind: String,
+    error: Option<String>,
 }
 
 impl PendingExchanges<'_> {
+    fn new(redactor: &Redactor) -> PendingExchanges<'_> {
+        PendingExchanges {
+            redactor,
+            pending: Mutex::new(Ok(Vec::new())),
+            sent: Mutex::new(Vec::new()),
+        }
+    }
+
     fn take(&self) -> Result<Vec<Value>, String> {
         std::mem::replace(
             &mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()),
             Ok(Vec::new()),
         )
     }
+
+    fn take_sent(&self) -> Vec<SentRequest> {
+        std::mem::take(&mut *self.sent.lock().unwrap_or_else(|p| p.into_inner()))
+    }
 }
 
 impl ExchangeRecorder for PendingExchanges<'_> {
     fn record(&self, exchange: Exchange) {
+        let kind = serde_json::to_value(exchange.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let error = match (&exchange.error, exchange.status) {
+            (Some(e), _) => Some(self.redactor.redact_str(e)),
+            (None, Some(status)) if status >= 400 => Some(format!("HTTP {status}")),
+            _ => None,
+        };
+        self.sent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(SentRequest {
+                model: exchange.model.clone(),
+                usage: exchange.usage.unwrap_or_default(),
+                latency_ms: exchange.latency.as_millis() as u64,
+                kind,
+                error,
+            });
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         let Ok(list) = pending.as_mut() else { return };
         match serde_json::to_value(&exchange) {
@@ -243,6 +293,8 @@ impl ModelRunner {
                     output_tokens: 0,
                     latency_ms: 0,
                     cached: true,
+                    request: None,
+                    error: None,
                 });
                 return Ok(Round {
                     number: round,
@@ -252,19 +304,53 @@ impl ModelRunner {
             }
         }
         let structured = completion_request.schema.is_some();
-        let recorder = PendingExchanges {
-            redactor: &self.redactor,
-            pending: Mutex::new(Ok(Vec::new())),
+        let recorder = PendingExchanges::new(&self.redactor);
+        let sink = self
+            .tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let completed = match &sink {
+            Some(sink) => {
+                let node = call.node;
+                let on_event = move |e: StreamEvent<'_>| match e {
+                    StreamEvent::Text(text) => sink.text(node, text),
+                    StreamEvent::Restart { .. } => sink.restart(node),
+                };
+                self.client
+                    .complete_streaming(&request.role, completion_request, &recorder, &on_event)
+                    .await
+            }
+            None => {
+                self.client
+                    .complete(&request.role, completion_request, &recorder)
+                    .await
+            }
         };
-        let completed = self
-            .client
-            .complete(&request.role, completion_request, &recorder)
-            .await;
         self.save_learned_modes(call);
+        // Every request that was sent is counted and has its event, whatever the outcome.
+        let sent = recorder.take_sent();
+        let usages: Vec<Usage> = sent.iter().map(|r| r.usage).collect();
+        let emit_sent = |sent: Vec<SentRequest>| {
+            for r in sent {
+                call.events.emit(EventKind::LlmCall {
+                    node: call.node.to_string(),
+                    role: request.role.clone(),
+                    model: r.model,
+                    input_tokens: r.usage.prompt_tokens,
+                    output_tokens: r.usage.completion_tokens,
+                    latency_ms: r.latency_ms,
+                    cached: false,
+                    request: Some(r.kind),
+                    error: r.error,
+                });
+            }
+        };
         let completion: Completion = match completed {
             Ok(c) => c,
             Err(e) => {
-                // A failed call's attempts are kept too: they say what went wrong.
+                // A failed call's attempts are kept too: they say what went wrong and what
+                // they cost.
                 if let Some(store) = &self.store {
                     let exchanges = recorder
                         .take()
@@ -277,11 +363,12 @@ impl ModelRunner {
                             role: &request.role,
                             completed: None,
                             exchanges: &exchanges,
-                            usage: None,
+                            usages: &usages,
                         },
                     )
                     .map_err(|err| record_failure("the model exchanges", err))?;
                 }
+                emit_sent(sent);
                 return Err(failure(&e, &self.redactor));
             }
         };
@@ -308,20 +395,30 @@ impl ModelRunner {
                     role: &request.role,
                     completed: Some((&fingerprint, &result)),
                     exchanges: &exchanges,
-                    usage: Some(&completion.usage),
+                    usages: &usages,
                 },
             )
             .map_err(|e| record_failure("the model's answer", e))?;
         }
-        call.events.emit(EventKind::LlmCall {
-            node: call.node.to_string(),
-            role: request.role.clone(),
-            model: completion.model.clone(),
-            input_tokens: completion.usage.prompt_tokens,
-            output_tokens: completion.usage.completion_tokens,
-            latency_ms: completion.latency.as_millis() as u64,
-            cached: false,
-        });
+        emit_sent(sent);
+        if let Some(note) = &completion.fallback {
+            call.events.emit(EventKind::Warning {
+                node: Some(call.node.to_string()),
+                message: self.redactor.redact_str(&format!(
+                    "the {} model `{}` did not answer ({}); its fallback `{}` did",
+                    request.role, note.from, note.reason, completion.model
+                )),
+            });
+        }
+        if completion.truncated {
+            call.events.emit(EventKind::Warning {
+                node: Some(call.node.to_string()),
+                message: format!(
+                    "the reply of `{}` was cut off at its token limit (finish_reason: length); raise the role's max_tokens for a complete answer",
+                    completion.model
+                ),
+            });
+        }
         Ok(Round {
             number: round,
             fingerprint,
@@ -356,8 +453,8 @@ impl ModelRunner {
         };
         match tools.call(call, &tc.name, args).await {
             Ok(v) => Ok(v),
-            Err(CallError::Tool(e)) => Ok(json!({"error": e.to_string()})),
-            Err(CallError::Record(why)) => Err(NodeFailure {
+            Err(ToolCallError::Tool(e)) => Ok(json!({"error": e.to_string()})),
+            Err(ToolCallError::Record(why)) => Err(NodeFailure {
                 message: why,
                 retryable: true,
                 kind: "store",
@@ -483,7 +580,7 @@ impl LlmRunner for ModelRunner {
                     .and_then(Value::as_str)
                     .filter(|c| !c.is_empty())
                     .map(str::to_string);
-                messages.push(Message::assistant_tool_calls(calls.clone()).with_content(content));
+                messages.push(Message::assistant_tool_calls(content, calls.clone()));
                 let replies = self
                     .tool_replies(&call, &request, tools, &mut done, &calls)
                     .await?;

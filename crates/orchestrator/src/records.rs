@@ -48,13 +48,13 @@ pub fn stored_round(
     }
 }
 
-/// Adds one model call's usage to the totals of the run and of every run above it (a
+/// Adds the usage of a call's requests (one model call each) to the totals of the run and of every run above it (a
 /// parent's usage includes its sub-runs'), inside the caller's transaction.
 fn add_usage(
     records: &Records<'_>,
     lineage: &[String],
     role: &str,
-    usage: &Usage,
+    usages: &[Usage],
 ) -> Result<(), StoreError> {
     for run in lineage {
         let scope = RecordScope::Run(run);
@@ -65,7 +65,9 @@ fn add_usage(
             })?,
             None => UsageTotals::default(),
         };
-        totals.add(role, usage);
+        for usage in usages {
+            totals.add(role, usage);
+        }
         records.put(scope, USAGE, 0, &to_value("run usage", &totals)?)?;
     }
     Ok(())
@@ -88,14 +90,15 @@ pub struct CallRecord<'a> {
     /// The redacted fingerprint and result of a completed round (`None` for a failed call).
     pub completed: Option<(&'a str, &'a Value)>,
     pub exchanges: &'a [Value],
-    /// What the sent requests cost (`None` when nothing was sent).
-    pub usage: Option<&'a Usage>,
+    /// What each request that was sent cost (one model call each, answered or not).
+    pub usages: &'a [Usage],
 }
 
 pub fn store_call(store: &RunStore, call: &CallRecord<'_>) -> Result<(), StoreError> {
-    let lineage = match call.usage {
-        Some(_) => store.lineage(call.task.run_id)?,
-        None => Vec::new(),
+    let lineage = if call.usages.is_empty() {
+        Vec::new()
+    } else {
+        store.lineage(call.task.run_id)?
     };
     store.write_records("store model call", |records| {
         let scope = RecordScope::Task(call.task);
@@ -110,8 +113,8 @@ pub fn store_call(store: &RunStore, call: &CallRecord<'_>) -> Result<(), StoreEr
         for exchange in call.exchanges {
             records.append(scope, EXCHANGE, exchange)?;
         }
-        if let Some(usage) = call.usage {
-            add_usage(records, &lineage, call.role, usage)?;
+        if !call.usages.is_empty() {
+            add_usage(records, &lineage, call.role, call.usages)?;
         }
         Ok(())
     })

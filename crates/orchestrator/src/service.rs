@@ -71,6 +71,8 @@ pub struct Service {
     /// The model roles `llm` nodes can use, or why there are none.
     models: Result<Vec<String>, String>,
     tools: Option<Arc<ToolNodeRunner>>,
+    /// The runner of `llm` nodes, once models are configured.
+    llm: Option<Arc<ModelRunner>>,
 }
 
 impl Service {
@@ -87,6 +89,7 @@ impl Service {
             host: builtins::host(),
             models: Err("no model configuration was loaded".into()),
             tools: None,
+            llm: None,
         };
         service.host.resolver = Some(Arc::new(ProjectResolver { root }));
         Ok(service)
@@ -146,11 +149,32 @@ impl Service {
                     Some(&self.state_dir),
                 )
                 .with_tools(tools);
-                self.host.llm = Some(Arc::new(runner));
+                let runner = Arc::new(runner);
+                self.host.llm = Some(runner.clone());
+                self.llm = Some(runner);
             }
             Err(e) => self.models = Err(e.to_string()),
         }
         Ok(())
+    }
+
+    /// Streams the replies of `llm` nodes to `sink` (a progress display) from now on.
+    pub fn stream_tokens(&self, sink: Arc<dyn crate::model_node::TokenSink>) {
+        if let Some(llm) = &self.llm {
+            llm.stream_to(sink);
+        }
+    }
+
+    /// The warnings a run's events carry (a reply cut off, a fallback used, …), oldest first.
+    pub fn warnings(&self, run_id: &str) -> Result<Vec<(Option<String>, String)>, Error> {
+        Ok(self
+            .events(run_id, None)?
+            .into_iter()
+            .filter_map(|e| match e.kind {
+                ao_graph::EventKind::Warning { node, message } => Some((node, message)),
+                _ => None,
+            })
+            .collect())
     }
 
     /// The tool runner (and through it the policy), once configured.

@@ -7,7 +7,7 @@
 //! proposed edits are part of the run's one changeset.
 //!
 //! Recording is fail-closed: a decision or a changeset that cannot be stored fails the call
-//! ([`CallError::Record`]), which fails the task; it never becomes a warning.
+//! ([`ToolCallError::Record`]), which fails the task; it never becomes a warning.
 
 use crate::records;
 use ao_core::redact::Redactor;
@@ -33,7 +33,7 @@ pub struct ToolNodeRunner {
 
 /// Why a tool call did not give a result.
 #[derive(Debug, thiserror::Error)]
-pub enum CallError {
+pub enum ToolCallError {
     /// The tool refused its input or failed doing allowed work: the caller (a model) can be
     /// told and try something else.
     #[error(transparent)]
@@ -154,16 +154,16 @@ impl ToolNodeRunner {
         call: &NodeCall<'_>,
         tool: &str,
         args: Value,
-    ) -> Result<Value, CallError> {
+    ) -> Result<Value, ToolCallError> {
         let root = match &self.store {
-            Some(store) => store
-                .root_run_id(call.run_id)
-                .map_err(|e| CallError::Record(format!("cannot read the run's lineage: {e}")))?,
+            Some(store) => store.root_run_id(call.run_id).map_err(|e| {
+                ToolCallError::Record(format!("cannot read the run's lineage: {e}"))
+            })?,
             None => call.run_id.to_string(),
         };
-        let overlay = self
-            .overlay(&root)
-            .map_err(|e| CallError::Record(format!("cannot restore the run's changeset: {e}")))?;
+        let overlay = self.overlay(&root).map_err(|e| {
+            ToolCallError::Record(format!("cannot restore the run's changeset: {e}"))
+        })?;
         let decisions = self.store.as_ref().map(|store| {
             Arc::new(StoreDecisions {
                 store: store.clone(),
@@ -182,7 +182,7 @@ impl ToolNodeRunner {
             .with_overlay(overlay);
         let outcome = ToolRegistry::standard().call(tool, args, &ctx).await;
         if let Some(why) = decisions.as_ref().and_then(|d| d.failure()) {
-            return Err(CallError::Record(why));
+            return Err(ToolCallError::Record(why));
         }
         let outcome = outcome?;
         call.events.emit(EventKind::ToolCall {
@@ -199,7 +199,7 @@ impl ToolNodeRunner {
                 records::put_changeset(store, &root, &cs)
             });
             stored.map_err(|e| {
-                CallError::Record(format!(
+                ToolCallError::Record(format!(
                     "`{tool}` was carried out but the run's changeset could not be stored: {e}"
                 ))
             })?;
@@ -232,9 +232,9 @@ pub fn tool_names() -> Vec<&'static str> {
 
 /// How a failed call fails a `tool` node: bad arguments and tool failures are not retried
 /// (they would fail the same way); a record that could not be kept may be, on another attempt.
-fn failure(e: &CallError) -> NodeFailure {
+fn failure(e: &ToolCallError) -> NodeFailure {
     match e {
-        CallError::Tool(t) => NodeFailure {
+        ToolCallError::Tool(t) => NodeFailure {
             message: t.to_string(),
             retryable: false,
             kind: if t.is_invalid_input() {
@@ -243,7 +243,7 @@ fn failure(e: &CallError) -> NodeFailure {
                 "tool"
             },
         },
-        CallError::Record(message) => NodeFailure {
+        ToolCallError::Record(message) => NodeFailure {
             message: message.clone(),
             retryable: true,
             kind: "store",

@@ -185,3 +185,41 @@ async fn tool_rounds_are_neither_asked_nor_run_again_when_the_task_runs_again() 
         "dry-run left the disk alone"
     );
 }
+
+#[tokio::test]
+async fn a_tool_call_turn_sent_back_keeps_the_assistant_text() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "hello\n").unwrap();
+    let stub = StubModel::start(|req: &serde_json::Value| {
+        let asked_before = req["messages"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["role"] == "tool"));
+        if asked_before {
+            (200, ao_testkit::completion("The notes say hello."))
+        } else {
+            let mut reply = ao_testkit::tool_calls(&[("fs_read", json!({"path": "notes.txt"}))]);
+            reply["choices"][0]["message"]["content"] = json!("Let me read the notes first.");
+            (200, reply)
+        }
+    });
+    let service = service(dir.path(), &stub);
+    let wf = Arc::new(
+        load_str(
+            "name: t\nchannels:\n  a: {}\nnodes:\n  work: {kind: llm, prompt: \"What do the notes say?\", tools: [fs.read], writes: a}\nedges:\n  - {from: START, to: work}\n",
+            "t.yaml",
+        )
+        .unwrap(),
+    );
+    let out = service
+        .start(wf, json!({}), RunOptions::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(out.status, RunStatus::Completed, "{:?}", out.error);
+    let second = stub.requests()[1].clone();
+    let assistant = second["messages"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["role"] == "assistant").cloned())
+        .expect("the tool-call turn");
+    assert_eq!(assistant["content"], "Let me read the notes first.");
+    assert_eq!(assistant["tool_calls"][0]["function"]["name"], "fs_read");
+}

@@ -112,12 +112,63 @@ fn serve(stream: TcpStream, seen: &Mutex<Vec<Value>>, respond: &Responder) {
     } else {
         (404, json!({"error": {"message": "not found"}}))
     };
-    let text = reply.to_string();
     let mut stream = stream;
+    if status == 200 && request["stream"] == true {
+        // Asked to stream: the same reply as server-sent events, a few characters at a time.
+        let body = sse(&reply);
+        let _ = write!(
+            stream,
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = stream.flush();
+        return;
+    }
+    let text = reply.to_string();
     let _ = write!(
         stream,
         "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
         text.len()
     );
     let _ = stream.flush();
+}
+
+/// A chat-completion reply as the event stream a streaming server sends: the content in small
+/// deltas, the tool calls in one delta, then the finish reason and usage, then `[DONE]`.
+fn sse(reply: &Value) -> String {
+    let choice = &reply["choices"][0];
+    let message = &choice["message"];
+    let mut events = Vec::new();
+    let chunk = |delta: Value, finish: Value| {
+        json!({"id": reply["id"], "object": "chat.completion.chunk", "created": 1, "model": reply["model"],
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    };
+    if let Some(content) = message["content"].as_str() {
+        let chars: Vec<char> = content.chars().collect();
+        for piece in chars.chunks(4) {
+            let text: String = piece.iter().collect();
+            events.push(chunk(
+                json!({"role": "assistant", "content": text}),
+                Value::Null,
+            ));
+        }
+    }
+    if let Some(calls) = message["tool_calls"].as_array() {
+        let calls: Vec<Value> = calls
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let mut c = c.clone();
+                c["index"] = json!(i);
+                c
+            })
+            .collect();
+        events.push(chunk(json!({"tool_calls": calls}), Value::Null));
+    }
+    let mut last = chunk(json!({}), choice["finish_reason"].clone());
+    last["usage"] = reply["usage"].clone();
+    events.push(last);
+    let mut body: String = events.iter().map(|e| format!("data: {e}\n\n")).collect();
+    body.push_str("data: [DONE]\n\n");
+    body
 }

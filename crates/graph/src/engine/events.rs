@@ -63,17 +63,24 @@ pub enum EventKind {
         /// The nodes the next step will run.
         next: Vec<String>,
     },
-    /// A model call (emitted by the host's `llm` node runner).
+    /// One model request (emitted by the host's `llm` node runner for every request it sent,
+    /// answered or not, and once when a stored result is reused).
     LlmCall {
         node: String,
         role: String,
-        /// The model that answered (empty when a stored result was reused).
+        /// The model asked (empty when a stored result was reused).
         model: String,
         input_tokens: u64,
         output_tokens: u64,
         latency_ms: u64,
         /// A completed call stored earlier was reused (nothing was sent, nothing paid).
         cached: bool,
+        /// Why the request was sent: `first`, `retry`, `fallback`, `step_down`, `repair`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<String>,
+        /// What went wrong with this request, when it did not get a usable reply.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
     },
     /// A tool call and the policy's decision (emitted by the host's tool runner).
     ToolCall {

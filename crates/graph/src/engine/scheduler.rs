@@ -1246,10 +1246,16 @@ impl RunCtx {
                         Some(i) => format!("{}[{i}]", node.name),
                         None => node.name.clone(),
                     };
-                    let message = self.redact(format!(
-                        "{} (attempt {attempt} of {}, task {at}, step {step})",
-                        failure.message, node.retry.max_attempts
-                    ));
+                    // Attempts are worth naming only when the task was retried (a failure that
+                    // is not retryable ends the first attempt).
+                    let message = self.redact(if attempt > 1 {
+                        format!(
+                            "{} (attempt {attempt} of {}, task {at}, step {step})",
+                            failure.message, node.retry.max_attempts
+                        )
+                    } else {
+                        format!("{} (task {at}, step {step})", failure.message)
+                    });
                     self.emit(EventKind::TaskFailed {
                         node: node.name.clone(),
                         index,

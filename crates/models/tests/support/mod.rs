@@ -85,13 +85,25 @@ pub fn delayed(step: Step, delay: Duration) -> Step {
 
 /// A reply with `content` and server-counted usage.
 pub fn chat(content: &str) -> Value {
+    chat_ending(content, "stop")
+}
+
+/// A reply with `content`, `finish_reason` and server-counted usage.
+pub fn chat_ending(content: &str, finish_reason: &str) -> Value {
     json!({
         "id": "chatcmpl-1", "object": "chat.completion", "created": 1700000000, "model": "m1",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                     "finish_reason": "stop"}],
+                     "finish_reason": finish_reason}],
         "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
     })
 }
+
+/// What llama.cpp's server (llama-cpp-python 0.3.36) answers to `response_format: json_schema`:
+/// a 500 carrying the request validation error.
+pub const LLAMA_CPP_JSON_SCHEMA_500: &str = r#"{"error":{"message":"1 validation error:\n  {'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), 'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema', 'ctx': {'expected': \"'text' or 'json_object'\"}}\n\n  File \"llama_cpp/server/app.py\", line 376, in create_chat_completion\n    POST /v1/chat/completions","type":"internal_server_error","param":null,"code":null}}"#;
+
+/// What a LiteLLM proxy (1.108.7) answers when its upstream fails (`litellm.InternalServerError`).
+pub const LITELLM_500: &str = r#"{"error":{"message":"litellm.InternalServerError: this is a mock internal server error\n\nLiteLLM: model group 'internal-err' failed with the error above. No fallback was attempted.","type":"internal_server_error","param":null,"code":"500"}}"#;
 
 #[derive(Clone, Debug)]
 pub struct Seen {
@@ -249,8 +261,13 @@ impl Drop for Root {
 
 /// The leader config for `base_url` (model `m1`, the planted key), with extra `[leader]` lines.
 pub fn leader(base_url: &str, extra: &str) -> ModelConfig {
+    leader_of("openai-compatible", base_url, extra)
+}
+
+/// Like [`leader`], for another provider preset (`llamacpp`, `openai`, …).
+pub fn leader_of(provider: &str, base_url: &str, extra: &str) -> ModelConfig {
     let toml = format!(
-        "[leader]\nprovider = \"openai-compatible\"\nmodel = \"m1\"\nbase_url = \"{base_url}\"\n\
+        "[leader]\nprovider = \"{provider}\"\nmodel = \"m1\"\nbase_url = \"{base_url}\"\n\
          api_key = \"{PLANTED_KEY}\"\n{extra}\n"
     );
     let root = Root::new(&toml);
@@ -270,4 +287,16 @@ pub fn client(base_url: &str, extra: &str) -> ao_models::ModelClient {
     ao_models::ModelClient::from_roles([leader(base_url, extra)])
         .expect("client")
         .with_retry_timing(fast_timing())
+}
+
+/// A client of one leader with the given provider preset, and timing.
+pub fn client_of(
+    provider: &str,
+    base_url: &str,
+    extra: &str,
+    timing: ao_models::RetryTiming,
+) -> ao_models::ModelClient {
+    ao_models::ModelClient::from_roles([leader_of(provider, base_url, extra)])
+        .expect("client")
+        .with_retry_timing(timing)
 }
