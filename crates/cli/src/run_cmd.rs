@@ -55,8 +55,31 @@ pub async fn run(project: &Project, args: &RunArgs, ui: Ui) -> Result<u8, CliErr
     .await
 }
 
+/// How a workflow command shows a completed run beyond the generic rendering.
+#[derive(Default)]
+pub struct Rendering<'a> {
+    /// A person's view of a completed run's output, in place of the JSON dump.
+    pub output: Option<&'a dyn Fn(&serde_json::Value)>,
+    /// The exit code of a completed run (e.g. `review --fail-on` reached: 1); 0 otherwise.
+    pub exit: Option<&'a dyn Fn(&RunView) -> u8>,
+}
+
 /// Runs `start` with progress and Ctrl-C handling, prints the outcome, returns the exit code.
 pub async fn drive<F, Fut>(ui: Ui, service: &Service, start: F) -> Result<u8, CliError>
+where
+    F: FnOnce(RunOptions, Option<SharedSink>) -> Fut,
+    Fut: Future<Output = Result<RunView, Error>>,
+{
+    drive_with(ui, service, start, Rendering::default()).await
+}
+
+/// [`drive`] with a workflow command's own rendering of the result.
+pub async fn drive_with<F, Fut>(
+    ui: Ui,
+    service: &Service,
+    start: F,
+    rendering: Rendering<'_>,
+) -> Result<u8, CliError>
 where
     F: FnOnce(RunOptions, Option<SharedSink>) -> Fut,
     Fut: Future<Output = Result<RunView, Error>>,
@@ -98,7 +121,10 @@ where
     if ui.json {
         print_doc(&outcome);
     } else {
-        print_outcome(&outcome);
+        match (rendering.output, outcome.status, &outcome.output) {
+            (Some(show), ao_core::run::RunStatus::Completed, Some(output)) => show(output),
+            _ => print_outcome(&outcome),
+        }
         if let Some(line) = crate::output::usage_line(&outcome) {
             println!("{line}");
         }
@@ -113,6 +139,9 @@ where
     // A run stopped by a signal exits as a signalled program does (130 for Ctrl-C, 143 for
     // SIGTERM), so shells and scripts see the interruption.
     match signalled.load(std::sync::atomic::Ordering::SeqCst) {
+        0 if outcome.status == ao_core::run::RunStatus::Completed => {
+            Ok(rendering.exit.map_or(0, |exit| exit(&outcome)))
+        }
         0 => Ok(exit_code(outcome.status)),
         code if outcome.status == ao_core::run::RunStatus::Failed => Ok(code),
         _ => Ok(exit_code(outcome.status)),

@@ -849,3 +849,51 @@ async fn a_template_keeps_its_trailing_newline() {
     let out = run(&Engine::in_memory(Host::default()), &wf, json!({})).await;
     assert_eq!(out.interrupt.unwrap().prompt, "line 2\n");
 }
+
+/// Records the role of every `llm` call and answers with it.
+struct RoleEcho(Mutex<Vec<String>>);
+
+impl ao_graph::LlmRunner for RoleEcho {
+    fn run<'a>(
+        &'a self,
+        _call: ao_graph::NodeCall<'a>,
+        request: ao_graph::LlmRequest,
+    ) -> ao_graph::BoxFuture<'a, Result<Value, NodeFailure>> {
+        self.0.lock().unwrap().push(request.role.clone());
+        Box::pin(async move { Ok(Value::String(request.role)) })
+    }
+}
+
+#[tokio::test]
+async fn a_template_can_choose_each_tasks_role_at_run_time() {
+    let echo = Arc::new(RoleEcho(Mutex::new(Vec::new())));
+    let host = Host {
+        llm: Some(echo.clone()),
+        ..Host::default()
+    };
+    let wf = Arc::new(
+        load_str(
+            "name: x\nchannels:\n  who: {reducer: append}\nnodes:\n  work:\n    kind: llm\n    for_each: input.steps\n    role: \"{{ item.worker }}\"\n    prompt: \"do {{ item.id }}\"\n    writes: who\nedges:\n  - {from: START, to: work}\n",
+            "x.yaml",
+        )
+        .unwrap(),
+    );
+    assert_eq!(
+        wf.llm_nodes().collect::<Vec<_>>(),
+        vec![("work", None)],
+        "the role is not known before the run"
+    );
+    let out = run(
+        &Engine::in_memory(host),
+        &wf,
+        json!({"steps": [{"id": "a", "worker": "qwen"}, {"id": "b", "worker": "leader"}]}),
+    )
+    .await;
+    assert_eq!(out.status, RunStatus::Completed, "{:?}", out.error);
+    assert_eq!(out.state["who"], json!(["qwen", "leader"]));
+    // A role template that names something undefined is a load error, like any template.
+    let err = load_err(
+        "name: x\nchannels:\n  who: {}\nnodes:\n  work: {kind: llm, role: \"{{ nope }}\", prompt: p, writes: who}\nedges:\n  - {from: START, to: work}\n",
+    );
+    assert!(err.contains("nodes.work.role"), "{err}");
+}

@@ -10,8 +10,8 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Built-in workflows: (name, YAML). The five product workflows join this list as they land.
-pub const WORKFLOWS: &[(&str, &str)] = &[];
+/// Built-in workflows: (name, YAML), compiled into the binary.
+pub const WORKFLOWS: &[(&str, &str)] = &[("review", include_str!("../workflows/review.yaml"))];
 
 /// Seed names accepted for the built-in workflows: (alias, name).
 pub const ALIASES: &[(&str, &str)] = &[
@@ -39,7 +39,7 @@ pub fn workflow_source(name: &str) -> Option<&'static str> {
 
 /// A host with the builtin nodes registered.
 pub fn host() -> Host {
-    Host::default().with_builtin("sleep", Arc::new(Sleep))
+    crate::workflows::nodes::register(Host::default().with_builtin("sleep", Arc::new(Sleep)))
 }
 
 struct Sleep;

@@ -158,6 +158,21 @@ impl Service {
         Ok(())
     }
 
+    /// The role a workflow gives worker tasks when it does not route them one by one: the
+    /// default worker (`WORKER_MODEL_*`) if configured, else the first named worker, else the
+    /// leader (a project with only a leader still runs every workflow).
+    pub fn worker_role(&self) -> String {
+        let roles = self.models.as_ref().map(Vec::as_slice).unwrap_or_default();
+        if roles.iter().any(|r| r == ao_core::config::DEFAULT_WORKER) {
+            return "worker".into();
+        }
+        roles
+            .iter()
+            .find(|r| *r != ao_core::config::LEADER)
+            .cloned()
+            .unwrap_or_else(|| ao_core::config::LEADER.into())
+    }
+
     /// Streams the replies of `llm` nodes to `sink` (a progress display) from now on.
     pub fn stream_tokens(&self, sink: Arc<dyn crate::model_node::TokenSink>) {
         if let Some(llm) = &self.llm {
@@ -332,6 +347,17 @@ impl Service {
             let roles = self.models.as_ref().map_err(|why| {
                 Error::NotConfigured(format!("node `{node}` needs a model: {why}"))
             })?;
+            // A role chosen at run time (a template) is checked when the node runs; what can
+            // be checked now is that there is a model at all.
+            let Some(role) = role else {
+                if roles.is_empty() {
+                    return Err(Error::NotConfigured(format!(
+                        "node `{node}` needs a model: {}",
+                        ConfigError::MissingLeader
+                    )));
+                }
+                continue;
+            };
             let wanted = if role == "worker" {
                 ao_core::config::DEFAULT_WORKER
             } else {

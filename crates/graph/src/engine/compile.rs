@@ -725,8 +725,18 @@ impl Compiler<'_> {
                     };
                     let output = n.output.clone().unwrap_or(Value::String("text".into()));
                     self.check_llm_output(&at.key("output"), &output);
+                    let role = match n.role.as_deref() {
+                        None => Role::Fixed("leader".into()),
+                        Some(r) if r.contains("{{") || r.contains("{%") => {
+                            match self.template(templates, &at.key("role"), r, channels, fe) {
+                                Some(key) => Role::Template(key),
+                                None => continue,
+                            }
+                        }
+                        Some(r) => Role::Fixed(r.to_string()),
+                    };
                     NodeKind::Llm(LlmNode {
-                        role: n.role.clone().unwrap_or_else(|| "leader".into()),
+                        role,
                         system,
                         prompt,
                         output,

@@ -96,13 +96,22 @@ pub enum ArgValue {
 
 #[derive(Debug)]
 pub struct LlmNode {
-    pub role: String,
+    pub role: Role,
     pub system: Option<String>,
     pub prompt: String,
     /// `"text"`, `{"schema": …}` or `{"type": NAME}`, as written.
     pub output: Value,
     pub tools: Vec<String>,
     pub writes: Option<String>,
+}
+
+/// Which model an `llm` node calls: a role named in the workflow, or one a template chooses per
+/// task at run time (`role: "{{ item.worker }}"`, e.g. the worker routing picked for a step).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Role {
+    Fixed(String),
+    /// The key of the template that renders the role.
+    Template(String),
 }
 
 #[derive(Debug)]
@@ -257,10 +266,17 @@ impl Workflow {
     }
 
     /// Its `llm` nodes as (node, role), sorted by node name: what a host checks before a run
-    /// that the models these nodes need are configured.
-    pub fn llm_nodes(&self) -> impl Iterator<Item = (&str, &str)> {
+    /// that the models these nodes need are configured. The role is `None` when a template
+    /// chooses it at run time.
+    pub fn llm_nodes(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
         self.nodes.values().filter_map(|n| match &n.kind {
-            NodeKind::Llm(llm) => Some((n.name.as_str(), llm.role.as_str())),
+            NodeKind::Llm(llm) => Some((
+                n.name.as_str(),
+                match &llm.role {
+                    Role::Fixed(r) => Some(r.as_str()),
+                    Role::Template(_) => None,
+                },
+            )),
             _ => None,
         })
     }

@@ -11,7 +11,7 @@ use super::compile::{load_file, load_str};
 use super::error::{EngineError, RunError};
 use super::events::{Event, EventKind, SharedSink, now_ms};
 use super::expr::{Scope, from_json};
-use super::graph::{ArgValue, Edge, Node, NodeKind, Output, Target, Workflow};
+use super::graph::{ArgValue, Edge, Node, NodeKind, Output, Role, Target, Workflow};
 use super::host::{EventEmitter, Host, LlmRequest, NodeCall, NodeFailure};
 use super::store::{Checkpoint, InterruptInfo, JoinProgress, RunEnd, RunRecord, RunStore};
 use ao_core::run::RunStatus;
@@ -1386,7 +1386,10 @@ impl RunCtx {
                         .map_err(|m| expr_fail("template", key, m))
                 };
                 let request = LlmRequest {
-                    role: llm.role.clone(),
+                    role: match &llm.role {
+                        Role::Fixed(r) => r.clone(),
+                        Role::Template(key) => render(key)?.trim().to_string(),
+                    },
                     system: llm.system.as_deref().map(render).transpose()?,
                     prompt: render(&llm.prompt)?,
                     output: llm.output.clone(),

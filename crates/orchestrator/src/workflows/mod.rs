@@ -12,5 +12,6 @@
 mod ansi;
 pub mod diffsplit;
 pub mod logparse;
+pub mod nodes;
 pub mod repomap;
 pub mod review_report;
