@@ -78,6 +78,9 @@ AO_DRY_RUN=false with AO_ALLOW_WRITE=true, lets tools write and run allowed comm
 enum Command {
     /// Run a workflow (a path, a name in <root>/workflows/, or a built-in name).
     Run(run_cmd::RunArgs),
+    /// Plan towards a goal: the leader reads the context files and a map of the repository and
+    /// writes a plan with steps, workers, risks and validation commands.
+    Plan(workflow_cmd::PlanArgs),
     /// Review a change (a git range, a diff, or files): workers review chunks in parallel, the
     /// leader merges their findings into one summary with a risk level.
     Review(workflow_cmd::ReviewArgs),
@@ -342,6 +345,7 @@ fn main() -> ExitCode {
 async fn dispatch(cli: &Cli, ui: Ui) -> Result<u8, CliError> {
     match &cli.command {
         Command::Run(args) => run_cmd::run(&Project::locate(cli)?, args, ui).await,
+        Command::Plan(args) => workflow_cmd::plan(&Project::locate(cli)?, args, ui).await,
         Command::Review(args) => workflow_cmd::review(&Project::locate(cli)?, args, ui).await,
         Command::Runs(cmd) => runs_cmd::dispatch(&Project::locate(cli)?, cmd, ui).await,
         Command::Graph(cmd) => graph_cmd::dispatch(&Project::locate(cli)?, cmd, ui),

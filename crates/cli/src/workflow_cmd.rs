@@ -81,3 +81,87 @@ pub async fn review(project: &Project, args: &ReviewArgs, ui: Ui) -> Result<u8, 
     )
     .await
 }
+
+#[derive(clap::Args, Debug)]
+pub struct PlanArgs {
+    /// What the plan should achieve.
+    #[arg(long, value_name = "TEXT")]
+    pub goal: String,
+    /// A file the leader reads before planning (repeatable; read through the policy gate).
+    #[arg(long = "context-file", value_name = "PATH")]
+    pub context_files: Vec<String>,
+    /// The part of the repository the plan is about (default: the whole root).
+    #[arg(long, value_name = "PATH", default_value = ".")]
+    pub scope: String,
+}
+
+pub async fn plan(project: &Project, args: &PlanArgs, ui: Ui) -> Result<u8, CliError> {
+    if args.goal.trim().is_empty() {
+        return Err(CliError::usage("--goal: say what the plan should achieve"));
+    }
+    let service = project.runner(false)?;
+    let wf = service.resolve("plan")?;
+    service.preflight(&wf)?;
+    let input =
+        json!({"goal": args.goal, "context_files": args.context_files, "scope": args.scope});
+    let show = |output: &Value| match serde_json::from_value::<ao_core::types::Plan>(output.clone())
+    {
+        Ok(plan) => print!("{}", render_plan(&plan)),
+        Err(_) => crate::output::print_json(output),
+    };
+    drive_with(
+        project.ui(ui),
+        &service,
+        |opts, sink| {
+            let service = service.clone();
+            async move { service.start(wf, input, opts, sink).await }
+        },
+        Rendering {
+            output: Some(&show),
+            exit: None,
+        },
+    )
+    .await
+}
+
+/// A plan as a person reads it: numbered steps with their worker, risks, validation commands.
+pub fn render_plan(plan: &ao_core::types::Plan) -> String {
+    let mut out = format!("Plan: {}\n\n", plan.summary.trim());
+    for (i, step) in plan.steps.iter().enumerate() {
+        let task = serde_json::to_value(step.task_type)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{}. [{}] {} ({task})\n",
+            i + 1,
+            step.id,
+            step.title.trim()
+        ));
+        if let Some(a) = plan.assignments.iter().find(|a| a.step_id == step.id) {
+            out.push_str(&format!("   worker: {} — {}\n", a.worker, a.reason.trim()));
+        }
+        for line in step.description.trim().lines() {
+            out.push_str(&format!("   {line}\n"));
+        }
+        if !step.depends_on.is_empty() {
+            out.push_str(&format!("   after: {}\n", step.depends_on.join(", ")));
+        }
+        for check in &step.acceptance_checks {
+            out.push_str(&format!("   done when: {check}\n"));
+        }
+    }
+    if !plan.risks.is_empty() {
+        out.push_str("\nRisks:\n");
+        for r in &plan.risks {
+            out.push_str(&format!("- {r}\n"));
+        }
+    }
+    if !plan.validation.is_empty() {
+        out.push_str("\nValidation:\n");
+        for v in &plan.validation {
+            out.push_str(&format!("  $ {v}\n"));
+        }
+    }
+    out
+}

@@ -11,7 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Built-in workflows: (name, YAML), compiled into the binary.
-pub const WORKFLOWS: &[(&str, &str)] = &[("review", include_str!("../workflows/review.yaml"))];
+pub const WORKFLOWS: &[(&str, &str)] = &[
+    ("plan", include_str!("../workflows/plan.yaml")),
+    ("review", include_str!("../workflows/review.yaml")),
+];
 
 /// Seed names accepted for the built-in workflows: (alias, name).
 pub const ALIASES: &[(&str, &str)] = &[
