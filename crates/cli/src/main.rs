@@ -81,6 +81,9 @@ enum Command {
     /// Plan towards a goal: the leader reads the context files and a map of the repository and
     /// writes a plan with steps, workers, risks and validation commands.
     Plan(workflow_cmd::PlanArgs),
+    /// Fix an error from its log: the leader finds the root cause, a worker patches it (into
+    /// the run's changeset), validation runs in a sandbox, the leader approves or sends it back.
+    Fix(workflow_cmd::FixArgs),
     /// Review a change (a git range, a diff, or files): workers review chunks in parallel, the
     /// leader merges their findings into one summary with a risk level.
     Review(workflow_cmd::ReviewArgs),
@@ -346,6 +349,7 @@ async fn dispatch(cli: &Cli, ui: Ui) -> Result<u8, CliError> {
     match &cli.command {
         Command::Run(args) => run_cmd::run(&Project::locate(cli)?, args, ui).await,
         Command::Plan(args) => workflow_cmd::plan(&Project::locate(cli)?, args, ui).await,
+        Command::Fix(args) => workflow_cmd::fix(&Project::locate(cli)?, args, ui).await,
         Command::Review(args) => workflow_cmd::review(&Project::locate(cli)?, args, ui).await,
         Command::Runs(cmd) => runs_cmd::dispatch(&Project::locate(cli)?, cmd, ui).await,
         Command::Graph(cmd) => graph_cmd::dispatch(&Project::locate(cli)?, cmd, ui),

@@ -165,3 +165,107 @@ pub fn render_plan(plan: &ao_core::types::Plan) -> String {
     }
     out
 }
+
+#[derive(clap::Args, Debug)]
+pub struct FixArgs {
+    /// The error output to fix: a file, or `-` for stdin.
+    #[arg(long, value_name = "PATH|-")]
+    pub error: String,
+    /// Only files under this path are read and changed.
+    #[arg(long, value_name = "PATH", default_value = ".")]
+    pub scope: String,
+    /// A command that passes once the error is fixed (e.g. "cargo build"); run in a sandbox in
+    /// dry-run, in the root with --apply.
+    #[arg(long, value_name = "CMD")]
+    pub validate: Option<String>,
+    /// Fix attempts before the loop stops.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub max_attempts: u32,
+    /// Write the fix to the working tree (default: dry-run, the fix goes to the run's changeset).
+    #[arg(long)]
+    pub apply: bool,
+}
+
+pub async fn fix(project: &Project, args: &FixArgs, ui: Ui) -> Result<u8, CliError> {
+    if !(1..=10).contains(&args.max_attempts) {
+        return Err(CliError::usage("--max-attempts: between 1 and 10"));
+    }
+    let log = read_text("--error", &args.error)?;
+    if log.trim().is_empty() {
+        return Err(CliError::usage(format!(
+            "--error {}: the log is empty; there is nothing to fix",
+            args.error
+        )));
+    }
+    let service = project.runner(args.apply)?;
+    let wf = service.resolve("fix-error")?;
+    service.preflight(&wf)?;
+    let input = json!({
+        "log": log,
+        "scope": args.scope,
+        "validate": args.validate.clone().unwrap_or_default(),
+        "max_attempts": args.max_attempts,
+        "fixer": service.worker_role(),
+    });
+    // A completed run exits 0 whatever the leader decided (product.md); the decision is in the
+    // report.
+    let show = |output: &Value| print!("{}", render_fix(output));
+    drive_with(
+        project.ui(ui),
+        &service,
+        |opts, sink| {
+            let service = service.clone();
+            async move { service.start(wf, input, opts, sink).await }
+        },
+        Rendering {
+            output: Some(&show),
+            exit: None,
+        },
+    )
+    .await
+}
+
+/// A fix report as a person reads it.
+fn render_fix(report: &Value) -> String {
+    let mut out = format!(
+        "Root cause: {}\n",
+        report["root_cause"].as_str().unwrap_or("").trim()
+    );
+    if let Some(evidence) = report["evidence"].as_array().filter(|e| !e.is_empty()) {
+        out.push_str("Evidence:\n");
+        for e in evidence {
+            let at = match e["line"].as_u64() {
+                Some(l) => format!("{}:{l}", e["file"].as_str().unwrap_or("")),
+                None => e["file"].as_str().unwrap_or("").to_string(),
+            };
+            out.push_str(&format!("  {at}: {}\n", e["detail"].as_str().unwrap_or("")));
+        }
+    }
+    if let Some(plan) = report["fix_plan"].as_array() {
+        out.push_str("Fix:\n");
+        for (i, s) in plan.iter().enumerate() {
+            out.push_str(&format!("  {}. {}\n", i + 1, s.as_str().unwrap_or("")));
+        }
+    }
+    for v in report["validation"].as_array().into_iter().flatten() {
+        let verdict = if v["passed"] == true {
+            "passed".to_string()
+        } else if v["decision"] == "allowed" {
+            format!("failed (exit {})", v["exit_code"])
+        } else {
+            format!("not run: {}", v["reason"].as_str().unwrap_or(""))
+        };
+        out.push_str(&format!(
+            "Validation `{}` in the {}: {verdict}\n",
+            v["command"].as_str().unwrap_or(""),
+            v["ran_in"].as_str().unwrap_or("")
+        ));
+    }
+    out.push_str(&format!(
+        "Decision: {} after {} attempt(s) — {}\n",
+        report["decision"]["decision"].as_str().unwrap_or(""),
+        report["attempts"],
+        report["decision"]["reason"].as_str().unwrap_or("").trim()
+    ));
+    out
+}

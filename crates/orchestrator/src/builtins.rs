@@ -12,6 +12,7 @@ use std::time::Duration;
 
 /// Built-in workflows: (name, YAML), compiled into the binary.
 pub const WORKFLOWS: &[(&str, &str)] = &[
+    ("fix-error", include_str!("../workflows/fix-error.yaml")),
     ("plan", include_str!("../workflows/plan.yaml")),
     ("review", include_str!("../workflows/review.yaml")),
 ];

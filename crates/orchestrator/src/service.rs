@@ -85,8 +85,8 @@ impl Service {
         let mut service = Service {
             root: root.clone(),
             state_dir: state_dir.to_path_buf(),
+            host: crate::workflows::run_nodes::register(builtins::host(), &store),
             store,
-            host: builtins::host(),
             models: Err("no model configuration was loaded".into()),
             tools: None,
             llm: None,
