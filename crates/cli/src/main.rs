@@ -380,6 +380,7 @@ async fn dispatch(cli: &Cli, ui: Ui) -> Result<u8, CliError> {
                 "fix-error" => ao_core::types::type_schema("FixReport"),
                 "profile" => ao_core::types::type_schema("WorkerCapabilityProfile"),
                 "interview-suite" => Some(ao_orchestrator::interview::suite::suite_schema()),
+                "run" => Some(ao_orchestrator::run_view_schema()),
                 other => ao_core::types::type_schema(other),
             };
             match schema {
@@ -388,7 +389,7 @@ async fn dispatch(cli: &Cli, ui: Ui) -> Result<u8, CliError> {
                     Ok(0)
                 }
                 None => Err(CliError::usage(format!(
-                    "no schema named `{name}` (available: workflow, config, plan, review, fix-error, \
+                    "no schema named `{name}` (available: workflow, config, run, plan, review, fix-error, \
                      profile, interview-suite, {})",
                     ao_core::types::TYPE_NAMES.join(", ")
                 ))),

@@ -95,6 +95,44 @@ pub fn usage_line(o: &RunView) -> Option<String> {
     Some(line)
 }
 
+/// Model usage per node as a table (and per `for_each` task with `tasks`).
+pub fn usage_table(o: &RunView, tasks: bool) -> Option<String> {
+    let u = o.usage.as_ref()?;
+    if u.by_node.is_empty() {
+        return None;
+    }
+    let cost = |c: Option<f64>| c.map(|c| format!("${c:.4}")).unwrap_or_else(|| "-".into());
+    let mut out = format!(
+        "{:<28} {:>6} {:>10} {:>10} {:>10} {:>10}\n",
+        "NODE", "CALLS", "TOKENS IN", "OUT", "COST", "LATENCY"
+    );
+    for (node, n) in &u.by_node {
+        out.push_str(&format!(
+            "{:<28} {:>6} {:>10} {:>10} {:>10} {:>8}ms\n",
+            node,
+            n.calls,
+            n.prompt_tokens,
+            n.completion_tokens,
+            cost(n.cost_usd),
+            n.latency_ms
+        ));
+        if tasks {
+            for (i, t) in &n.tasks {
+                out.push_str(&format!(
+                    "{:<28} {:>6} {:>10} {:>10} {:>10} {:>8}ms\n",
+                    format!("  [{i}]"),
+                    t.calls,
+                    t.prompt_tokens,
+                    t.completion_tokens,
+                    cost(t.cost_usd),
+                    t.latency_ms
+                ));
+            }
+        }
+    }
+    Some(out)
+}
+
 fn indent(s: &str) -> String {
     s.lines()
         .map(|l| format!("  {l}"))

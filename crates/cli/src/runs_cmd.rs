@@ -46,6 +46,12 @@ pub enum RunsCommand {
         /// With --patch: show the changeset of a run made in another project.
         #[arg(long)]
         other_root: bool,
+        /// Also show model usage per `for_each` task.
+        #[arg(long)]
+        tasks: bool,
+        /// Print the run's model exchanges (every HTTP request and reply, secrets redacted).
+        #[arg(long, conflicts_with = "patch")]
+        exchanges: bool,
     },
     /// Continue an interrupted run (with --answer) or a failed/crashed one.
     Resume {
@@ -122,8 +128,47 @@ pub async fn dispatch(project: &Project, cmd: &RunsCommand, ui: Ui) -> Result<u8
         }
         RunsCommand::Show {
             run_id,
+            exchanges: true,
+            ..
+        } => {
+            let exchanges = service.exchanges(run_id)?;
+            if ui.json {
+                print_doc(&serde_json::json!({"run_id": run_id, "exchanges": exchanges}));
+            } else if exchanges.is_empty() {
+                println!("run {run_id} made no model requests");
+            } else {
+                for x in &exchanges {
+                    let d = &x["data"];
+                    println!(
+                        "--- step {} {}{} · {} {} · attempt {} ({}) · HTTP {} · {} ms",
+                        x["step"],
+                        x["node"].as_str().unwrap_or(""),
+                        x["index"]
+                            .as_u64()
+                            .map(|i| format!("[{i}]"))
+                            .unwrap_or_default(),
+                        d["role"].as_str().unwrap_or(""),
+                        d["model"].as_str().unwrap_or(""),
+                        d["attempt"],
+                        d["kind"].as_str().unwrap_or(""),
+                        d["status"],
+                        d["latency"].as_f64().map(|l| l.round() as u64).unwrap_or(0)
+                    );
+                    println!("request: {}", d["request"]);
+                    match (d["response"].as_str(), d["error"].as_str()) {
+                        (_, Some(e)) => println!("error: {e}"),
+                        (Some(r), None) => println!("reply: {r}"),
+                        _ => {}
+                    }
+                }
+            }
+            Ok(0)
+        }
+        RunsCommand::Show {
+            run_id,
             patch: true,
             other_root,
+            ..
         } => {
             let diff = service
                 .changeset(run_id, root_check(*other_root))?
@@ -139,6 +184,7 @@ pub async fn dispatch(project: &Project, cmd: &RunsCommand, ui: Ui) -> Result<u8
         RunsCommand::Show {
             run_id,
             patch: false,
+            tasks,
             ..
         } => {
             let detail = service.view(run_id)?;
@@ -148,6 +194,9 @@ pub async fn dispatch(project: &Project, cmd: &RunsCommand, ui: Ui) -> Result<u8
                 print_outcome(&detail.run);
                 if let Some(line) = usage_line(&detail.run) {
                     println!("{line}");
+                }
+                if let Some(table) = crate::output::usage_table(&detail.run, *tasks) {
+                    print!("{table}");
                 }
                 print_changeset_summary(&service, run_id);
                 println!(

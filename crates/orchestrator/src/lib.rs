@@ -49,8 +49,8 @@ pub use service::{
     WorkflowInfo,
 };
 pub use view::{
-    ErrorView, InterruptView, RunDetail, RunErrorView, RunSummary, RunView, TokenUsage, UsageView,
-    exit_code,
+    ErrorView, InterruptView, NodeUsageView, RunDetail, RunErrorView, RunSummary, RunView,
+    TokenUsage, UsageView, exit_code, run_view_schema,
 };
 
 /// The engine's types the front ends handle (options, events, filters, rendering), so a front

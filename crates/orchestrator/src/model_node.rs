@@ -10,7 +10,7 @@
 //! Recording is fail-closed: an exchange, a completed call or a tool result that cannot be
 //! stored, or stored calls that cannot be read, fail the task instead of going on.
 
-use crate::records::{self, CallRecord};
+use crate::records::{self, CallRecord, RequestCost};
 use crate::tool_node::{ToolCallError, ToolNodeRunner};
 use ao_core::redact::Redactor;
 use ao_graph::{
@@ -330,7 +330,13 @@ impl ModelRunner {
         self.save_learned_modes(call);
         // Every request that was sent is counted and has its event, whatever the outcome.
         let sent = recorder.take_sent();
-        let usages: Vec<Usage> = sent.iter().map(|r| r.usage).collect();
+        let requests: Vec<RequestCost> = sent
+            .iter()
+            .map(|r| RequestCost {
+                usage: r.usage,
+                latency_ms: r.latency_ms,
+            })
+            .collect();
         let emit_sent = |sent: Vec<SentRequest>| {
             for r in sent {
                 call.events.emit(EventKind::LlmCall {
@@ -363,7 +369,7 @@ impl ModelRunner {
                             role: &request.role,
                             completed: None,
                             exchanges: &exchanges,
-                            usages: &usages,
+                            requests: &requests,
                         },
                     )
                     .map_err(|err| record_failure("the model exchanges", err))?;
@@ -395,7 +401,7 @@ impl ModelRunner {
                     role: &request.role,
                     completed: Some((&fingerprint, &result)),
                     exchanges: &exchanges,
-                    usages: &usages,
+                    requests: &requests,
                 },
             )
             .map_err(|e| record_failure("the model's answer", e))?;

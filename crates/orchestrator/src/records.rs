@@ -16,6 +16,7 @@
 
 use ao_graph::{RecordScope, Records, RunStore, StoreError, StoredRecord, TaskKey};
 use ao_models::{Usage, UsageTotals};
+
 use serde_json::{Value, json};
 
 pub const LLM_CALL: &str = "llm_call";
@@ -48,27 +49,88 @@ pub fn stored_round(
     }
 }
 
-/// Adds the usage of a call's requests (one model call each) to the totals of the run and of every run above it (a
-/// parent's usage includes its sub-runs'), inside the caller's transaction.
+/// A run's model usage: totals (overall and per role) and per node.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunUsage {
+    #[serde(flatten)]
+    pub totals: UsageTotals,
+    /// Per node that called a model. A sub-run's nodes appear in its parent as
+    /// `NODE/SUBNODE` (the parent's `workflow` node, then the sub-run's node).
+    #[serde(default)]
+    pub by_node: std::collections::BTreeMap<String, NodeUsage>,
+}
+
+/// The model requests of one node (all its tasks), and of each `for_each` task.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NodeUsage {
+    pub calls: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub estimated: bool,
+    /// Known only when every request's model has a price.
+    pub cost_usd: Option<f64>,
+    /// Wall time of the requests, summed.
+    pub latency_ms: u64,
+    /// Per `for_each` task, by index (empty for a node without `for_each`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tasks: std::collections::BTreeMap<usize, NodeUsage>,
+}
+
+impl NodeUsage {
+    fn add(&mut self, usage: &Usage, latency_ms: u64) {
+        self.cost_usd = match (self.calls, self.cost_usd, usage.cost_usd) {
+            (0, _, c) => c,
+            (_, Some(a), Some(b)) => Some(a + b),
+            _ => None,
+        };
+        self.calls += 1;
+        self.prompt_tokens += usage.prompt_tokens;
+        self.completion_tokens += usage.completion_tokens;
+        self.estimated |= usage.estimated;
+        self.latency_ms += latency_ms;
+    }
+}
+
+/// What one sent request cost and took.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestCost {
+    pub usage: Usage,
+    pub latency_ms: u64,
+}
+
+/// Adds the usage of a call's requests (one model call each) to the totals of the run and of
+/// every run above it (a parent's usage includes its sub-runs'), inside the caller's
+/// transaction. `lineage` is the run first, then its ancestors, each with the node of its
+/// parent that started it.
 fn add_usage(
     records: &Records<'_>,
-    lineage: &[String],
+    lineage: &[(String, Option<String>)],
+    task: &TaskKey<'_>,
     role: &str,
-    usages: &[Usage],
+    requests: &[RequestCost],
 ) -> Result<(), StoreError> {
-    for run in lineage {
+    let mut node_path = task.node.to_string();
+    for (run, started_by) in lineage {
         let scope = RecordScope::Run(run);
-        let mut totals: UsageTotals = match records.get(scope, USAGE, 0)? {
+        let mut usage: RunUsage = match records.get(scope, USAGE, 0)? {
             Some(v) => serde_json::from_value(v).map_err(|e| StoreError::Corrupt {
                 context: "run usage",
                 detail: e.to_string(),
             })?,
-            None => UsageTotals::default(),
+            None => RunUsage::default(),
         };
-        for usage in usages {
-            totals.add(role, usage);
+        let node = usage.by_node.entry(node_path.clone()).or_default();
+        for r in requests {
+            usage.totals.add(role, &r.usage);
+            node.add(&r.usage, r.latency_ms);
+            if let Some(i) = task.index.filter(|_| run == task.run_id) {
+                node.tasks.entry(i).or_default().add(&r.usage, r.latency_ms);
+            }
         }
-        records.put(scope, USAGE, 0, &to_value("run usage", &totals)?)?;
+        records.put(scope, USAGE, 0, &to_value("run usage", &usage)?)?;
+        if let Some(parent_node) = started_by {
+            node_path = format!("{parent_node}/{node_path}");
+        }
     }
     Ok(())
 }
@@ -91,14 +153,14 @@ pub struct CallRecord<'a> {
     pub completed: Option<(&'a str, &'a Value)>,
     pub exchanges: &'a [Value],
     /// What each request that was sent cost (one model call each, answered or not).
-    pub usages: &'a [Usage],
+    pub requests: &'a [RequestCost],
 }
 
 pub fn store_call(store: &RunStore, call: &CallRecord<'_>) -> Result<(), StoreError> {
-    let lineage = if call.usages.is_empty() {
+    let lineage = if call.requests.is_empty() {
         Vec::new()
     } else {
-        store.lineage(call.task.run_id)?
+        lineage_with_nodes(store, call.task.run_id)?
     };
     store.write_records("store model call", |records| {
         let scope = RecordScope::Task(call.task);
@@ -113,8 +175,8 @@ pub fn store_call(store: &RunStore, call: &CallRecord<'_>) -> Result<(), StoreEr
         for exchange in call.exchanges {
             records.append(scope, EXCHANGE, exchange)?;
         }
-        if !call.usages.is_empty() {
-            add_usage(records, &lineage, call.role, call.usages)?;
+        if !call.requests.is_empty() {
+            add_usage(records, &lineage, &call.task, call.role, call.requests)?;
         }
         Ok(())
     })
@@ -161,8 +223,27 @@ pub fn put_changeset(store: &RunStore, root_run: &str, data: &Value) -> Result<(
     })
 }
 
-/// The usage totals of a run (its sub-runs included), if it made model calls.
-pub fn usage(store: &RunStore, run_id: &str) -> Result<Option<UsageTotals>, StoreError> {
+/// The run and its ancestors, each with the node of its parent that started it (the engine
+/// keys a sub-run's parent task as `STEP/NODE/INDEX`).
+fn lineage_with_nodes(
+    store: &RunStore,
+    run_id: &str,
+) -> Result<Vec<(String, Option<String>)>, StoreError> {
+    store
+        .lineage(run_id)?
+        .into_iter()
+        .map(|id| {
+            let started_by = store
+                .run(&id)?
+                .and_then(|r| r.parent_task)
+                .and_then(|t| t.split('/').nth(1).map(str::to_string));
+            Ok((id, started_by))
+        })
+        .collect()
+}
+
+/// The model usage of a run (its sub-runs included), if it made model calls.
+pub fn usage(store: &RunStore, run_id: &str) -> Result<Option<RunUsage>, StoreError> {
     store
         .record(RecordScope::Run(run_id), USAGE, 0)?
         .map(|v| {

@@ -18,7 +18,7 @@ use ao_graph::{
     RunStore, SharedSink, Workflow, WorkflowResolver, is_active, load_path, load_str,
     process_alive,
 };
-use ao_models::{ModelClient, UsageTotals};
+use ao_models::ModelClient;
 use ao_tools::{
     ApplyReport, Changeset, NoopRecorder, Policy, PolicyInput, ToolContext, ToolOutcome,
     ToolRegistry, apply_changeset,
@@ -508,7 +508,7 @@ impl Service {
     }
 
     /// A run's model usage (its sub-runs included), if it made model calls.
-    pub fn usage(&self, run_id: &str) -> Result<Option<UsageTotals>, Error> {
+    pub fn usage(&self, run_id: &str) -> Result<Option<records::RunUsage>, Error> {
         Ok(records::usage(&self.store, run_id)?)
     }
 

@@ -2,9 +2,10 @@
 //! with `--json` and the MCP server returns.
 
 use crate::error::ErrorKind;
+use crate::records::{NodeUsage, RunUsage};
 use ao_core::run::RunStatus;
 use ao_graph::{RunOutcome, RunRecord};
-use ao_models::{Usage, UsageTotals};
+use ao_models::Usage;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -82,14 +83,46 @@ impl From<&Usage> for TokenUsage {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct UsageView {
-    /// Model requests that were answered.
+    /// Model requests sent (answered or not: a failed request is counted too).
     pub calls: u64,
     pub total: TokenUsage,
     pub by_role: BTreeMap<String, TokenUsage>,
+    /// Per node that called a model; a sub-run's nodes as `NODE/SUBNODE`.
+    pub by_node: BTreeMap<String, NodeUsageView>,
 }
 
-impl From<&UsageTotals> for UsageView {
-    fn from(t: &UsageTotals) -> Self {
+/// The model requests of one node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct NodeUsageView {
+    pub calls: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub estimated: bool,
+    pub cost_usd: Option<f64>,
+    /// Wall time of its requests, summed.
+    pub latency_ms: u64,
+    /// Per `for_each` task, by index (absent for a node without `for_each`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tasks: BTreeMap<usize, NodeUsageView>,
+}
+
+impl From<&NodeUsage> for NodeUsageView {
+    fn from(n: &NodeUsage) -> Self {
+        NodeUsageView {
+            calls: n.calls,
+            prompt_tokens: n.prompt_tokens,
+            completion_tokens: n.completion_tokens,
+            estimated: n.estimated,
+            cost_usd: n.cost_usd,
+            latency_ms: n.latency_ms,
+            tasks: n.tasks.iter().map(|(i, t)| (*i, t.into())).collect(),
+        }
+    }
+}
+
+impl From<&RunUsage> for UsageView {
+    fn from(u: &RunUsage) -> Self {
+        let t = &u.totals;
         UsageView {
             calls: t.calls,
             total: (&t.total).into(),
@@ -98,12 +131,17 @@ impl From<&UsageTotals> for UsageView {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.into()))
                 .collect(),
+            by_node: u
+                .by_node
+                .iter()
+                .map(|(k, v)| (k.clone(), v.into()))
+                .collect(),
         }
     }
 }
 
 impl RunView {
-    pub fn new(o: &RunOutcome, usage: Option<&UsageTotals>) -> Self {
+    pub fn new(o: &RunOutcome, usage: Option<&RunUsage>) -> Self {
         RunView {
             run_id: o.run_id.clone(),
             workflow: o.workflow.clone(),
@@ -185,4 +223,9 @@ pub fn exit_code(status: RunStatus) -> u8 {
         RunStatus::Interrupted => 3,
         RunStatus::Failed | RunStatus::Cancelled | RunStatus::Running => 1,
     }
+}
+
+/// The JSON Schema of [`RunView`]: the run object `--json` prints and MCP tools return.
+pub fn run_view_schema() -> Value {
+    serde_json::to_value(schemars::schema_for!(RunView)).unwrap_or(Value::Null)
 }
