@@ -123,3 +123,34 @@ mod tests {
         );
     }
 }
+
+/// `--max-tokens`, `--max-cost`, `--max-llm-calls`: budget limits over the workflow's own.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct BudgetArgs {
+    /// The most model tokens (in + out) the run may spend, sub-runs included.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_tokens: Option<u64>,
+    /// The most US dollars the run may spend on models (needs a price for every model).
+    #[arg(long, value_name = "USD")]
+    pub max_cost: Option<f64>,
+    /// The most model requests the run may send.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_llm_calls: Option<u64>,
+}
+
+impl BudgetArgs {
+    pub fn budget(&self) -> Result<ao_orchestrator::engine::Budget, CliError> {
+        if let Some(c) = self.max_cost
+            && !(c.is_finite() && c > 0.0)
+        {
+            return Err(CliError::usage(format!(
+                "--max-cost {c}: give a positive number of dollars"
+            )));
+        }
+        Ok(ao_orchestrator::engine::Budget {
+            max_tokens: self.max_tokens,
+            max_cost_usd: self.max_cost,
+            max_llm_calls: self.max_llm_calls,
+        })
+    }
+}

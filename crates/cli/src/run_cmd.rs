@@ -30,10 +30,14 @@ pub struct RunArgs {
     /// changeset, commands are simulated).
     #[arg(long)]
     pub apply: bool,
+    #[command(flatten)]
+    pub budget: crate::input::BudgetArgs,
 }
 
 pub async fn run(project: &Project, args: &RunArgs, ui: Ui) -> Result<u8, CliError> {
-    let service = project.runner(args.apply)?;
+    let service = project
+        .runner(args.apply)?
+        .with_budget(args.budget.budget()?);
     let wf = service.resolve(&args.workflow)?;
     service.preflight(&wf)?;
     let input = run_input(

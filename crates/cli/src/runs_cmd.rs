@@ -69,6 +69,9 @@ pub enum RunsCommand {
         /// compatible with what already ran; the default is the definition the run started with.
         #[arg(long)]
         reload: bool,
+        /// Raise (or set) the run's budget from here on.
+        #[command(flatten)]
+        budget: crate::input::BudgetArgs,
     },
     /// Cancel a run (a running one stops at its next safe point).
     Cancel { run_id: String },
@@ -220,6 +223,7 @@ pub async fn dispatch(project: &Project, cmd: &RunsCommand, ui: Ui) -> Result<u8
             apply,
             other_root,
             reload,
+            budget,
         } => {
             let check = root_check(*other_root);
             let reload = if *reload {
@@ -227,7 +231,7 @@ pub async fn dispatch(project: &Project, cmd: &RunsCommand, ui: Ui) -> Result<u8
             } else {
                 None
             };
-            let service = project.runner(*apply)?;
+            let service = project.runner(*apply)?.with_budget(budget.budget()?);
             let answer = answer
                 .as_deref()
                 .map(|a| json_arg("--answer", a))

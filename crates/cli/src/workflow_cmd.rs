@@ -38,10 +38,12 @@ pub struct ReviewArgs {
     /// as a pull-request comment).
     #[arg(long, default_value = "text", value_parser = ["text", "json", "markdown"])]
     pub format: String,
+    #[command(flatten)]
+    pub budget: crate::input::BudgetArgs,
 }
 
 pub async fn review(project: &Project, args: &ReviewArgs, ui: Ui) -> Result<u8, CliError> {
-    let service = project.runner(false)?;
+    let service = project.runner(false)?.with_budget(args.budget.budget()?);
     let mut input = json!({"fail_on": args.fail_on, "reviewer": service.worker_role()});
     match (&args.diff, &args.diff_file, args.file.is_empty()) {
         (Some(range), _, _) => input["range"] = json!(range),
@@ -93,13 +95,15 @@ pub struct PlanArgs {
     /// The part of the repository the plan is about (default: the whole root).
     #[arg(long, value_name = "PATH", default_value = ".")]
     pub scope: String,
+    #[command(flatten)]
+    pub budget: crate::input::BudgetArgs,
 }
 
 pub async fn plan(project: &Project, args: &PlanArgs, ui: Ui) -> Result<u8, CliError> {
     if args.goal.trim().is_empty() {
         return Err(CliError::usage("--goal: say what the plan should achieve"));
     }
-    let service = project.runner(false)?;
+    let service = project.runner(false)?.with_budget(args.budget.budget()?);
     let wf = service.resolve("plan")?;
     service.preflight(&wf)?;
     let input =
@@ -184,6 +188,8 @@ pub struct FixArgs {
     /// Write the fix to the working tree (default: dry-run, the fix goes to the run's changeset).
     #[arg(long)]
     pub apply: bool,
+    #[command(flatten)]
+    pub budget: crate::input::BudgetArgs,
 }
 
 pub async fn fix(project: &Project, args: &FixArgs, ui: Ui) -> Result<u8, CliError> {
@@ -197,7 +203,9 @@ pub async fn fix(project: &Project, args: &FixArgs, ui: Ui) -> Result<u8, CliErr
             args.error
         )));
     }
-    let service = project.runner(args.apply)?;
+    let service = project
+        .runner(args.apply)?
+        .with_budget(args.budget.budget()?);
     let wf = service.resolve("fix-error")?;
     service.preflight(&wf)?;
     let input = json!({

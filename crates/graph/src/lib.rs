@@ -38,7 +38,7 @@ pub use engine::cancel::CancelToken;
 pub use engine::compile::load_str;
 pub use engine::error::{EngineError, LoadError, LoadIssue, RunError};
 pub use engine::events::{Event, EventKind, EventSink, SharedSink, now_ms};
-pub use engine::graph::Workflow;
+pub use engine::graph::{Budget, Workflow};
 pub use engine::host::{
     BoxFuture, BuiltinNode, EventEmitter, FnBuiltin, Host, LlmRequest, LlmRunner, NodeCall,
     NodeFailure, ToolRunner, WorkflowResolver,

@@ -218,6 +218,9 @@ struct Call<'a> {
     deadline: Instant,
     /// HTTP requests sent.
     requests: u32,
+    /// The most requests the caller lets the call send (its budget), whatever the role's
+    /// retry and repair bounds.
+    max_requests: u32,
     /// Requests sent after a failed one (the role's `max_retries` budget).
     retries: u32,
     /// Usage of every reply received so far (`None` before the first).
@@ -238,7 +241,7 @@ impl Call<'_> {
     }
 
     fn budget_left(&self) -> bool {
-        self.retries < self.cfg().max_retries.value
+        self.retries < self.cfg().max_retries.value && self.requests < self.max_requests
     }
 
     /// The call's error, with what it cost.
@@ -514,6 +517,7 @@ impl ModelClient {
                 .or_else(|| started.checked_add(FAR_FUTURE))
                 .unwrap_or(started),
             requests: 0,
+            max_requests: request.max_requests.unwrap_or(u32::MAX).max(1),
             retries: 0,
             usage: None,
             max_tokens: match request.max_tokens {
@@ -599,7 +603,10 @@ impl ModelClient {
                     structured_mode: trip.mode,
                 });
             }
-            if repairs >= request.max_repairs || call.remaining().is_zero() {
+            if repairs >= request.max_repairs
+                || call.requests >= call.max_requests
+                || call.remaining().is_zero()
+            {
                 let error = ModelError::SchemaViolation {
                     at: target(),
                     schema: request

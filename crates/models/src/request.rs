@@ -163,6 +163,10 @@ pub struct CompletionRequest {
     pub max_tokens: Option<u32>,
     /// Overrides the role's `temperature`.
     pub temperature: Option<f64>,
+    /// The most HTTP requests this call may send (retries, fallbacks, step-downs and repairs
+    /// included), e.g. what is left of a run's budget; unbounded beyond the role's own limits
+    /// when `None`. At least one request is always sent.
+    pub max_requests: Option<u32>,
 }
 
 /// Repair rounds of a structured call unless the request says otherwise.
@@ -177,7 +181,14 @@ impl CompletionRequest {
             tools: Vec::new(),
             max_tokens: None,
             temperature: None,
+            max_requests: None,
         }
+    }
+
+    /// Caps the HTTP requests of this call (see [`CompletionRequest::max_requests`]).
+    pub fn with_max_requests(mut self, max_requests: u32) -> Self {
+        self.max_requests = Some(max_requests);
+        self
     }
 
     pub fn with_schema(mut self, schema: OutputSchema) -> Self {

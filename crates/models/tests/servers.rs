@@ -720,3 +720,41 @@ async fn a_server_that_ignores_stream_is_read_whole() {
     assert_eq!(texts.lock().expect("lock").clone(), ["whole reply"]);
     assert_eq!(stub.requests()[0].body["stream"], true);
 }
+
+// ---------------------------------------------------------------------------------------------
+// A caller's cap on requests (a run's budget) holds over retries and repairs.
+
+#[tokio::test]
+async fn a_call_sends_no_more_requests_than_its_cap() {
+    let stub = Stub::script(vec![
+        status(500, LITELLM_500),
+        status(500, LITELLM_500),
+        status(500, LITELLM_500),
+        ok(chat(r#"{"steps": ["a"]}"#)),
+    ])
+    .await;
+    let capped = client(&stub.base_url(), "max_retries = 4");
+    let err = capped
+        .complete(
+            "leader",
+            structured().with_max_requests(2),
+            &MemoryRecorder::new(),
+        )
+        .await
+        .expect_err("the cap stops the retries");
+    assert_eq!(err.requests, 2);
+    assert_eq!(stub.requests().len(), 2);
+
+    // Repairs count too: a reply that never matches the schema gets at most the cap.
+    let stub = Stub::script(vec![ok(chat(r#"{"wrong": 1}"#)); 4]).await;
+    let repairing = client(&stub.base_url(), "max_retries = 4");
+    let err = repairing
+        .complete(
+            "leader",
+            structured().with_max_requests(2),
+            &MemoryRecorder::new(),
+        )
+        .await
+        .expect_err("no reply matches");
+    assert_eq!(err.requests, 2);
+}

@@ -30,6 +30,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod budget;
 pub mod builtins;
 mod error;
 mod files;
@@ -57,7 +58,7 @@ pub use view::{
 /// end needs this crate only.
 pub mod engine {
     pub use ao_graph::{
-        CancelToken, Event, EventKind, EventSink, RunFilter, RunOptions, SharedSink, Workflow,
-        load_path, render_json, render_mermaid, render_text, workflow_schema,
+        Budget, CancelToken, Event, EventKind, EventSink, RunFilter, RunOptions, SharedSink,
+        Workflow, load_path, render_json, render_mermaid, render_text, workflow_schema,
     };
 }

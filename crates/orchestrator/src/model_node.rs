@@ -41,6 +41,8 @@ pub struct ModelRunner {
     /// Where streamed reply text goes while a node's call runs (a progress display); `llm`
     /// nodes stream only when one is set.
     tokens: Mutex<Option<Arc<dyn TokenSink>>>,
+    /// What calls in flight have reserved against their run's budget.
+    budgets: Arc<crate::budget::BudgetGuard>,
 }
 
 /// Receives a running `llm` node's reply text as it streams in.
@@ -76,6 +78,7 @@ impl ModelRunner {
             saved_modes: Mutex::new(saved),
             tools: None,
             tokens: Mutex::new(None),
+            budgets: Arc::default(),
         }
     }
 
@@ -303,6 +306,9 @@ impl ModelRunner {
                 });
             }
         }
+        // The run's budget, if it has one: this call reserves its share before it is sent.
+        let (completion_request, _reservation) =
+            self.reserve_budget(call, &request.role, completion_request)?;
         let structured = completion_request.schema.is_some();
         let recorder = PendingExchanges::new(&self.redactor);
         let sink = self
@@ -430,6 +436,58 @@ impl ModelRunner {
             fingerprint,
             result,
         })
+    }
+
+    /// Reserves this call's share of its run's budget (see [`crate::budget`]) and bounds the
+    /// request by it; `None` when the run has no budget (or no store to keep one).
+    fn reserve_budget(
+        &self,
+        call: &NodeCall<'_>,
+        role: &str,
+        request: CompletionRequest,
+    ) -> Result<(CompletionRequest, Option<crate::budget::Reservation>), NodeFailure> {
+        let Some(store) = &self.store else {
+            return Ok((request, None));
+        };
+        let read = |what: &str, e: &dyn std::fmt::Display| NodeFailure {
+            message: format!("cannot read the run's {what}: {e}"),
+            retryable: true,
+            kind: "store",
+        };
+        let top = store
+            .root_run_id(call.run_id)
+            .map_err(|e| read("lineage", &e))?;
+        let budget = crate::budget::stored_budget(store, &top).map_err(|e| read("budget", &e))?;
+        if budget.is_empty() {
+            return Ok((request, None));
+        }
+        let used = records::usage(store, &top)
+            .map_err(|e| read("usage", &e))?
+            .unwrap_or_default();
+        let config = self.client.role_config(role);
+        let chars: usize = request
+            .messages
+            .iter()
+            .map(|m| serde_json::to_string(m).map_or(0, |t| t.len()))
+            .sum();
+        let estimate = crate::budget::CallEstimate {
+            node: call.node,
+            prompt_tokens: (chars as u64).div_ceil(4),
+            max_tokens: request
+                .max_tokens
+                .or(config.map(|c| c.max_tokens.value))
+                .map_or(u64::from(ao_core::config::DEFAULT_MAX_TOKENS), u64::from),
+            price: config.and_then(|c| c.price.as_ref().map(|p| &p.value)),
+        };
+        let reservation = self.budgets.reserve(&top, &budget, &used, &estimate)?;
+        let mut request = request;
+        if let Some(n) = reservation.max_requests {
+            request = request.with_max_requests(n);
+        }
+        if let Some(n) = reservation.max_tokens {
+            request = request.with_max_tokens(n);
+        }
+        Ok((request, Some(reservation)))
     }
 
     /// Runs one tool call of the model through the policy gate; whatever the tool answers,

@@ -73,6 +73,10 @@ pub struct Service {
     tools: Option<Arc<ToolNodeRunner>>,
     /// The runner of `llm` nodes, once models are configured.
     llm: Option<Arc<ModelRunner>>,
+    /// Budget limits the caller sets for the runs it starts or resumes, over the workflow's.
+    budget: ao_graph::Budget,
+    /// The configured roles' prices (for checking a cost budget can be kept).
+    unpriced_roles: Vec<String>,
 }
 
 impl Service {
@@ -90,6 +94,8 @@ impl Service {
             models: Err("no model configuration was loaded".into()),
             tools: None,
             llm: None,
+            budget: ao_graph::Budget::default(),
+            unpriced_roles: Vec::new(),
         };
         service.host.resolver = Some(Arc::new(ProjectResolver { root }));
         Ok(service)
@@ -139,6 +145,11 @@ impl Service {
         ));
         self.host.tools = Some(tools.clone());
         self.tools = Some(tools.clone());
+        self.unpriced_roles = config
+            .model_roles()
+            .filter(|m| m.price.is_none())
+            .map(|m| format!("{} (model {})", m.role, m.model.value))
+            .collect();
         match ModelClient::new(config) {
             Ok(client) => {
                 self.models = Ok(client.roles());
@@ -203,12 +214,36 @@ impl Service {
             .ok_or_else(|| Error::NotConfigured("no tool policy is configured".into()))
     }
 
-    /// What a new run records about where it belongs: the project root and the mode.
-    fn run_meta(&self) -> Value {
-        json!({
+    /// Sets budget limits (`--max-tokens`, `--max-cost`, `--max-llm-calls`) for the runs this
+    /// service starts or resumes; they override the workflow's `limits`.
+    pub fn with_budget(mut self, budget: ao_graph::Budget) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// What a new run records about where it belongs (the project root, the mode) and what it
+    /// may spend.
+    fn run_meta(&self, wf: &Workflow) -> Value {
+        let mut meta = json!({
             "root": self.root.display().to_string(),
             "mode": self.tools.as_ref().map(|t| t.policy().mode()),
-        })
+        });
+        let budget = wf.budget().overridden_by(self.budget);
+        if !budget.is_empty() {
+            meta[crate::budget::META_KEY] = json!(budget);
+        }
+        meta
+    }
+
+    /// A cost budget can only be kept when every model the run may use has a price.
+    fn check_cost_budget(&self, budget: &ao_graph::Budget) -> Result<(), Error> {
+        if budget.max_cost_usd.is_some() && !self.unpriced_roles.is_empty() {
+            return Err(Error::NotConfigured(format!(
+                "a cost budget (max_cost_usd) needs a price for every model the run may use; without one: {}. Set `price = {{ input = …, output = … }}` (dollars per million tokens) for them in ao.toml",
+                self.unpriced_roles.join(", ")
+            )));
+        }
+        Ok(())
     }
 
     /// Refuses to act on a run made in another project, unless the caller says so: with a
@@ -456,7 +491,11 @@ impl Service {
         mut opts: RunOptions,
         sink: Option<SharedSink>,
     ) -> Result<RunView, Error> {
-        opts.meta = Some(self.run_meta());
+        let meta = self.run_meta(&wf);
+        if let Some(b) = meta.get(crate::budget::META_KEY) {
+            self.check_cost_budget(&serde_json::from_value(b.clone()).unwrap_or_default())?;
+        }
+        opts.meta = Some(meta);
         let outcome = self.engine(sink).start(wf, input, opts).await;
         self.finish(outcome)
     }
@@ -472,8 +511,29 @@ impl Service {
         self.record(run_id)?;
         self.check_root(run_id, root_check)?;
         self.check_mode_unchanged(run_id)?;
+        self.raise_budget(run_id)?;
         let outcome = self.engine(sink).resume(run_id, answer, opts).await;
         self.finish(outcome)
+    }
+
+    /// On resume: the caller's budget limits replace the run's stored ones (how a run stopped
+    /// by its budget continues).
+    fn raise_budget(&self, run_id: &str) -> Result<(), Error> {
+        if self.budget.is_empty() {
+            return Ok(());
+        }
+        let top = self.store.root_run_id(run_id)?;
+        let record = self.record(&top)?;
+        let mut meta = record.meta.unwrap_or_else(|| json!({}));
+        let stored: ao_graph::Budget = meta
+            .get(crate::budget::META_KEY)
+            .and_then(|b| serde_json::from_value(b.clone()).ok())
+            .unwrap_or_default();
+        let budget = stored.overridden_by(self.budget);
+        self.check_cost_budget(&budget)?;
+        meta[crate::budget::META_KEY] = json!(budget);
+        self.store.set_meta(&top, &meta)?;
+        Ok(())
     }
 
     /// The current definition of the workflow a run was started with (its file as it is now,

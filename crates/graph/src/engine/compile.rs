@@ -545,10 +545,27 @@ impl Compiler<'_> {
                 format!("concurrency must be at most {MAX_CONCURRENCY}"),
             );
         }
+        if l.max_llm_calls == Some(0) {
+            self.issue(&at.key("max_llm_calls"), "max_llm_calls must be at least 1");
+        }
+        if l.max_tokens == Some(0) {
+            self.issue(&at.key("max_tokens"), "max_tokens must be at least 1");
+        }
+        if l.max_cost_usd.is_some_and(|c| !(c.is_finite() && c > 0.0)) {
+            self.issue(
+                &at.key("max_cost_usd"),
+                "max_cost_usd must be a positive number of dollars",
+            );
+        }
         Limits {
             max_steps: l.max_steps.unwrap_or(100).max(1),
             concurrency: l.concurrency.unwrap_or(8).clamp(1, MAX_CONCURRENCY),
             timeout: self.seconds(&at.key("timeout_s"), l.timeout_s),
+            budget: Budget {
+                max_tokens: l.max_tokens,
+                max_cost_usd: l.max_cost_usd,
+                max_llm_calls: l.max_llm_calls,
+            },
         }
     }
 

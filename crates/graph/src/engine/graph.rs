@@ -81,6 +81,35 @@ pub struct Limits {
     pub max_steps: u64,
     pub concurrency: usize,
     pub timeout: Option<Duration>,
+    /// The run's budget as the workflow declares it; the host enforces it (the engine does not
+    /// know what a model costs).
+    pub budget: Budget,
+}
+
+/// What a run may spend on models (`limits.max_tokens`, `max_cost_usd`, `max_llm_calls`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Budget {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cost_usd: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_llm_calls: Option<u64>,
+}
+
+impl Budget {
+    /// `self`, with what `over` sets taking its place.
+    pub fn overridden_by(self, over: Budget) -> Budget {
+        Budget {
+            max_tokens: over.max_tokens.or(self.max_tokens),
+            max_cost_usd: over.max_cost_usd.or(self.max_cost_usd),
+            max_llm_calls: over.max_llm_calls.or(self.max_llm_calls),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Budget::default()
+    }
 }
 
 /// A tool argument: a literal, a template rendered to text, or a lone `{{ expr }}` evaluated
@@ -253,6 +282,11 @@ impl Workflow {
     /// The JSON Schema of its input, if it declares one.
     pub fn input_schema(&self) -> Option<&Value> {
         self.input_schema.as_ref().map(|s| &s.source)
+    }
+
+    /// The budget its `limits` declare.
+    pub fn budget(&self) -> Budget {
+        self.limits.budget
     }
 
     /// Its node names, sorted.

@@ -259,6 +259,17 @@ pub struct LimitsSpec {
     /// Time limit of the whole run, in seconds.
     #[serde(default)]
     pub timeout_s: Option<f64>,
+    /// Budget: model tokens (in + out) the run may spend, sub-runs included. Reaching it stops
+    /// the run resumably (error kind `budget_exceeded`).
+    #[serde(default)]
+    pub max_tokens: Option<u64>,
+    /// Budget: US dollars the run may spend on models, sub-runs included (needs a price for
+    /// every model the run uses).
+    #[serde(default)]
+    pub max_cost_usd: Option<f64>,
+    /// Budget: model requests the run may send, sub-runs included.
+    #[serde(default)]
+    pub max_llm_calls: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]

@@ -875,6 +875,20 @@ impl RunStore {
         })
     }
 
+    /// Replaces what the host keeps with a run ([`RunRecord::meta`]), e.g. a budget raised on
+    /// resume.
+    pub fn set_meta(&self, run_id: &str, meta: &Value) -> Result<(), StoreError> {
+        let meta = json("run meta", meta)?;
+        self.write("update run", |tx| {
+            tx.execute(
+                "UPDATE runs SET meta = ?2 WHERE id = ?1",
+                params![run_id, meta],
+            )
+            .map_err(sql("update run"))?;
+            Ok(())
+        })
+    }
+
     /// Replaces the workflow a run continues with (`ao runs resume --reload`).
     pub fn set_workflow(&self, run_id: &str, source: &str, origin: &str) -> Result<(), StoreError> {
         self.write("update run", |tx| {
