@@ -131,6 +131,7 @@ pub fn doctor(project: &Project, ui: Ui) -> Result<u8, CliError> {
                 "read_only_commands": p.read_only_commands().iter().map(|c| c.join(" ")).collect::<Vec<_>>(),
                 "writable": p.writable_patterns(),
                 "denied": p.denied_patterns(),
+                "command_permits": p.command_permits(),
             })
         }),
         Err(e) => {
@@ -224,6 +225,16 @@ pub fn doctor(project: &Project, ui: Ui) -> Result<u8, CliError> {
                     list("writable")
                 }
             );
+            // What each command prefix still permits once ao has screened its options.
+            for c in p["command_permits"].as_array().into_iter().flatten() {
+                println!(
+                    "\n{:<28} {}",
+                    format!("`{}`", c["prefix"].as_str().unwrap_or("")),
+                    project
+                        .redactor()
+                        .redact_str(c["permits"].as_str().unwrap_or(""))
+                );
+            }
         }
         for w in &warnings {
             println!("\nwarning: {}", project.redactor().redact_str(w));
