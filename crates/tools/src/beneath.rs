@@ -210,19 +210,27 @@ impl RootDir {
     /// missing parent directories. An existing file keeps its permission bits; a new one gets
     /// 0666 less the umask.
     pub(crate) fn write_atomic(&self, rel: &str, bytes: &[u8]) -> io::Result<()> {
-        self.stage(rel, bytes, None)?.commit()
+        self.stage(rel, bytes, None, true)?.commit()
     }
 
     /// Writes `bytes` to a temporary file beside `rel` (named `tmp_name`, or a fresh name),
     /// ready to be renamed over it by [`Staged::commit`]. Dropped uncommitted, it is removed.
+    /// Without `sync` the caller flushes many such files at once ([`RootDir::sync_all`]).
     pub(crate) fn stage(
         &self,
         rel: &str,
         bytes: &[u8],
         tmp_name: Option<&str>,
+        sync: bool,
     ) -> io::Result<Staged> {
         let (dir, name, _) = self.parent(rel, true)?;
-        dir.stage(&name, bytes, tmp_name)
+        dir.stage(&name, bytes, tmp_name, sync)
+    }
+
+    /// Flushes every written file of the root's file system to disk (one `syncfs`, instead of
+    /// one `fsync` per file of a large apply).
+    pub(crate) fn sync_all(&self) -> io::Result<()> {
+        rustix::fs::syncfs(self.fd.as_fd()).map_err(errno)
     }
 
     /// Removes the file `rel` (not a directory).
@@ -264,7 +272,13 @@ impl Dir {
         }
     }
 
-    fn stage(&self, name: &str, bytes: &[u8], tmp_name: Option<&str>) -> io::Result<Staged> {
+    fn stage(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        tmp_name: Option<&str>,
+        sync: bool,
+    ) -> io::Result<Staged> {
         let keep_mode = self.mode_of(name)?;
         let mut attempts = 0;
         let (tmp, fd) = loop {
@@ -295,7 +309,9 @@ impl Dir {
             file.set_permissions(std::fs::Permissions::from_mode(mode))?;
         }
         file.write_all(bytes)?;
-        file.sync_all()?;
+        if sync {
+            file.sync_all()?;
+        }
         Ok(staged)
     }
 

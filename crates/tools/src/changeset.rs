@@ -450,17 +450,28 @@ pub fn apply_changeset(
     let mut staged: Vec<Option<Staged>> = Vec::new();
     for (p, e) in planned.iter().zip(&record.entries) {
         let tmp = match (&p.new, &e.tmp) {
-            (Some(content), Some(tmp)) => match root.stage(&p.rel, content.as_bytes(), Some(tmp)) {
-                Ok(s) => Some(s),
-                Err(err) => {
-                    drop(staged);
-                    undo_staging(&record);
-                    return Err(io_error(&p.rel, err.to_string()));
+            (Some(content), Some(tmp)) => {
+                match root.stage(&p.rel, content.as_bytes(), Some(tmp), false) {
+                    Ok(s) => Some(s),
+                    Err(err) => {
+                        drop(staged);
+                        undo_staging(&record);
+                        return Err(io_error(&p.rel, err.to_string()));
+                    }
                 }
-            },
+            }
             _ => None,
         };
         staged.push(tmp);
+    }
+    // Every new content is on disk before the journal says the apply may roll forward.
+    if let Err(e) = root.sync_all() {
+        drop(staged);
+        undo_staging(&record);
+        return Err(io_error(
+            "(the project's file system)",
+            format!("cannot sync: {e}"),
+        ));
     }
     record.phase = Phase::Committing;
     if let Err(e) = lock.write(&record) {
@@ -472,11 +483,15 @@ pub fn apply_changeset(
     }
 
     let mut done: Vec<&Planned> = Vec::new();
-    let mut dirs_to_sync = Vec::new();
+    // One sync per directory at the end, not one per file.
+    let mut dirs_to_sync: BTreeMap<String, crate::beneath::Dir> = BTreeMap::new();
     let mut staged = staged.into_iter();
     for p in &planned {
         let result = match staged.next().flatten() {
-            Some(t) => t.rename_into_place().map(|dir| dirs_to_sync.push(dir)),
+            Some(t) => t.rename_into_place().map(|dir| {
+                let parent = p.rel.rsplit_once('/').map_or("", |(d, _)| d);
+                dirs_to_sync.entry(parent.to_string()).or_insert(dir);
+            }),
             None => root.remove_file(&p.rel),
         };
         if let Err(e) = result {
@@ -501,7 +516,7 @@ pub fn apply_changeset(
         }
         done.push(p);
     }
-    for dir in dirs_to_sync {
+    for dir in dirs_to_sync.into_values() {
         let _ = dir.sync();
     }
     lock.clear()
