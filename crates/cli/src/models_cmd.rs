@@ -225,8 +225,15 @@ pub fn doctor(project: &Project, ui: Ui) -> Result<u8, CliError> {
                     list("writable")
                 }
             );
-            // What each command prefix still permits once ao has screened its options.
-            for c in p["command_permits"].as_array().into_iter().flatten() {
+            // What each allowed prefix still permits once ao has screened its options (the
+            // read-only git commands are in the JSON form too).
+            let allowed = p["allowed_commands"].as_array().cloned().unwrap_or_default();
+            for c in p["command_permits"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|c| allowed.contains(&c["prefix"]))
+            {
                 println!(
                     "\n{:<28} {}",
                     format!("`{}`", c["prefix"].as_str().unwrap_or("")),
