@@ -227,7 +227,10 @@ pub fn doctor(project: &Project, ui: Ui) -> Result<u8, CliError> {
             );
             // What each allowed prefix still permits once ao has screened its options (the
             // read-only git commands are in the JSON form too).
-            let allowed = p["allowed_commands"].as_array().cloned().unwrap_or_default();
+            let allowed = p["allowed_commands"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             for c in p["command_permits"]
                 .as_array()
                 .into_iter()

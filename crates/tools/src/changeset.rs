@@ -339,6 +339,7 @@ pub fn apply_changeset(
     let root = policy.root_dir();
     let mut statuses = Vec::new();
     let mut planned = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
     let mut files: Vec<&FileChange> = changeset.files.iter().collect();
     files.sort_by(|a, b| a.path.cmp(&b.path));
     for f in files {
@@ -378,7 +379,7 @@ pub fn apply_changeset(
                         }
                         _ => "the file changed since the run read it (hash mismatch); re-run the workflow".to_string(),
                     });
-                } else if planned.iter().any(|p: &Planned| p.rel == resolved.rel) {
+                } else if !seen.insert(resolved.rel.clone()) {
                     status.problem = Some(format!(
                         "another path of the changeset is the same file (`{}`)",
                         resolved.rel

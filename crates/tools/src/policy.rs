@@ -1114,4 +1114,210 @@ mod tests {
         }
         Ok(())
     }
+
+    fn tmp() -> Result<tempfile::TempDir, PolicyError> {
+        tempfile::tempdir().map_err(|e| PolicyError::InvalidConfig {
+            key: "t".into(),
+            message: e.to_string(),
+        })
+    }
+
+    #[test]
+    fn default_and_configured_limits() -> Result<(), PolicyError> {
+        let dir = tmp()?;
+        let p = policy(dir.path(), None, &[], false)?;
+        assert_eq!(
+            p.limits(),
+            Limits {
+                command_timeout: Duration::from_secs(120),
+                max_timeout: Duration::from_secs(1800),
+                output_cap_bytes: 262_144,
+                max_results: 1000,
+            }
+        );
+        let p = policy(
+            dir.path(),
+            Some(
+                serde_json::json!({"command_timeout_s": 5, "max_timeout_s": 9, "output_cap_bytes": 10, "max_results": 3}),
+            ),
+            &[],
+            false,
+        )?;
+        assert_eq!(
+            p.limits(),
+            Limits {
+                command_timeout: Duration::from_secs(5),
+                max_timeout: Duration::from_secs(9),
+                output_cap_bytes: 10,
+                max_results: 3,
+            }
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn the_name_as_written_is_checked_too() -> Result<(), PolicyError> {
+        let dir = tmp()?;
+        let r = dir.path();
+        std::fs::write(r.join("README.md"), "x").map_err(|e| PolicyError::InvalidConfig {
+            key: "t".into(),
+            message: e.to_string(),
+        })?;
+        std::os::unix::fs::symlink("README.md", r.join("id_rsa")).map_err(|e| {
+            PolicyError::InvalidConfig {
+                key: "t".into(),
+                message: e.to_string(),
+            }
+        })?;
+        let p = policy(r, None, &[], false)?;
+        assert!(p.check_read("id_rsa").is_err());
+        assert!(p.check_read("./sub/../id_rsa").is_err());
+        assert!(
+            p.check_read(&format!("{}/id_rsa", p.root().display()))
+                .is_err()
+        );
+        assert!(p.check_read("README.md").is_ok());
+        // A path through a regular file still resolves inside (the tool then fails on it).
+        assert_eq!(
+            p.check_read("README.md/x").map(|r| r.rel).ok(),
+            Some("README.md/x".into())
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn symlink_loops_and_chains_are_bounded() -> Result<(), PolicyError> {
+        let dir = tmp()?;
+        let r = dir.path();
+        let io = |e: std::io::Error| PolicyError::InvalidConfig {
+            key: "t".into(),
+            message: e.to_string(),
+        };
+        std::os::unix::fs::symlink("loop-b", r.join("loop-a")).map_err(io)?;
+        std::os::unix::fs::symlink("loop-a", r.join("loop-b")).map_err(io)?;
+        std::fs::write(r.join("target.txt"), "x").map_err(io)?;
+        // l0 -> l1 -> ... -> l39 -> target.txt: forty links, as many as the kernel follows.
+        for i in 0..40 {
+            let to = if i == 39 {
+                "target.txt".to_string()
+            } else {
+                format!("l{}", i + 1)
+            };
+            std::os::unix::fs::symlink(to, r.join(format!("l{i}"))).map_err(io)?;
+        }
+        std::os::unix::fs::symlink("l0", r.join("m")).map_err(io)?;
+        let p = policy(r, None, &[], false)?;
+        let e = p.check_read("loop-a").err().unwrap_or_default();
+        assert!(e.contains("too many levels"), "{e}");
+        assert_eq!(
+            p.check_read("l0").map(|x| x.rel).ok(),
+            Some("target.txt".into())
+        );
+        assert!(p.check_read("m").is_err(), "41 links");
+        Ok(())
+    }
+
+    #[test]
+    fn accessors_report_the_effective_policy() -> Result<(), PolicyError> {
+        let dir = tmp()?;
+        let p = policy(
+            dir.path(),
+            Some(serde_json::json!({"writable": ["src/"], "read_only_commands": ["git status"]})),
+            &[("AO_ALLOWED_COMMANDS", "cargo test, make")],
+            false,
+        )?;
+        assert_eq!(p.mode_source(), "default");
+        assert!(p.denied_patterns().iter().any(|d| d == "**/.env"));
+        assert_eq!(p.writable_patterns(), Some(&["**/src/**".to_string()][..]));
+        assert_eq!(
+            p.allowed_commands(),
+            &[
+                vec!["cargo".to_string(), "test".to_string()],
+                vec!["make".to_string()]
+            ]
+        );
+        assert_eq!(
+            p.read_only_commands(),
+            &[vec!["git".to_string(), "status".to_string()]]
+        );
+        let permits = p.command_permits();
+        let prefixes: Vec<&str> = permits.iter().map(|c| c.prefix.as_str()).collect();
+        assert_eq!(prefixes, ["git status", "cargo test", "make"]);
+        assert!(permits[2].arbitrary_code);
+        assert!(!p.allow_hardlinks());
+        let p = policy(dir.path(), None, &[], false)?;
+        assert_eq!(p.writable_patterns(), None);
+        Ok(())
+    }
+
+    #[test]
+    fn hard_links_are_denied_unless_allowed() -> Result<(), PolicyError> {
+        let dir = tmp()?;
+        let r = dir.path();
+        let io = |e: std::io::Error| PolicyError::InvalidConfig {
+            key: "t".into(),
+            message: e.to_string(),
+        };
+        std::fs::write(r.join("a.txt"), "x").map_err(io)?;
+        std::fs::hard_link(r.join("a.txt"), r.join("b.txt")).map_err(io)?;
+        std::fs::write(r.join("single.txt"), "x").map_err(io)?;
+        let p = policy(r, None, &[], false)?;
+        let e = p.check_read("b.txt").err().unwrap_or_default();
+        assert!(e.contains("hard links"), "{e}");
+        assert!(
+            p.check_write("a.txt", WriteCheck::DeniedAndWritable)
+                .is_err()
+        );
+        assert!(p.check_read("single.txt").is_ok());
+        let p = policy(
+            r,
+            Some(serde_json::json!({"allow_hardlinks": true})),
+            &[],
+            false,
+        )?;
+        assert!(p.allow_hardlinks());
+        assert!(p.check_read("b.txt").is_ok());
+        Ok(())
+    }
+
+    #[test]
+    fn git_arguments_naming_denied_paths_are_refused() -> Result<(), PolicyError> {
+        let dir = tmp()?;
+        let p = policy(
+            dir.path(),
+            None,
+            &[("AO_ALLOWED_COMMANDS", "git blame")],
+            true,
+        )?;
+        let argv = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        for bad in [
+            "git show HEAD:.env",
+            "git show HEAD:keys/a.pem",
+            "git blame .env",
+            "git log -Ssecret",
+        ] {
+            assert!(
+                matches!(p.check_command(&argv(bad)), CommandVerdict::Deny(_)),
+                "{bad}"
+            );
+        }
+        for ok in [
+            "git log --stat",
+            "git show HEAD:README.md",
+            "git blame src/lib.rs",
+        ] {
+            assert_eq!(p.check_command(&argv(ok)), CommandVerdict::Run, "{ok}");
+        }
+        // Only git's arguments are read as paths.
+        let p = policy(dir.path(), None, &[("AO_ALLOWED_COMMANDS", "echo")], true)?;
+        assert_eq!(p.check_command(&argv("echo .env")), CommandVerdict::Run);
+        Ok(())
+    }
+
+    #[test]
+    fn braces_expand_with_nesting_and_escapes() {
+        assert_eq!(expand_braces("{a{b,c},d}"), ["ab", "ac", "d"]);
+        assert_eq!(expand_braces("{a\\,b,c}"), ["a\\,b", "c"]);
+        assert_eq!(expand_braces("plain"), ["plain"]);
+    }
 }

@@ -104,7 +104,10 @@ async fn reads_searches_and_listings_never_escape_while_a_directory_is_swapped()
     while start.elapsed() < RUN_FOR {
         for (tool, args) in [
             ("fs.read", json!({"path": "d/f.txt"})),
-            ("fs.search", json!({"pattern": "planted|inside", "path": "d"})),
+            (
+                "fs.search",
+                json!({"pattern": "planted|inside", "path": "d"}),
+            ),
             ("fs.search", json!({"pattern": "planted|inside"})),
             ("fs.list", json!({"path": "d"})),
             ("fs.list", json!({})),
@@ -145,7 +148,9 @@ async fn writes_removals_and_applies_never_escape_while_a_directory_is_swapped()
     let real_dir = loop {
         let fd = rustix::fs::open(
             s.root().join("d"),
-            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::NOFOLLOW,
+            rustix::fs::OFlags::RDONLY
+                | rustix::fs::OFlags::DIRECTORY
+                | rustix::fs::OFlags::NOFOLLOW,
             rustix::fs::Mode::empty(),
         );
         if let Ok(fd) = fd
