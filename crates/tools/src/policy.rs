@@ -1177,6 +1177,9 @@ mod tests {
                 .is_err()
         );
         assert!(p.check_read("README.md").is_ok());
+        // A name the file system cannot even look up is refused, not taken as missing.
+        let e = p.check_read(&"n".repeat(300)).err().unwrap_or_default();
+        assert!(e.contains("cannot inspect"), "{e}");
         // A path through a regular file still resolves inside (the tool then fails on it).
         assert_eq!(
             p.check_read("README.md/x").map(|r| r.rel).ok(),
