@@ -128,6 +128,7 @@ pub fn doctor(project: &Project, ui: Ui) -> Result<u8, CliError> {
                 "read_only_commands": p.read_only_commands().iter().map(|c| c.join(" ")).collect::<Vec<_>>(),
                 "writable": p.writable_patterns(),
                 "denied": p.denied_patterns(),
+                "command_permits": p.command_permits(),
             })
         }),
         Err(e) => {
@@ -221,6 +222,26 @@ pub fn doctor(project: &Project, ui: Ui) -> Result<u8, CliError> {
                     list("writable")
                 }
             );
+            // What each allowed prefix still permits once ao has screened its options (the
+            // read-only git commands are in the JSON form too).
+            let allowed = p["allowed_commands"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            for c in p["command_permits"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|c| allowed.contains(&c["prefix"]))
+            {
+                println!(
+                    "\n{:<28} {}",
+                    format!("`{}`", c["prefix"].as_str().unwrap_or("")),
+                    project
+                        .redactor()
+                        .redact_str(c["permits"].as_str().unwrap_or(""))
+                );
+            }
         }
         for w in &warnings {
             println!("\nwarning: {}", project.redactor().redact_str(w));

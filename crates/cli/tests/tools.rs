@@ -564,7 +564,8 @@ fn denied_files_stay_unreadable_through_git_by_blob_id() {
     );
     let before = snapshot(p.path());
 
-    // What a model can learn with an allowed, read-only command (it runs even in dry-run).
+    // An allowed, read-only command (it runs even in dry-run) does not even list the denied
+    // files; the ids are taken here from git directly, as a model might guess or learn them.
     let v = tool(
         &p,
         "cmd.run",
@@ -573,12 +574,14 @@ fn denied_files_stay_unreadable_through_git_by_blob_id() {
     );
     assert_eq!(v["decision"], "allowed", "{v}");
     let listing = v["output"]["stdout"].as_str().unwrap().to_string();
+    assert!(listing.contains("\tREADME.md"), "{listing}");
+    assert!(
+        !listing.contains(".env") && !listing.contains("server.pem"),
+        "{listing}"
+    );
     let blob = |path: &str| {
-        listing
-            .lines()
-            .find(|l| l.ends_with(&format!("\t{path}")))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .unwrap_or_else(|| panic!("no blob id for {path} in {listing}"))
+        git(p.path(), &["rev-parse", &format!("HEAD:{path}")])
+            .trim()
             .to_string()
     };
     for path in [".env", "certs/server.pem"] {
@@ -1072,6 +1075,12 @@ fn ao_dry_run_values_are_parsed_and_garbage_is_rejected_naming_the_variable() {
             doc["error"]["message"].as_str().unwrap().contains(var),
             "{doc}"
         );
+        // The variables are parsed with the configuration, so every command that reads it
+        // refuses the garbage, listing runs too.
+        let (code, stdout, stderr) = p.run(&["runs", "list"]);
+        assert_eq!(code, 2, "{stdout}{stderr}");
+        assert!(stderr.contains(var), "{stderr}");
+        p.remove_env(var);
         let (_, runs) = p.json(&["runs", "list", "--json"]);
         assert_eq!(runs["runs"], json!([]), "nothing ran");
         assert_unchanged(&before, &snapshot(p.path()));

@@ -20,14 +20,19 @@
 //!
 //! Empty values count as unset, except that a policy variable (`AO_DRY_RUN`, `AO_ALLOW_WRITE`,
 //! `AO_ALLOWED_COMMANDS`) present but empty in the flags or the real environment counts as set
-//! to empty, so `.env` cannot override it (the tools crate decides what empty means).
+//! to empty, so `.env` cannot override it: an empty `AO_DRY_RUN`/`AO_ALLOW_WRITE` is an error,
+//! an empty `AO_ALLOWED_COMMANDS` leaves `[policy] allowed_commands` in force.
+//!
+//! The policy settings are typed here, once: the `[policy]` table is a [`PolicyConfig`] (an
+//! unknown key or a wrong type is a [`ConfigError::Toml`] naming file, line and key), the
+//! policy variables are a [`PolicyEnv`], and [`PolicyEnv::mode`] is the one place that decides
+//! dry-run or apply. The tools crate gives them their effect (globs, the allowlist, the gate).
 //!
 //! Every effective value is a [`Sourced`] value that remembers where it came from, so `ao doctor`
 //! can print it ([`Config::doctor_rows`]); API keys are [`Secret`]s and are never printed.
 //!
-//! What this module is not: it does not parse the `[policy]` table or the `AO_DRY_RUN` /
-//! `AO_ALLOW_WRITE` / `AO_ALLOWED_COMMANDS` values (the tools crate owns their meaning; they are
-//! kept raw here, layered), and it makes no network calls.
+//! What this module is not: it does not compile globs or judge commands (the tools crate does),
+//! and it makes no network calls.
 //!
 //! ```
 //! use ao_core::config::{Config, ConfigInputs};
@@ -43,6 +48,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::num::{NonZeroU64, NonZeroUsize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -351,11 +357,11 @@ pub struct Config {
     pub mcp_server_name: Sourced<String>,
     pub mcp_server_version: Sourced<String>,
     pub log_level: Option<Sourced<String>>,
-    /// `AO_DRY_RUN`, `AO_ALLOW_WRITE`, `AO_ALLOWED_COMMANDS` as layered raw strings (flag > env >
-    /// .env); the tools crate parses them.
-    pub policy_env: BTreeMap<String, Sourced<String>>,
-    /// The `[policy]` table of ao.toml, raw (`Null` when absent); the tools crate parses it.
-    pub policy: serde_json::Value,
+    /// `AO_DRY_RUN`, `AO_ALLOW_WRITE`, `AO_ALLOWED_COMMANDS`, layered (flag > env > .env) and
+    /// parsed.
+    pub policy_env: PolicyEnv,
+    /// The `[policy]` table of ao.toml (the default when absent).
+    pub policy: PolicyConfig,
 }
 
 /// One line of `ao doctor`: a setting, its displayable value, and where it came from.
@@ -460,6 +466,175 @@ pub enum ConfigError {
 }
 
 // ---------------------------------------------------------------------------------------------
+// policy settings
+
+/// Whether writes and commands are real or recorded. Decided in one place: [`PolicyEnv::mode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Reads are real; writes go to the run's changeset; `exec` is simulated except the
+    /// read-only commands.
+    DryRun,
+    /// Writes hit the disk atomically; allowed commands run.
+    Apply,
+}
+
+/// The `[policy]` table of `ao.toml`. Unknown keys are a configuration error: in a safety
+/// setting, a misspelt `writeable` must not silently mean "everything is writable".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// Argv prefixes `cmd.run` may start (`"cargo test"` allows `cargo test -p x`, not
+    /// `cargo publish`). `AO_ALLOWED_COMMANDS`, when set and not empty, replaces this list.
+    pub allowed_commands: Option<Vec<String>>,
+    /// Argv prefixes that run even in dry-run. Replaces the default read-only git commands
+    /// (`git status`, `git diff`, `git log`, `git show`, `git rev-parse`, `git ls-files`).
+    pub read_only_commands: Option<Vec<String>>,
+    /// Globs (relative to the root) that writes may touch in apply mode. Default: everything
+    /// that is not denied.
+    pub writable: Option<Vec<String>>,
+    /// Globs added to the default `denied` list (matched without regard to letter case; a name
+    /// without `/` matches at any depth, and a denied folder hides everything in it).
+    pub denied: Vec<String>,
+    /// Default `denied` globs to remove, spelt exactly as in the defaults. The explicit
+    /// override the safety model requires.
+    pub override_denied: Vec<String>,
+    /// Environment variable names passed to child processes besides the built-in ones.
+    pub env_passthrough: Vec<String>,
+    /// Read files whose link count is above one. Off by default: a hard link inside the root
+    /// may be the same file as one outside it or a denied one.
+    pub allow_hardlinks: bool,
+    /// Default `cmd.run` timeout in seconds (default 120).
+    pub command_timeout_s: Option<NonZeroU64>,
+    /// Largest `timeout_s` a caller may ask for (default 1800).
+    pub max_timeout_s: Option<NonZeroU64>,
+    /// Cap in bytes on each captured output (default 262144).
+    pub output_cap_bytes: Option<NonZeroUsize>,
+    /// Cap on entries from `fs.list` and matches from `fs.search` (default 1000).
+    pub max_results: Option<NonZeroUsize>,
+}
+
+/// The policy variables, layered (flags > real environment > `.env`) and parsed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PolicyEnv {
+    /// `AO_DRY_RUN`.
+    pub dry_run: Option<Sourced<bool>>,
+    /// `AO_ALLOW_WRITE`.
+    pub allow_write: Option<Sourced<bool>>,
+    /// `AO_ALLOWED_COMMANDS`, split at commas into argv prefixes (each still one string);
+    /// `None` when unset or empty, so `[policy] allowed_commands` applies.
+    pub allowed_commands: Option<Sourced<Vec<String>>>,
+}
+
+/// The names of the policy variables.
+pub const POLICY_VARS: [&str; 3] = ["AO_DRY_RUN", "AO_ALLOW_WRITE", "AO_ALLOWED_COMMANDS"];
+
+/// Parses a boolean policy variable: `true`/`false`/`1`/`0`/`yes`/`no`, case-insensitive;
+/// anything else (an empty value too) is an error naming the variable and the value.
+pub fn parse_bool_var(name: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(ConfigError::InvalidValue {
+            value: value.to_string(),
+            origin: name.to_string(),
+            reason: "expected true, false, 1, 0, yes or no".to_string(),
+        }),
+    }
+}
+
+/// Splits a comma-separated `AO_ALLOWED_COMMANDS` into its entries (blank entries dropped).
+pub fn split_allowed_commands(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+impl PolicyEnv {
+    /// Parses the policy variables of a plain environment map (every value from
+    /// [`Source::Env`]); [`Config::load`] layers flags and `.env` first.
+    pub fn from_vars(vars: &BTreeMap<String, String>) -> Result<PolicyEnv, ConfigError> {
+        let raw: BTreeMap<&str, Sourced<String>> = POLICY_VARS
+            .iter()
+            .filter_map(|v| {
+                vars.get(*v)
+                    .map(|value| (*v, Sourced::new(value.trim().to_string(), Source::Env, *v)))
+            })
+            .collect();
+        PolicyEnv::parse(&raw)
+    }
+
+    fn parse(raw: &BTreeMap<&str, Sourced<String>>) -> Result<PolicyEnv, ConfigError> {
+        let flag = |name: &str| -> Result<Option<Sourced<bool>>, ConfigError> {
+            raw.get(name)
+                .map(|s| {
+                    parse_bool_var(&describe_origin(s), &s.value)
+                        .map(|b| Sourced::new(b, s.source, s.origin.clone()))
+                })
+                .transpose()
+        };
+        Ok(PolicyEnv {
+            dry_run: flag("AO_DRY_RUN")?,
+            allow_write: flag("AO_ALLOW_WRITE")?,
+            allowed_commands: raw.get("AO_ALLOWED_COMMANDS").and_then(|s| {
+                let list = split_allowed_commands(&s.value);
+                (!list.is_empty()).then(|| Sourced::new(list, s.source, s.origin.clone()))
+            }),
+        })
+    }
+
+    /// Decides the mode, and says why: `--apply` (the flag), or `AO_DRY_RUN=false` together
+    /// with `AO_ALLOW_WRITE=true`; anything else is dry-run.
+    pub fn mode(&self, apply_flag: bool) -> (Mode, String) {
+        let dry_run = self.dry_run.as_ref().map(|s| s.value);
+        let allow_write = self.allow_write.as_ref().map(|s| s.value);
+        if apply_flag {
+            (Mode::Apply, "--apply".to_string())
+        } else if dry_run == Some(false) && allow_write == Some(true) {
+            (
+                Mode::Apply,
+                "AO_DRY_RUN=false and AO_ALLOW_WRITE=true".to_string(),
+            )
+        } else if dry_run == Some(false) {
+            (
+                Mode::DryRun,
+                "AO_DRY_RUN=false without AO_ALLOW_WRITE=true stays dry-run".to_string(),
+            )
+        } else {
+            (Mode::DryRun, "default".to_string())
+        }
+    }
+
+    /// The rows `ao doctor` shows for the variables that are set.
+    fn rows(&self) -> Vec<SettingRow> {
+        let mut rows = Vec::new();
+        for (name, s) in [
+            ("AO_DRY_RUN", &self.dry_run),
+            ("AO_ALLOW_WRITE", &self.allow_write),
+        ] {
+            if let Some(s) = s {
+                rows.push(SettingRow {
+                    setting: name.to_string(),
+                    value: s.value.to_string(),
+                    source: Some(s.source),
+                });
+            }
+        }
+        if let Some(s) = &self.allowed_commands {
+            rows.push(SettingRow {
+                setting: "AO_ALLOWED_COMMANDS".to_string(),
+                value: s.value.join(","),
+                source: Some(s.source),
+            });
+        }
+        rows
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // ao.toml shape
 
 /// The shape of `ao.toml`. Unknown keys are errors.
@@ -482,9 +657,9 @@ pub struct AoTomlFile {
     /// Identity reported by `ao mcp serve`.
     #[serde(default)]
     pub mcp_server: Option<McpServerToml>,
-    /// Policy settings (allowed commands, writable globs, …), defined by the policy docs.
+    /// The policy gate: allowed commands, writable and denied globs, limits.
     #[serde(default)]
-    pub policy: Option<serde_json::Value>,
+    pub policy: Option<PolicyConfig>,
 }
 
 /// `[mcp_server]` in ao.toml.
@@ -541,9 +716,6 @@ pub fn config_schema() -> serde_json::Value {
 // ---------------------------------------------------------------------------------------------
 // loading
 
-/// The policy variables, kept raw for the tools crate.
-const POLICY_VARS: [&str; 3] = ["AO_DRY_RUN", "AO_ALLOW_WRITE", "AO_ALLOWED_COMMANDS"];
-
 /// Layered lookup of variables: flags > env > .env.
 struct Vars<'a> {
     flags: &'a BTreeMap<String, String>,
@@ -585,8 +757,8 @@ impl Vars<'_> {
 
     /// A policy variable (`AO_DRY_RUN`, `AO_ALLOW_WRITE`, `AO_ALLOWED_COMMANDS`). Unlike the
     /// model variables, one *present* in the flags or the real environment counts even when
-    /// empty: the real environment is never overridden by `.env` on a safety setting, and the
-    /// tools crate decides what an empty value means. In `.env` an empty value is unset.
+    /// empty: the real environment is never overridden by `.env` on a safety setting
+    /// ([`PolicyEnv`] says what an empty value means). In `.env` an empty value is unset.
     fn get_policy(&self, var: &str) -> Option<Sourced<String>> {
         self.layers().into_iter().find_map(|(map, source)| {
             let v = map.get(var)?.trim();
@@ -695,10 +867,11 @@ impl Config {
         let log_level = vars
             .get_any(&["LOG_LEVEL", "RUST_LOG"])
             .or_else(|| from_toml(file.log_level.clone(), "log_level".into()));
-        let policy_env = POLICY_VARS
+        let raw_policy_env: BTreeMap<&str, Sourced<String>> = POLICY_VARS
             .into_iter()
-            .filter_map(|v| vars.get_policy(v).map(|s| (v.to_string(), s)))
+            .filter_map(|v| vars.get_policy(v).map(|s| (v, s)))
             .collect();
+        let policy_env = PolicyEnv::parse(&raw_policy_env)?;
 
         Ok(Config {
             root,
@@ -712,7 +885,7 @@ impl Config {
             mcp_server_version,
             log_level,
             policy_env,
-            policy: file.policy.unwrap_or(serde_json::Value::Null),
+            policy: file.policy.unwrap_or_default(),
         })
     }
 
@@ -778,20 +951,33 @@ impl Config {
             Some(s) => rows.push(row("log_level".into(), s.value.clone(), Some(s.source))),
             None => rows.push(row("log_level".into(), "unset".into(), None)),
         }
-        for (k, s) in &self.policy_env {
-            rows.push(row(k.clone(), s.value.clone(), Some(s.source)));
-        }
-        let policy = if self.policy.is_null() {
+        rows.extend(self.policy_env.rows());
+        let policy = if self.policy == PolicyConfig::default() {
             row("policy".into(), "unset".into(), None)
         } else {
             row(
                 "policy".into(),
-                self.policy.to_string(),
+                serde_json::to_value(&self.policy)
+                    .map(|v| without_nulls(&v).to_string())
+                    .unwrap_or_default(),
                 Some(Source::AoToml),
             )
         };
         rows.push(policy);
         rows
+    }
+}
+
+/// `value` without the object members that are `null` (unset options), for display.
+fn without_nulls(value: &serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => serde_json::Value::Object(
+            map.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), without_nulls(v)))
+                .collect(),
+        ),
+        other => other.clone(),
     }
 }
 
@@ -873,20 +1059,61 @@ fn model_rows(cfg: &ModelConfig, prefix: &str, rows: &mut Vec<SettingRow>) {
     }
 }
 
-/// Parses ao.toml, turning error spans into line and column.
+/// Parses ao.toml, turning error spans into line and column and naming the key at fault.
 pub fn parse_ao_toml(text: &str, path: &Path) -> Result<AoTomlFile, ConfigError> {
     toml::from_str::<AoTomlFile>(text).map_err(|e| {
         let (line, column) = e
             .span()
             .map(|span| line_column(text, span.start))
             .unwrap_or((1, 1));
+        let mut message = e.message().trim().to_string();
+        if let Some(key) = e.span().and_then(|span| key_at(text, span.start)) {
+            message.push_str(&format!(" (key `{key}`)"));
+        }
         ConfigError::Toml {
             path: path.to_path_buf(),
             line,
             column,
-            message: e.message().trim().to_string(),
+            message,
         }
     })
+}
+
+/// The dotted key (`policy.writable`) whose line holds byte `offset` of an ao.toml text: the
+/// key before `=` on that line, or on the nearest line above it (a multi-line array), prefixed
+/// with the enclosing `[table]`. `None` when no key can be told.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let line_index = text[..offset].matches('\n').count();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut key = None;
+    let mut table = None;
+    for l in lines.iter().take(line_index + 1).rev() {
+        let t = l.trim();
+        if t.starts_with('[') {
+            let name = t.trim_start_matches('[');
+            let name = name.split(']').next().unwrap_or_default().trim();
+            table = Some(name.to_string());
+            break;
+        }
+        if key.is_none()
+            && let Some((k, _)) = t.split_once('=')
+        {
+            let k = k.trim();
+            if !k.is_empty() && !k.starts_with('#') {
+                key = Some(k.to_string());
+            }
+        }
+    }
+    match (table, key) {
+        (Some(t), Some(k)) => Some(format!("{t}.{k}")),
+        (None, Some(k)) => Some(k),
+        (Some(t), None) => Some(t),
+        (None, None) => None,
+    }
 }
 
 /// 1-based line and column (in characters) of a byte offset.
@@ -1456,8 +1683,11 @@ mod tests {
             cfg.workers["local"].base_url.value,
             "http://localhost:11434/v1"
         );
-        assert_eq!(cfg.policy["writable"][0], "src/**");
-        assert_eq!(cfg.policy_env["AO_DRY_RUN"].value, "false");
+        assert_eq!(cfg.policy.writable, Some(vec!["src/**".to_string()]));
+        assert_eq!(
+            cfg.policy_env.dry_run.as_ref().map(|s| s.value),
+            Some(false)
+        );
         assert_eq!(cfg.state_dir.value, root.0.join("state"));
 
         let rows = cfg.doctor_rows();
@@ -1594,19 +1824,26 @@ mod tests {
             "AO_DRY_RUN=false\nAO_ALLOW_WRITE=true\nAO_ALLOWED_COMMANDS=rm\n\
              LEADER_MODEL_PROVIDER=ollama\nLEADER_MODEL_NAME=from-dotenv\n",
         );
-        let e = env(&[
-            ("AO_DRY_RUN", ""),
-            ("AO_ALLOW_WRITE", " "),
-            ("LEADER_MODEL_NAME", ""),
-        ]);
+        // An empty AO_DRY_RUN in the real environment is not replaced by the `.env` value: it
+        // is read, and it is not a boolean.
+        let e = env(&[("AO_DRY_RUN", ""), ("LEADER_MODEL_NAME", "")]);
+        let err = Config::load(&ConfigInputs::new(&root.0).with_env(e)).expect_err("empty");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("AO_DRY_RUN") && msg.contains("from env"),
+            "{msg}"
+        );
+        // An empty AO_ALLOWED_COMMANDS in the environment hides the `.env` list and leaves
+        // `[policy] allowed_commands` in force.
+        let e = env(&[("AO_ALLOWED_COMMANDS", " "), ("LEADER_MODEL_NAME", "")]);
         let cfg = Config::load(&ConfigInputs::new(&root.0).with_env(e)).expect("load");
-        let dry = &cfg.policy_env["AO_DRY_RUN"];
-        assert_eq!((dry.value.as_str(), dry.source), ("", Source::Env));
-        let write = &cfg.policy_env["AO_ALLOW_WRITE"];
-        assert_eq!((write.value.as_str(), write.source), ("", Source::Env));
+        assert_eq!(cfg.policy_env.allowed_commands, None);
         // Absent from the environment: .env applies.
-        let cmds = &cfg.policy_env["AO_ALLOWED_COMMANDS"];
-        assert_eq!((cmds.value.as_str(), cmds.source), ("rm", Source::DotEnv));
+        let dry = cfg.policy_env.dry_run.as_ref().expect("dry");
+        assert_eq!((dry.value, dry.source), (false, Source::DotEnv));
+        let write = cfg.policy_env.allow_write.as_ref().expect("write");
+        assert_eq!((write.value, write.source), (true, Source::DotEnv));
+        assert_eq!(cfg.policy_env.mode(false).0, Mode::Apply);
         // Model variables keep empty-as-unset.
         let leader = cfg.leader().expect("leader");
         assert_eq!(
@@ -1616,7 +1853,157 @@ mod tests {
         // An empty .env value is unset.
         root.write(".env", "AO_DRY_RUN=\n");
         let cfg = Config::load(&ConfigInputs::new(&root.0)).expect("load");
-        assert!(cfg.policy_env.is_empty(), "{:?}", cfg.policy_env);
+        assert_eq!(cfg.policy_env, PolicyEnv::default());
+        assert_eq!(cfg.policy_env.mode(false).0, Mode::DryRun);
+    }
+
+    #[test]
+    fn policy_variables_are_parsed_once_at_load_and_garbage_names_the_variable() {
+        let root = TempRoot::new("policy-vars");
+        for (value, parsed) in [
+            ("1", true),
+            ("YES", true),
+            ("true", true),
+            ("No", false),
+            ("0", false),
+        ] {
+            let cfg =
+                Config::load(&ConfigInputs::new(&root.0).with_env(env(&[("AO_DRY_RUN", value)])))
+                    .expect("load");
+            assert_eq!(
+                cfg.policy_env.dry_run.map(|s| s.value),
+                Some(parsed),
+                "{value}"
+            );
+        }
+        root.write(".env", "AO_ALLOW_WRITE=maybe\n");
+        let msg = Config::load(&ConfigInputs::new(&root.0))
+            .expect_err("garbage")
+            .to_string();
+        assert!(
+            msg.contains("AO_ALLOW_WRITE") && msg.contains("maybe") && msg.contains(".env"),
+            "{msg}"
+        );
+        let cfg = Config::load(
+            &ConfigInputs::new(&root.0)
+                .with_env(env(&[("AO_ALLOW_WRITE", "1")]))
+                .with_flag("AO_ALLOWED_COMMANDS", "cargo test, ,git diff"),
+        )
+        .expect("load");
+        let cmds = cfg.policy_env.allowed_commands.expect("commands");
+        assert_eq!(cmds.value, ["cargo test", "git diff"]);
+        assert_eq!(cmds.source, Source::Flag);
+    }
+
+    #[test]
+    fn mode_needs_the_flag_or_both_variables() {
+        let with = |pairs: &[(&str, &str)]| PolicyEnv::from_vars(&env(pairs)).expect("parse");
+        assert_eq!(with(&[]).mode(false).0, Mode::DryRun);
+        assert_eq!(with(&[]).mode(true), (Mode::Apply, "--apply".to_string()));
+        assert_eq!(with(&[("AO_DRY_RUN", "false")]).mode(false).0, Mode::DryRun);
+        assert!(
+            with(&[("AO_DRY_RUN", "false")])
+                .mode(false)
+                .1
+                .contains("AO_ALLOW_WRITE")
+        );
+        assert_eq!(
+            with(&[("AO_ALLOW_WRITE", "true")]).mode(false).0,
+            Mode::DryRun
+        );
+        assert_eq!(
+            with(&[("AO_DRY_RUN", "no"), ("AO_ALLOW_WRITE", "yes")])
+                .mode(false)
+                .0,
+            Mode::Apply
+        );
+        assert_eq!(
+            with(&[("AO_DRY_RUN", "true"), ("AO_ALLOW_WRITE", "true")])
+                .mode(false)
+                .0,
+            Mode::DryRun
+        );
+        assert!(PolicyEnv::from_vars(&env(&[("AO_DRY_RUN", "maybe")])).is_err());
+    }
+
+    #[test]
+    fn policy_table_is_typed_and_a_typo_or_wrong_type_names_file_line_and_key() {
+        let root = TempRoot::new("policy-typed");
+        root.write(
+            "ao.toml",
+            "[policy]\nallowed_commands = [\"cargo test\"]\nallow_hardlinks = true\n\
+             denied = [\"secrets\"]\ncommand_timeout_s = 30\n",
+        );
+        let cfg = Config::load(&ConfigInputs::new(&root.0)).expect("load");
+        assert_eq!(
+            cfg.policy.allowed_commands,
+            Some(vec!["cargo test".to_string()])
+        );
+        assert!(cfg.policy.allow_hardlinks);
+        assert_eq!(cfg.policy.denied, ["secrets"]);
+        assert_eq!(cfg.policy.command_timeout_s.map(|n| n.get()), Some(30));
+        for (text, line, key) in [
+            (
+                "[policy]\nwriteable = [\"src/**\"]\n",
+                2,
+                "policy.writeable",
+            ),
+            (
+                "[policy]\nallowed_commands = \"cargo test\"\n",
+                2,
+                "policy.allowed_commands",
+            ),
+            (
+                "[policy]\ndenied = [\n  \"a\",\n  3,\n]\n",
+                4,
+                "policy.denied",
+            ),
+            (
+                "[policy]\nallow_hardlinks = \"yes\"\n",
+                2,
+                "policy.allow_hardlinks",
+            ),
+            (
+                "[policy]\ncommand_timeout_s = 0\n",
+                2,
+                "policy.command_timeout_s",
+            ),
+        ] {
+            root.write("ao.toml", text);
+            let err = Config::load(&ConfigInputs::new(&root.0)).expect_err(text);
+            let msg = err.to_string();
+            assert!(
+                msg.contains(&format!("ao.toml:{line}:")) && msg.contains(&format!("`{key}`")),
+                "{text:?}: {msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_config_schema_describes_every_policy_key_with_its_type() {
+        let schema = config_schema();
+        let text = schema.to_string();
+        let policy = &schema["$defs"]["PolicyConfig"];
+        assert_eq!(policy["additionalProperties"], false, "{text}");
+        for (key, ty) in [
+            ("allowed_commands", "array"),
+            ("read_only_commands", "array"),
+            ("writable", "array"),
+            ("denied", "array"),
+            ("override_denied", "array"),
+            ("env_passthrough", "array"),
+            ("allow_hardlinks", "boolean"),
+            ("command_timeout_s", "integer"),
+            ("max_timeout_s", "integer"),
+            ("output_cap_bytes", "integer"),
+            ("max_results", "integer"),
+        ] {
+            let prop = &policy["properties"][key];
+            assert!(
+                prop.to_string().contains(&format!("\"{ty}\"")),
+                "{key}: {prop}"
+            );
+        }
     }
 
     #[test]

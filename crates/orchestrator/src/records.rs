@@ -9,7 +9,8 @@
 //! | `llm_call` | task | model round | `{request, result}`: a completed round, reused on resume |
 //! | `exchange` | task | appended | one HTTP attempt, redacted |
 //! | `tool_call` | task | appended | one policy decision, redacted |
-//! | `changeset` | top-level run | 0 | the run's changeset (and whether it was applied) |
+//! | `changeset_file` | top-level run | appended | one file's change after a write, and whether it was applied; the changeset is the last entry of each path |
+//! | `changeset` | top-level run | 0 | (stores before per-file entries) the whole changeset |
 //! | `usage` | run | 0 | usage totals of the run and its sub-runs |
 //!
 //! Every write here is fail-closed: its error goes back to the caller, which fails the task.
@@ -23,6 +24,7 @@ pub const LLM_CALL: &str = "llm_call";
 pub const EXCHANGE: &str = "exchange";
 pub const TOOL_CALL: &str = "tool_call";
 pub const CHANGESET: &str = "changeset";
+pub const CHANGESET_FILE: &str = "changeset_file";
 pub const USAGE: &str = "usage";
 
 /// A completed model round of a task: the redacted fingerprint of the request it answered,
@@ -212,14 +214,64 @@ pub fn record_decision(
     })
 }
 
-/// The changeset of a top-level run, if it has one.
+/// The changeset of a top-level run (`{files, applied}`), if it has one: each path's last
+/// stored change, sorted by path. Storing it costs one entry per write, not the whole
+/// changeset every time.
 pub fn changeset(store: &RunStore, root_run: &str) -> Result<Option<Value>, StoreError> {
-    store.record(RecordScope::Run(root_run), CHANGESET, 0)
+    let whole = store.record(RecordScope::Run(root_run), CHANGESET, 0)?;
+    let entries = store.records(root_run, CHANGESET_FILE)?;
+    if whole.is_none() && entries.is_empty() {
+        return Ok(None);
+    }
+    let mut applied = whole
+        .as_ref()
+        .and_then(|w| w.get("applied"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let mut files: std::collections::BTreeMap<String, Value> = whole
+        .as_ref()
+        .and_then(|w| w.get("files"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|f| Some((f.get("path")?.as_str()?.to_string(), f.clone())))
+        .collect();
+    for e in entries {
+        let path = e
+            .data
+            .get("file")
+            .and_then(|f| f.get("path"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| StoreError::Corrupt {
+                context: "changeset",
+                detail: "a stored file change has no path".into(),
+            })?;
+        applied = e
+            .data
+            .get("applied")
+            .and_then(Value::as_bool)
+            .unwrap_or(applied);
+        files.insert(path.to_string(), e.data["file"].clone());
+    }
+    Ok(Some(
+        json!({"files": files.into_values().collect::<Vec<_>>(), "applied": applied}),
+    ))
 }
 
-pub fn put_changeset(store: &RunStore, root_run: &str, data: &Value) -> Result<(), StoreError> {
+/// Stores one file's change after a write (`file` is the overlay's entry for the path).
+pub fn put_changed_file(
+    store: &RunStore,
+    root_run: &str,
+    file: &Value,
+    applied: bool,
+) -> Result<(), StoreError> {
     store.write_records("store changeset", |records| {
-        records.put(RecordScope::Run(root_run), CHANGESET, 0, data)
+        records.append(
+            RecordScope::Run(root_run),
+            CHANGESET_FILE,
+            &json!({"file": file, "applied": applied}),
+        )?;
+        Ok(())
     })
 }
 

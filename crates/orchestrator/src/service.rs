@@ -124,17 +124,14 @@ impl Service {
         apply: bool,
         redactor: Redactor,
     ) -> Result<(), Error> {
-        // The policy reads AO_DRY_RUN & co. as layered by the configuration (flags > env > .env)
-        // on top of the real environment (which also supplies the children's PATH, HOME, …).
-        let mut policy_env = env.clone();
-        for (k, v) in &config.policy_env {
-            policy_env.insert(k.clone(), v.value.clone());
-        }
+        // The policy settings were typed and layered when the configuration was loaded; the
+        // real environment supplies the children's PATH, HOME, ….
         let policy = Policy::new(PolicyInput {
             root: &self.root,
             state_dir: Some(&self.state_dir),
-            config: Some(&config.policy),
-            env: &policy_env,
+            config: &config.policy,
+            policy_env: &config.policy_env,
+            env,
             apply_flag: apply,
         })?;
         self.host.redactor = Some(redactor.clone());

@@ -193,11 +193,17 @@ impl ToolNodeRunner {
         if outcome.effect == Effect::Write
             && let Some(store) = &self.store
         {
-            let stored = records::to_value("changeset", &ctx.changeset()).and_then(|mut cs| {
-                // Whether these changes are already on disk (`--apply`) or only proposed.
-                cs["applied"] = Value::Bool(self.policy.mode() == ao_tools::Mode::Apply);
-                records::put_changeset(store, &root, &cs)
-            });
+            // The file this write changed, as the overlay now holds it: one entry per write.
+            let path = outcome.output.get("path").and_then(Value::as_str);
+            let stored = match path.and_then(|p| ctx.overlay().file(p)) {
+                Some(file) => records::to_value("changeset", &file).and_then(|file| {
+                    // Whether the change is already on disk (`--apply`) or only proposed.
+                    let applied = self.policy.mode() == ao_tools::Mode::Apply;
+                    records::put_changed_file(store, &root, &file, applied)
+                }),
+                // A write that changed nothing (denied, refused) has nothing to store.
+                None => Ok(()),
+            };
             stored.map_err(|e| {
                 ToolCallError::Record(format!(
                     "`{tool}` was carried out but the run's changeset could not be stored: {e}"

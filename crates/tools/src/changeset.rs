@@ -4,19 +4,21 @@
 //! calls). In dry-run the overlay is what later reads see; in apply mode the disk is written
 //! too and the overlay is only the record. [`Changeset`] is the serializable snapshot: per
 //! file, the base content hash (or `None` for a new file) and the new content (or `None` for a
-//! deletion). [`apply_changeset`] writes one to disk, all files or none.
+//! deletion). [`apply_changeset`] writes one to disk, all files or none, even across a crash
+//! (see `journal.rs`).
 //!
 //! Only UTF-8 text files can be part of a changeset; the write tools refuse other files.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::Path;
+use std::io::Read;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::beneath::{RootDir, Staged, TMP_PREFIX};
 use crate::error::ApplyError;
+use crate::journal::{self, Entry, Journal, Phase};
 use crate::policy::{Policy, WriteCheck};
 
 /// Hex SHA-256 of `bytes`.
@@ -210,6 +212,11 @@ impl Overlay {
         self.lock().get(rel).map(|f| f.new_content.clone())
     }
 
+    /// The change the run has made to `rel` so far, if any (what to store after one write).
+    pub fn file(&self, rel: &str) -> Option<FileChange> {
+        self.lock().get(rel).cloned()
+    }
+
     /// Every path the run touched with its current overlay content.
     pub fn entries(&self) -> Vec<(String, Option<String>)> {
         self.lock()
@@ -280,65 +287,64 @@ enum Current {
     File(Vec<u8>),
 }
 
-fn read_current(path: &Path) -> Result<Current, String> {
-    match std::fs::symlink_metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Current::Missing),
-        Err(e) => Err(format!("cannot inspect: {e}")),
-        Ok(m) if m.is_dir() => Err("is a directory".to_string()),
-        Ok(_) => std::fs::read(path)
-            .map(Current::File)
-            .map_err(|e| format!("cannot read: {e}")),
-    }
-}
-
-/// Writes `bytes` to `path` atomically: a temp file in the same directory, then a rename.
-/// Keeps the permissions of an existing file.
-pub(crate) fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = stage(path, bytes)?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}
-
-fn stage(path: &Path, bytes: &[u8]) -> std::io::Result<tempfile::NamedTempFile> {
-    let parent = path.parent().ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has no parent")
-    })?;
-    std::fs::create_dir_all(parent)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".ao-tmp-")
-        .tempfile_in(parent)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    let perms = match std::fs::metadata(path) {
-        Ok(m) => m.permissions(),
-        Err(_) => {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::Permissions::from_mode(0o644)
-        }
+fn read_current(root: &RootDir, rel: &str) -> Result<Current, String> {
+    let mut file = match root.open_read(rel) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Current::Missing),
+        Err(e) => return Err(format!("cannot open: {e}")),
     };
-    std::fs::set_permissions(tmp.path(), perms)?;
-    Ok(tmp)
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot inspect: {e}"))?;
+    if meta.is_dir() {
+        return Err("is a directory".to_string());
+    }
+    if !meta.is_file() {
+        return Err("is not a regular file".to_string());
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    Ok(Current::File(bytes))
+}
+
+/// The directories (root-relative, parents first) that writing `rel` would create.
+fn missing_dirs(root: &RootDir, rel: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let parts: Vec<&str> = rel.split('/').collect();
+    for i in 1..parts.len() {
+        let dir = parts[..i].join("/");
+        if !matches!(root.lstat(&dir), Ok(Some(_))) {
+            out.push(dir);
+        }
+    }
+    out
 }
 
 /// Applies `changeset` under `policy`: all files or none.
 ///
 /// Refuses (writing nothing, `report.is_refused()`) when a file's current content differs
-/// from its base hash, or a path is outside the root, denied or not `writable` (the
-/// `writable` globs are checked whatever the policy's mode: the caller of this function is
-/// the explicit opt-in). With `check`, reports and writes nothing.
+/// from its base hash, or a path is outside the root, denied, not `writable` or a file with
+/// several hard links (the `writable` globs are checked whatever the policy's mode: the caller
+/// of this function is the explicit opt-in). With `check`, reports and writes nothing.
+///
+/// The write is journaled under the policy's state dir: a crash part-way is finished or undone
+/// by the next policy built for that state dir, and an I/O error part-way restores the files
+/// already written. Only one apply runs at a time per state dir.
 pub fn apply_changeset(
     changeset: &Changeset,
     policy: &Policy,
     check: bool,
 ) -> Result<ApplyReport, ApplyError> {
     struct Planned {
-        abs: std::path::PathBuf,
         rel: String,
         new: Option<String>,
         original: Option<Vec<u8>>,
     }
+    let root = policy.root_dir();
     let mut statuses = Vec::new();
     let mut planned = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
     let mut files: Vec<&FileChange> = changeset.files.iter().collect();
     files.sort_by(|a, b| a.path.cmp(&b.path));
     for f in files {
@@ -360,7 +366,7 @@ pub fn apply_changeset(
                 continue;
             }
         };
-        match read_current(&resolved.abs) {
+        match read_current(root, &resolved.rel) {
             Err(e) => status.problem = Some(e),
             Ok(current) => {
                 let (found, original) = match current {
@@ -378,9 +384,13 @@ pub fn apply_changeset(
                         }
                         _ => "the file changed since the run read it (hash mismatch); re-run the workflow".to_string(),
                     });
+                } else if !seen.insert(resolved.rel.clone()) {
+                    status.problem = Some(format!(
+                        "another path of the changeset is the same file (`{}`)",
+                        resolved.rel
+                    ));
                 } else {
                     planned.push(Planned {
-                        abs: resolved.abs,
                         rel: resolved.rel,
                         new: f.new_content.clone(),
                         original,
@@ -399,40 +409,111 @@ pub fn apply_changeset(
         return Ok(report);
     }
 
-    // Stage every new content first, so most failures happen before anything is renamed.
-    let mut staged = Vec::new();
-    for p in &planned {
-        let tmp = match &p.new {
-            Some(content) => {
-                Some(
-                    stage(&p.abs, content.as_bytes()).map_err(|e| ApplyError::Io {
-                        path: p.rel.clone(),
-                        message: e.to_string(),
-                        rollback_failures: Vec::new(),
-                    })?,
-                )
+    let io_error = |path: &str, message: String| ApplyError::Io {
+        path: path.to_string(),
+        message,
+        rollback_failures: Vec::new(),
+    };
+    let lock = journal::lock(policy.state_dir()).map_err(ApplyError::Journal)?;
+
+    // The journal first, naming every temporary file before it exists.
+    let tag = crate::beneath::fresh_tmp_name();
+    let tag = tag.trim_start_matches(TMP_PREFIX);
+    let mut created_dirs: Vec<String> = Vec::new();
+    let mut entries = Vec::new();
+    for (i, p) in planned.iter().enumerate() {
+        if p.new.is_some() {
+            for d in missing_dirs(root, &p.rel) {
+                if !created_dirs.contains(&d) {
+                    created_dirs.push(d);
+                }
             }
-            None => None,
+        }
+        entries.push(Entry {
+            path: p.rel.clone(),
+            tmp: p.new.as_ref().map(|_| format!("{TMP_PREFIX}{tag}-{i}")),
+            base_sha256: p.original.as_deref().map(sha256_hex),
+            new_sha256: p.new.as_deref().map(|c| sha256_hex(c.as_bytes())),
+        });
+    }
+    created_dirs.sort_by_key(|d| d.matches('/').count());
+    let mut record = Journal {
+        version: 1,
+        root: policy.root().to_path_buf(),
+        phase: Phase::Staging,
+        created_dirs,
+        entries,
+    };
+    let undo_staging = |record: &Journal| {
+        let _ = journal::remove_created_dirs(root, &record.created_dirs);
+        let _ = lock.clear();
+    };
+    lock.write(&record)
+        .map_err(|e| ApplyError::Journal(format!("cannot write the apply journal: {e}")))?;
+
+    // Stage every new content, so most failures happen before anything is renamed. A staged
+    // file that is dropped (on an error here) is removed.
+    let mut staged: Vec<Option<Staged>> = Vec::new();
+    for (p, e) in planned.iter().zip(&record.entries) {
+        let tmp = match (&p.new, &e.tmp) {
+            (Some(content), Some(tmp)) => {
+                match root.stage(&p.rel, content.as_bytes(), Some(tmp), false) {
+                    Ok(s) => Some(s),
+                    Err(err) => {
+                        drop(staged);
+                        undo_staging(&record);
+                        return Err(io_error(&p.rel, err.to_string()));
+                    }
+                }
+            }
+            _ => None,
         };
         staged.push(tmp);
     }
+    // Every new content is on disk before the journal says the apply may roll forward.
+    if let Err(e) = root.sync_all() {
+        drop(staged);
+        undo_staging(&record);
+        return Err(io_error(
+            "(the project's file system)",
+            format!("cannot sync: {e}"),
+        ));
+    }
+    record.phase = Phase::Committing;
+    if let Err(e) = lock.write(&record) {
+        drop(staged);
+        undo_staging(&record);
+        return Err(ApplyError::Journal(format!(
+            "cannot write the apply journal: {e}"
+        )));
+    }
+
     let mut done: Vec<&Planned> = Vec::new();
-    for (p, tmp) in planned.iter().zip(staged) {
-        let result = match tmp {
-            Some(t) => t.persist(&p.abs).map(|_| ()).map_err(|e| e.error),
-            None => std::fs::remove_file(&p.abs),
+    // One sync per directory at the end, not one per file.
+    let mut dirs_to_sync: BTreeMap<String, crate::beneath::Dir> = BTreeMap::new();
+    let mut staged = staged.into_iter();
+    for p in &planned {
+        let result = match staged.next().flatten() {
+            Some(t) => t.rename_into_place().map(|dir| {
+                let parent = p.rel.rsplit_once('/').map_or("", |(d, _)| d);
+                dirs_to_sync.entry(parent.to_string()).or_insert(dir);
+            }),
+            None => root.remove_file(&p.rel),
         };
         if let Err(e) = result {
             let mut rollback_failures = Vec::new();
             for d in done.iter().rev() {
                 let r = match &d.original {
-                    Some(bytes) => atomic_write(&d.abs, bytes),
-                    None => std::fs::remove_file(&d.abs),
+                    Some(bytes) => root.write_atomic(&d.rel, bytes),
+                    None => root.remove_file(&d.rel),
                 };
                 if r.is_err() {
                     rollback_failures.push(d.rel.clone());
                 }
             }
+            // The staged files not yet renamed are removed as they drop here.
+            drop(staged);
+            undo_staging(&record);
             return Err(ApplyError::Io {
                 path: p.rel.clone(),
                 message: e.to_string(),
@@ -441,6 +522,11 @@ pub fn apply_changeset(
         }
         done.push(p);
     }
+    for dir in dirs_to_sync.into_values() {
+        let _ = dir.sync();
+    }
+    lock.clear()
+        .map_err(|e| ApplyError::Journal(format!("cannot remove the apply journal: {e}")))?;
     report.applied = true;
     Ok(report)
 }

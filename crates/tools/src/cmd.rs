@@ -1,4 +1,5 @@
-//! The `cmd.run` tool: an argv list, never a shell string, behind the command allowlist.
+//! The `cmd.run` tool: an argv list, never a shell string, behind the command allowlist and
+//! the option screening of its toolchain. Git runs pinned like every git process of `ao`.
 
 use std::time::Duration;
 
@@ -7,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::decision::Decision;
 use crate::error::ToolError;
+use crate::git::GitPin;
 use crate::policy::CommandVerdict;
 use crate::registry::{Call, ToolOutcome};
 
@@ -38,12 +40,30 @@ pub(crate) async fn run(call: &Call<'_>, args: &Value) -> Result<ToolOutcome, To
             ))
         }
         CommandVerdict::Run => {
-            let revs = crate::git::positional_revs(&a.argv);
-            if let Some(reason) = crate::git::blob_reference(call, &revs).await {
-                return Ok(call.deny(reason, Some(&a.argv)));
-            }
+            // Every git process runs pinned to the root's repository with program-naming
+            // configuration neutralised (see `git.rs`).
+            let git = if crate::screen::program_name(&a.argv[0]) == "git" {
+                let args = &a.argv[1..];
+                let pin = match GitPin::prepare(policy, crate::git::is_authoring(args)).await {
+                    Ok(pin) => pin,
+                    Err(reason) => return Ok(call.deny(reason, Some(&a.argv))),
+                };
+                let revs = crate::git::positional_revs(args);
+                if let Some(reason) = crate::git::blob_reference(&pin, policy, &revs).await {
+                    return Ok(call.deny(reason, Some(&a.argv)));
+                }
+                Some(pin)
+            } else {
+                None
+            };
             call.allow(Some(&a.argv));
-            let argv = crate::git::with_denied_excluded(call, &a.argv);
+            let (argv, env) = match &git {
+                Some(pin) => (
+                    pin.argv(&crate::git::with_denied_excluded(policy, &a.argv[1..])),
+                    pin.env(),
+                ),
+                None => (a.argv.clone(), policy.child_env()),
+            };
             let limits = policy.limits();
             let timeout = a
                 .timeout_s
@@ -53,7 +73,7 @@ pub(crate) async fn run(call: &Call<'_>, args: &Value) -> Result<ToolOutcome, To
             let out = crate::exec::run(
                 &argv,
                 policy.root(),
-                policy.child_env(),
+                env,
                 timeout,
                 limits.output_cap_bytes,
                 Some(call.ctx.redactor()),

@@ -9,16 +9,6 @@ use ao_core::redact::Redactor;
 /// The policy could not be built.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PolicyError {
-    /// An environment variable has a value the policy does not accept.
-    #[error("invalid value `{value}` for environment variable {name}: expected {expected}")]
-    InvalidEnv {
-        /// Variable name.
-        name: String,
-        /// The value found.
-        value: String,
-        /// What would be accepted.
-        expected: &'static str,
-    },
     /// The `[policy]` table is invalid.
     #[error("invalid `{key}` in ao.toml: {message}")]
     InvalidConfig {
@@ -43,6 +33,15 @@ pub enum PolicyError {
         /// The root as given.
         path: PathBuf,
         /// Why.
+        message: String,
+    },
+    /// An `ao apply` that a crash interrupted could not be finished or undone; nothing runs
+    /// until it is, so no run reads a half-written tree.
+    #[error("{message} (state dir {state_dir})")]
+    InterruptedApply {
+        /// The state dir holding the journal.
+        state_dir: PathBuf,
+        /// What failed and what to do.
         message: String,
     },
 }
@@ -130,4 +129,8 @@ pub enum ApplyError {
         /// Files that could not be restored.
         rollback_failures: Vec<String>,
     },
+    /// The apply journal or lock could not be used (another apply is running, or the state
+    /// dir is not writable); nothing was written.
+    #[error("cannot apply the changeset: {0}")]
+    Journal(String),
 }

@@ -1,17 +1,21 @@
 //! The `fs.*` tools. Synchronous: the registry runs them on the blocking pool.
 //!
 //! In dry-run, writes go to the run's overlay and reads look there first; in apply mode the
-//! disk is written (atomically) and the overlay only records the change.
+//! disk is written (atomically) and the overlay only records the change. Every read, write,
+//! listing check and removal reaches the path the policy accepted through the descriptor held
+//! on the root, never by its absolute name (see `beneath.rs`). `fs.search` searches the text
+//! with secrets already redacted, so a pattern can never probe a secret's value.
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use globset::GlobMatcher;
 use grep_regex::RegexMatcher;
-use grep_searcher::{BinaryDetection, SearcherBuilder, sinks::Lossy};
+use grep_searcher::{BinaryDetection, Searcher, SearcherBuilder, sinks::Lossy};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::changeset::atomic_write;
+use crate::beneath::{check_regular, read_regular};
 use crate::decision::Decision;
 use crate::error::ToolError;
 use crate::exec::truncation_marker;
@@ -22,6 +26,11 @@ use crate::registry::{Call, ToolOutcome};
 const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 /// Longest line text returned by fs.search.
 const MAX_MATCH_LINE_CHARS: usize = 500;
+/// Larger files are searched in pieces of about this size, cut at line ends.
+const SEARCH_CHUNK_BYTES: usize = 8 * 1024 * 1024;
+/// A piece is extended to the next line end by at most this much; a file with a longer line is
+/// not searched past it (redaction needs whole lines).
+const MAX_SEARCH_LINE_BYTES: usize = 1024 * 1024;
 
 const SIMULATED_WRITE: &str = "dry-run: recorded in the run's changeset, not written; `ao apply RUN_ID` (or running with --apply) writes it";
 
@@ -66,37 +75,28 @@ fn view(call: &Call<'_>, path: &ResolvedPath) -> Result<View, ToolError> {
     })
 }
 
+/// Words for an error from opening a path beneath the root.
+fn open_error(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::ELOOP) | Some(libc::EXDEV) => format!(
+            "a part of the path is a symbolic link or leaves the root now (it changed after the policy check); nothing was done ({e})"
+        ),
+        _ => e.to_string(),
+    }
+}
+
 /// The file's text on disk; `None` if it does not exist.
 fn disk_text(call: &Call<'_>, path: &ResolvedPath) -> Result<Option<String>, ToolError> {
-    let meta = match std::fs::metadata(&path.abs) {
-        Ok(m) => m,
+    let policy = call.policy();
+    let file = match policy.root_dir().open_read(&path.rel) {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(call.fail(Some(&path.rel), format!("cannot inspect: {e}"))),
+        Err(e) => {
+            return Err(call.fail(Some(&path.rel), format!("cannot open: {}", open_error(&e))));
+        }
     };
-    if meta.is_dir() {
-        return Err(call.fail(
-            Some(&path.rel),
-            "is a directory; use fs.list to see its files",
-        ));
-    }
-    if !meta.is_file() {
-        // A pipe or a device would block or never end; only regular files are read.
-        return Err(call.fail(
-            Some(&path.rel),
-            "is not a regular file (a pipe, socket or device); the fs tools handle regular files only",
-        ));
-    }
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(call.fail(
-            Some(&path.rel),
-            format!(
-                "file is {} bytes, larger than the {MAX_FILE_BYTES}-byte limit for reading whole; use fs.search",
-                meta.len()
-            ),
-        ));
-    }
-    let bytes = std::fs::read(&path.abs)
-        .map_err(|e| call.fail(Some(&path.rel), format!("cannot read: {e}")))?;
+    let bytes = read_regular(file, MAX_FILE_BYTES, policy.allow_hardlinks())
+        .map_err(|m| call.fail(Some(&path.rel), m))?;
     String::from_utf8(bytes).map(Some).map_err(|_| {
         call.fail(
             Some(&path.rel),
@@ -186,15 +186,18 @@ fn build_glob(call: &Call<'_>, glob: Option<&str>) -> Result<Option<GlobMatcher>
         })
 }
 
-/// One file found under a directory: root-relative path, absolute path, kind, size.
+/// One file found under a directory: root-relative path, kind, size.
 struct Found {
     rel: String,
-    abs: std::path::PathBuf,
     kind: &'static str,
     size: u64,
 }
 
 /// Walks `dir` respecting .gitignore, skipping denied paths, yielding files and symlinks.
+/// Each entry is then looked up again beneath the root without following symlinks, and its
+/// kind and size come from that lookup: a directory swapped for a symlink during the walk can
+/// make the walker read a listing outside the root, but none of its entries survives the
+/// lookup (they do not exist beneath the root).
 fn walk(call: &Call<'_>, dir: &ResolvedPath, glob: Option<&GlobMatcher>) -> Vec<Found> {
     let policy = call.ctx.policy().clone();
     let root = policy.root().to_path_buf();
@@ -236,16 +239,20 @@ fn walk(call: &Call<'_>, dir: &ResolvedPath, glob: Option<&GlobMatcher>) -> Vec<
         if glob.is_some_and(|g| !g.is_match(&rel)) {
             continue;
         }
-        let size = entry
-            .path()
-            .symlink_metadata()
-            .map(|m| m.len())
-            .unwrap_or(0);
+        let Ok(Some(meta)) = call.policy().root_dir().lstat(&rel) else {
+            continue;
+        };
+        let kind = if meta.file_type().is_symlink() {
+            "symlink"
+        } else if meta.is_file() {
+            kind
+        } else {
+            continue;
+        };
         found.push(Found {
             rel,
-            abs: entry.path().to_path_buf(),
             kind,
-            size,
+            size: meta.len(),
         });
     }
     found
@@ -278,7 +285,6 @@ fn merge_overlay(
             (Some(c), None) => {
                 if glob.is_none_or(|g| g.is_match(&rel)) {
                     found.push(Found {
-                        abs: call.policy().root().join(&rel),
                         rel,
                         kind: "file",
                         size: c.len() as u64,
@@ -349,52 +355,158 @@ fn search(call: &Call<'_>, a: SearchArgs) -> Result<ToolOutcome, ToolError> {
         .line_number(true)
         .binary_detection(BinaryDetection::quit(b'\x00'))
         .build();
-    let mut matches: Vec<Value> = Vec::new();
-    let mut truncated = false;
+    let mut hits = Hits {
+        matches: Vec::new(),
+        truncated: false,
+        max,
+    };
     let mut files_searched = 0u64;
     for f in found.iter().filter(|f| f.kind == "file") {
-        if matches.len() >= max {
-            truncated = true;
+        if hits.full() {
+            hits.truncated = true;
             break;
         }
-        files_searched += 1;
-        let rel = f.rel.clone();
-        let mut sink = Lossy(|line: u64, text: &str| {
-            if matches.len() >= max {
-                truncated = true;
-                return Ok(false);
-            }
-            let text = call
-                .ctx
-                .redactor()
-                .redact_str(text.trim_end_matches(['\n', '\r']));
-            let text: String = if text.chars().count() > MAX_MATCH_LINE_CHARS {
-                let mut t: String = text.chars().take(MAX_MATCH_LINE_CHARS).collect();
-                t.push_str(" [...]");
-                t
-            } else {
-                text.to_string()
-            };
-            matches.push(json!({"path": rel, "line": line, "text": text}));
-            Ok(true)
-        });
         let overlay = if call.policy().mode() == Mode::DryRun {
             call.ctx.overlay().lookup(&f.rel)
         } else {
             None
         };
-        // Unreadable files are skipped, as ripgrep does; the search as a whole still answers.
-        let _ = match overlay {
-            Some(Some(content)) => searcher.search_slice(&matcher, content.as_bytes(), &mut sink),
-            Some(None) => Ok(()),
-            None => searcher.search_path(&matcher, &f.abs, &mut sink),
-        };
+        match overlay {
+            Some(Some(content)) => {
+                files_searched += 1;
+                let text = call.ctx.redactor().redact_str(&content);
+                hits.search(&mut searcher, &matcher, &f.rel, &text, 0);
+            }
+            Some(None) => {}
+            // Unreadable files (and files with several hard links, unless allowed) are skipped,
+            // as ripgrep skips what it cannot read; the search as a whole still answers.
+            None => {
+                if search_disk_file(call, &mut searcher, &matcher, &f.rel, &mut hits) {
+                    files_searched += 1;
+                }
+            }
+        }
     }
     Ok(call.outcome(
         Decision::Allowed,
         None,
-        json!({"matches": matches, "files_searched": files_searched, "truncated": truncated}),
+        json!({"matches": hits.matches, "files_searched": files_searched, "truncated": hits.truncated}),
     ))
+}
+
+/// The matches of one `fs.search`, capped.
+struct Hits {
+    matches: Vec<Value>,
+    truncated: bool,
+    max: usize,
+}
+
+impl Hits {
+    fn full(&self) -> bool {
+        self.matches.len() >= self.max
+    }
+
+    /// Searches `text` (already redacted) as lines `first_line + 1 …` of `rel`.
+    fn search(
+        &mut self,
+        searcher: &mut Searcher,
+        matcher: &RegexMatcher,
+        rel: &str,
+        text: &str,
+        first_line: u64,
+    ) {
+        let sink = Lossy(|line: u64, found: &str| {
+            if self.matches.len() >= self.max {
+                self.truncated = true;
+                return Ok(false);
+            }
+            let found = found.trim_end_matches(['\n', '\r']);
+            let found: String = if found.chars().count() > MAX_MATCH_LINE_CHARS {
+                let mut t: String = found.chars().take(MAX_MATCH_LINE_CHARS).collect();
+                t.push_str(" [...]");
+                t
+            } else {
+                found.to_string()
+            };
+            self.matches
+                .push(json!({"path": rel, "line": first_line + line, "text": found}));
+            Ok(true)
+        });
+        let _ = searcher.search_slice(matcher, text.as_bytes(), sink);
+    }
+}
+
+/// Searches the file `rel` from disk, its text redacted before the pattern sees it. Returns
+/// whether the file was searched.
+fn search_disk_file(
+    call: &Call<'_>,
+    searcher: &mut Searcher,
+    matcher: &RegexMatcher,
+    rel: &str,
+    hits: &mut Hits,
+) -> bool {
+    let policy = call.policy();
+    let Ok(file) = policy.root_dir().open_read(rel) else {
+        return false;
+    };
+    let Ok(meta) = file.metadata() else {
+        return false;
+    };
+    if check_regular(&meta, policy.allow_hardlinks()).is_err() {
+        return false;
+    }
+    let redactor = call.ctx.redactor();
+    if meta.len() <= MAX_FILE_BYTES {
+        let mut bytes = Vec::new();
+        if file.take(MAX_FILE_BYTES).read_to_end(&mut bytes).is_err() {
+            return false;
+        }
+        let text = redactor.redact_str(&String::from_utf8_lossy(&bytes));
+        hits.search(searcher, matcher, rel, &text, 0);
+        return true;
+    }
+    // A large file, in pieces cut at line ends, each redacted whole.
+    let mut reader = BufReader::new(file);
+    let mut first_line = 0u64;
+    loop {
+        let mut piece = Vec::with_capacity(SEARCH_CHUNK_BYTES);
+        let Ok(n) = reader
+            .by_ref()
+            .take(SEARCH_CHUNK_BYTES as u64)
+            .read_to_end(&mut piece)
+        else {
+            return true;
+        };
+        if n == 0 {
+            return true;
+        }
+        if !piece.ends_with(b"\n") {
+            let mut rest = Vec::new();
+            if reader
+                .by_ref()
+                .take(MAX_SEARCH_LINE_BYTES as u64)
+                .read_until(b'\n', &mut rest)
+                .is_err()
+            {
+                return true;
+            }
+            let complete = rest.ends_with(b"\n") || rest.len() < MAX_SEARCH_LINE_BYTES;
+            piece.extend_from_slice(&rest);
+            if !complete {
+                // A line too long to redact whole: the file is not searched past it.
+                return true;
+            }
+        }
+        if piece.contains(&0) {
+            return true;
+        }
+        let text = redactor.redact_str(&String::from_utf8_lossy(&piece));
+        hits.search(searcher, matcher, rel, &text, first_line);
+        if hits.full() {
+            return true;
+        }
+        first_line += piece.iter().filter(|b| **b == b'\n').count() as u64;
+    }
 }
 
 /// Common tail of the write tools: record in the overlay, and in apply mode write the disk.
@@ -428,11 +540,13 @@ fn commit(
     } else {
         // Read the base before touching the disk, so the record holds the old content.
         let base_now = base()?;
+        let root_dir = call.policy().root_dir();
         let result = match &new_content {
-            Some(c) => atomic_write(&path.abs, c.as_bytes()),
-            None => std::fs::remove_file(&path.abs),
+            Some(c) => root_dir.write_atomic(&path.rel, c.as_bytes()),
+            None => root_dir.remove_file(&path.rel),
         };
-        result.map_err(|e| call.fail(Some(&path.rel), format!("cannot write: {e}")))?;
+        result
+            .map_err(|e| call.fail(Some(&path.rel), format!("cannot write: {}", open_error(&e))))?;
         call.ctx
             .overlay()
             .record::<ToolError>(&path.rel, new_content, || Ok(base_now))?;

@@ -14,21 +14,31 @@
 //! see them; [`Changeset::to_unified_diff`] renders the result for `git apply`, and
 //! [`apply_changeset`] writes it, all files or none.
 //!
+//! Paths the policy accepts are then reached through a directory descriptor held on the root
+//! (`openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`, or an `O_NOFOLLOW` walk), so a
+//! symlink swapped in after the check cannot lead outside; every git process is pinned to the
+//! root's own repository with configuration that names programs neutralised; allowed commands
+//! have the options of their toolchain screened; `ao apply` is journaled so a crash leaves the
+//! tree all old or all new.
+//!
 //! What it is not: it knows nothing about models, workflows or the run store. It never uses a
-//! shell. It does not load configuration: the caller passes the `[policy]` table and an
-//! environment snapshot.
+//! shell. It does not load configuration: the caller passes the typed `[policy]` table and
+//! policy variables (from `ao_core::config`) and an environment snapshot.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::{collections::BTreeMap, sync::Arc};
 //! use ao_core::redact::Redactor;
-//! use ao_tools::{MemoryRecorder, Policy, PolicyInput, ToolContext, ToolRegistry};
+//! use ao_tools::{
+//!     MemoryRecorder, Policy, PolicyConfig, PolicyEnv, PolicyInput, ToolContext, ToolRegistry,
+//! };
 //!
 //! let env: BTreeMap<String, String> = std::env::vars().collect();
 //! let policy = Policy::new(PolicyInput {
 //!     root: std::path::Path::new("."),
 //!     state_dir: None,
-//!     config: None,
+//!     config: &PolicyConfig::default(),
+//!     policy_env: &PolicyEnv::from_vars(&env)?,
 //!     env: &env,
 //!     apply_flag: false,
 //! })?;
@@ -43,6 +53,7 @@
 //! # Ok(()) }
 //! ```
 
+mod beneath;
 mod changeset;
 mod cmd;
 mod decision;
@@ -50,9 +61,11 @@ mod error;
 mod exec;
 mod fs;
 mod git;
+mod journal;
 mod policy;
 mod registry;
 mod schemas;
+mod screen;
 
 pub use changeset::{
     ApplyReport, Changeset, FileAction, FileApplyStatus, FileChange, Overlay, apply_changeset,
@@ -64,8 +77,7 @@ pub use decision::{
 pub use error::{ApplyError, PolicyError, ToolError};
 pub use git::screen_git_args;
 pub use policy::{
-    CHILD_ENV_ALLOWED, CommandVerdict, DEFAULT_DENIED, DEFAULT_READ_ONLY_COMMANDS, Limits, Mode,
-    Policy, PolicyConfig, PolicyInput, ResolvedPath, WriteCheck, parse_allowed_commands_env,
-    parse_env_bool,
+    CHILD_ENV_ALLOWED, CommandPermit, CommandVerdict, DEFAULT_DENIED, DEFAULT_READ_ONLY_COMMANDS,
+    Limits, Mode, Policy, PolicyConfig, PolicyEnv, PolicyInput, ResolvedPath, WriteCheck,
 };
 pub use registry::{ToolContext, ToolOutcome, ToolRegistry, ToolSpec, call_tool};

@@ -1,33 +1,30 @@
 //! The one policy gate: mode (dry-run or apply), path containment, `denied` and `writable`
-//! globs, the command allowlist, limits and the scrubbed child environment.
+//! globs, hard links, the command allowlist with option screening, limits and the scrubbed
+//! child environment.
 //!
 //! A [`Policy`] is built once per process (or per MCP call, see [`Policy::with_dry_run`]) from
-//! the root, the raw `[policy]` table of `ao.toml`, an environment snapshot and the `--apply`
-//! flag. It decides; it does not act: the tools ask it and then do (or simulate) the work.
+//! the root, the typed `[policy]` table ([`PolicyConfig`]) and policy variables ([`PolicyEnv`])
+//! of the configuration, an environment snapshot for the children and the `--apply` flag. It
+//! decides; the tools then act, reaching the paths it accepted through a directory descriptor
+//! held on the root (see `beneath.rs`), so what they touch is what it checked. Building it also
+//! finishes (or rolls back) an `ao apply` that a crash interrupted in this root.
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+pub use ao_core::config::{Mode, PolicyConfig, PolicyEnv};
+use ao_core::redact::is_secret_name;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
+use crate::beneath::RootDir;
 use crate::error::PolicyError;
+pub use crate::screen::CommandPermit;
 
-/// Whether writes and commands are real or recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// Reads are real; writes go to the run's changeset; `exec` is simulated except the
-    /// read-only commands.
-    DryRun,
-    /// Writes hit the disk atomically; allowed commands run.
-    Apply,
-}
-
-/// The `denied` defaults of the safety model, besides the state dir which is added from the input.
-pub const DEFAULT_DENIED: [&str; 11] = [
+/// The `denied` defaults of the safety model, besides the state dir which is added from the
+/// input. `[policy] override_denied` removes one, spelt exactly as here.
+pub const DEFAULT_DENIED: [&str; 24] = [
     ".git/**",
     "**/.git/**",
     ".env",
@@ -36,9 +33,22 @@ pub const DEFAULT_DENIED: [&str; 11] = [
     "**/*.key",
     "**/id_rsa*",
     "**/id_ed25519*",
+    "**/id_ecdsa*",
+    "**/id_dsa*",
     "**/.ssh/**",
     "**/.aws/**",
     "**/*.kdbx",
+    "**/*.p12",
+    "**/*.pfx",
+    "**/.npmrc",
+    "**/.netrc",
+    "**/.git-credentials",
+    "**/.pgpass",
+    "**/.docker/config.json",
+    "**/.kube/config",
+    "**/.gnupg/**",
+    "**/credentials.json",
+    "**/*.tfstate",
 ];
 
 /// Commands that run even in dry-run (argv prefixes).
@@ -51,7 +61,8 @@ pub const DEFAULT_READ_ONLY_COMMANDS: [&str; 6] = [
     "git ls-files",
 ];
 
-/// Environment variables a child process may inherit besides `LC_*` and `env_passthrough`.
+/// Environment variables a child process may inherit besides `LC_*` (whose names do not
+/// mark a secret) and `env_passthrough`.
 pub const CHILD_ENV_ALLOWED: [&str; 17] = [
     "PATH",
     "HOME",
@@ -81,36 +92,6 @@ pub const DEFAULT_OUTPUT_CAP_BYTES: usize = 256 * 1024;
 /// Cap on the number of entries `fs.list` and matches `fs.search` return.
 pub const DEFAULT_MAX_RESULTS: usize = 1000;
 
-/// The `[policy]` table of `ao.toml`. Unknown keys are a configuration error: in a safety
-/// setting, a misspelt `writeable` must not silently mean "everything is writable".
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields, default)]
-pub struct PolicyConfig {
-    /// Argv prefixes `cmd.run` may start (`"cargo test"` allows `cargo test -p x`).
-    /// `AO_ALLOWED_COMMANDS`, when set, replaces this list.
-    pub allowed_commands: Option<Vec<String>>,
-    /// Argv prefixes that run even in dry-run. Replaces the default read-only git commands.
-    pub read_only_commands: Option<Vec<String>>,
-    /// Globs (relative to the root) that writes may touch in apply mode. Default: everything
-    /// that is not denied.
-    pub writable: Option<Vec<String>>,
-    /// Globs added to the default `denied` list.
-    pub denied: Vec<String>,
-    /// Default `denied` globs to remove, spelt exactly as in the defaults. The explicit
-    /// override the safety model requires.
-    pub override_denied: Vec<String>,
-    /// Environment variable names passed to child processes besides the built-in ones.
-    pub env_passthrough: Vec<String>,
-    /// Default `cmd.run` timeout in seconds.
-    pub command_timeout_s: Option<u64>,
-    /// Largest `timeout_s` a caller may ask for.
-    pub max_timeout_s: Option<u64>,
-    /// Cap in bytes on each captured output.
-    pub output_cap_bytes: Option<usize>,
-    /// Cap on entries from `fs.list` and matches from `fs.search`.
-    pub max_results: Option<usize>,
-}
-
 /// Limits applied by the tools.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -129,12 +110,14 @@ pub struct Limits {
 pub struct PolicyInput<'a> {
     /// The project root; every path must resolve inside it.
     pub root: &'a Path,
-    /// `ao`'s state dir (default `<root>/.ao`); denied to the tools.
+    /// `ao`'s state dir (default `<root>/.ao`); denied to the tools, and where `ao apply`
+    /// keeps its journal.
     pub state_dir: Option<&'a Path>,
-    /// The raw `[policy]` table of `ao.toml`, if any.
-    pub config: Option<&'a Value>,
-    /// Environment snapshot (`AO_DRY_RUN`, `AO_ALLOW_WRITE`, `AO_ALLOWED_COMMANDS`, and the
-    /// variables a child may inherit).
+    /// The `[policy]` table of `ao.toml`.
+    pub config: &'a PolicyConfig,
+    /// The policy variables (`AO_DRY_RUN`, `AO_ALLOW_WRITE`, `AO_ALLOWED_COMMANDS`), parsed.
+    pub policy_env: &'a PolicyEnv,
+    /// Environment snapshot the child processes' variables are taken from.
     pub env: &'a BTreeMap<String, String>,
     /// `--apply` was given.
     pub apply_flag: bool,
@@ -173,6 +156,9 @@ pub enum CommandVerdict {
 #[derive(Debug, Clone)]
 pub struct Policy {
     root: PathBuf,
+    root_dir: RootDir,
+    state_dir: PathBuf,
+    allow_hardlinks: bool,
     mode: Mode,
     mode_source: String,
     denied_patterns: Vec<String>,
@@ -185,30 +171,6 @@ pub struct Policy {
     read_only_commands: Vec<Vec<String>>,
     child_env: BTreeMap<String, String>,
     limits: Limits,
-}
-
-/// Parses a boolean environment value as the safety model says: `true`/`false`/`1`/`0`/`yes`/`no`,
-/// case-insensitive; anything else is an error naming the variable and the value.
-pub fn parse_env_bool(name: &str, value: &str) -> Result<bool, PolicyError> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" => Ok(true),
-        "false" | "0" | "no" => Ok(false),
-        _ => Err(PolicyError::InvalidEnv {
-            name: name.to_string(),
-            value: value.to_string(),
-            expected: "true, false, 1, 0, yes or no",
-        }),
-    }
-}
-
-/// Splits a comma-separated `AO_ALLOWED_COMMANDS` into argv prefixes.
-pub fn parse_allowed_commands_env(value: &str) -> Result<Vec<Vec<String>>, PolicyError> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| split_command("AO_ALLOWED_COMMANDS", s))
-        .collect()
 }
 
 fn split_command(key: &str, entry: &str) -> Result<Vec<String>, PolicyError> {
@@ -365,17 +327,12 @@ impl Policy {
             });
         }
 
-        let config: PolicyConfig = match input.config {
-            None | Some(Value::Null) => PolicyConfig::default(),
-            Some(v) => {
-                serde_json::from_value(v.clone()).map_err(|e| PolicyError::InvalidConfig {
-                    key: "policy".to_string(),
-                    message: e.to_string(),
-                })?
-            }
-        };
-
-        let (mode, mode_source) = Self::decide_mode(input.env, input.apply_flag)?;
+        let root_dir = RootDir::open(&root).map_err(|e| PolicyError::Root {
+            path: input.root.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let config = input.config;
+        let (mode, mode_source) = input.policy_env.mode(input.apply_flag);
 
         // denied: defaults minus explicit overrides, plus the state dir, plus config.
         for o in &config.override_denied {
@@ -400,6 +357,7 @@ impl Policy {
             None => input.root.join(".ao"),
         };
         let state_abs = resolve_physical(&root, &state_dir).unwrap_or(state_dir);
+        let state_dir = state_abs.clone();
         if let Ok(rel) = state_abs.strip_prefix(&root) {
             let rel = rel.to_string_lossy().replace('\\', "/");
             if !rel.is_empty() {
@@ -427,9 +385,13 @@ impl Policy {
             None => None,
         };
 
-        let allowed_commands = match input.env.get("AO_ALLOWED_COMMANDS") {
-            Some(v) if !v.trim().is_empty() => parse_allowed_commands_env(v)?,
-            _ => config
+        let allowed_commands = match &input.policy_env.allowed_commands {
+            Some(list) => list
+                .value
+                .iter()
+                .map(|c| split_command("AO_ALLOWED_COMMANDS", c))
+                .collect::<Result<_, _>>()?,
+            None => config
                 .allowed_commands
                 .iter()
                 .flatten()
@@ -452,7 +414,9 @@ impl Policy {
             .iter()
             .filter(|(k, _)| {
                 CHILD_ENV_ALLOWED.contains(&k.as_str())
-                    || k.starts_with("LC_")
+                    // A locale variable is passed on by its prefix; one whose name marks a
+                    // secret (`LC_API_KEY`) is not a locale setting and stays behind.
+                    || (k.starts_with("LC_") && !is_secret_name(k))
                     || config.env_passthrough.iter().any(|p| p == *k)
             })
             .map(|(k, v)| (k.clone(), v.clone()))
@@ -466,39 +430,29 @@ impl Policy {
             );
         }
 
-        let positive = |key: &str, v: Option<u64>, d: u64| -> Result<u64, PolicyError> {
-            match v {
-                Some(0) => Err(PolicyError::InvalidConfig {
-                    key: key.to_string(),
-                    message: "must be greater than 0".to_string(),
-                }),
-                Some(n) => Ok(n),
-                None => Ok(d),
-            }
-        };
-        let command_timeout_s = positive(
-            "policy.command_timeout_s",
-            config.command_timeout_s,
-            DEFAULT_COMMAND_TIMEOUT_S,
-        )?;
-        let max_timeout_s = positive(
-            "policy.max_timeout_s",
-            config.max_timeout_s,
-            DEFAULT_MAX_TIMEOUT_S.max(command_timeout_s),
-        )?;
-        let output_cap = positive(
-            "policy.output_cap_bytes",
-            config.output_cap_bytes.map(|n| n as u64),
-            DEFAULT_OUTPUT_CAP_BYTES as u64,
-        )?;
-        let max_results = positive(
-            "policy.max_results",
-            config.max_results.map(|n| n as u64),
-            DEFAULT_MAX_RESULTS as u64,
-        )?;
+        let command_timeout_s = config
+            .command_timeout_s
+            .map_or(DEFAULT_COMMAND_TIMEOUT_S, |n| n.get());
+        let max_timeout_s = config
+            .max_timeout_s
+            .map_or(DEFAULT_MAX_TIMEOUT_S.max(command_timeout_s), |n| n.get());
+        let output_cap_bytes = config
+            .output_cap_bytes
+            .map_or(DEFAULT_OUTPUT_CAP_BYTES, |n| n.get());
+        let max_results = config.max_results.map_or(DEFAULT_MAX_RESULTS, |n| n.get());
+
+        // An apply that a crash interrupted is finished (or rolled back) before anything reads
+        // the tree, so no run ever sees it half-written.
+        crate::journal::recover(&state_dir).map_err(|message| PolicyError::InterruptedApply {
+            state_dir: state_dir.clone(),
+            message,
+        })?;
 
         Ok(Policy {
             root,
+            root_dir,
+            state_dir,
+            allow_hardlinks: config.allow_hardlinks,
             mode,
             mode_source,
             denied_patterns,
@@ -513,39 +467,9 @@ impl Policy {
             limits: Limits {
                 command_timeout: Duration::from_secs(command_timeout_s),
                 max_timeout: Duration::from_secs(max_timeout_s),
-                output_cap_bytes: usize::try_from(output_cap).unwrap_or(usize::MAX),
-                max_results: usize::try_from(max_results).unwrap_or(usize::MAX),
+                output_cap_bytes,
+                max_results,
             },
-        })
-    }
-
-    fn decide_mode(
-        env: &BTreeMap<String, String>,
-        apply_flag: bool,
-    ) -> Result<(Mode, String), PolicyError> {
-        // Parse both even with --apply, so a typo is reported rather than ignored.
-        let dry_run = env
-            .get("AO_DRY_RUN")
-            .map(|v| parse_env_bool("AO_DRY_RUN", v))
-            .transpose()?;
-        let allow_write = env
-            .get("AO_ALLOW_WRITE")
-            .map(|v| parse_env_bool("AO_ALLOW_WRITE", v))
-            .transpose()?;
-        Ok(if apply_flag {
-            (Mode::Apply, "--apply".to_string())
-        } else if dry_run == Some(false) && allow_write == Some(true) {
-            (
-                Mode::Apply,
-                "AO_DRY_RUN=false and AO_ALLOW_WRITE=true".to_string(),
-            )
-        } else if dry_run == Some(false) {
-            (
-                Mode::DryRun,
-                "AO_DRY_RUN=false without AO_ALLOW_WRITE=true stays dry-run".to_string(),
-            )
-        } else {
-            (Mode::DryRun, "default".to_string())
         })
     }
 
@@ -562,6 +486,21 @@ impl Policy {
     /// Canonical root.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The descriptor held on the root, through which every file operation goes.
+    pub(crate) fn root_dir(&self) -> &RootDir {
+        &self.root_dir
+    }
+
+    /// The state dir (physical path), where `ao apply` keeps its journal.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// Whether files with several hard links may be read (`[policy] allow_hardlinks`).
+    pub fn allow_hardlinks(&self) -> bool {
+        self.allow_hardlinks
     }
 
     /// Dry-run or apply.
@@ -666,6 +605,18 @@ impl Policy {
         {
             return Err(format!("`{input}` matches the denied pattern `{p}`"));
         }
+        // A second name for a file may be a name for one outside the root or a denied one;
+        // the tools check again on the descriptor they open, so a link made later is caught.
+        if !self.allow_hardlinks
+            && let Ok(meta) = std::fs::symlink_metadata(&abs)
+            && meta.is_file()
+            && meta.nlink() > 1
+        {
+            return Err(format!(
+                "`{input}`: {}",
+                crate::beneath::hardlink_reason(meta.nlink())
+            ));
+        }
         Ok(ResolvedPath { abs, rel })
     }
 
@@ -690,44 +641,51 @@ impl Policy {
         }
     }
 
+    /// The git pathspecs that hide every denied path from git output: for each denied pattern
+    /// (braces expanded), the pattern and everything under it, matched without regard to case,
+    /// so git shows exactly the files `fs.read` may read.
+    pub fn git_exclusions(&self) -> Vec<String> {
+        let mut specs: Vec<String> = Vec::new();
+        for p in self.denied_patterns.iter().chain(&self.denied_dir_patterns) {
+            for q in expand_braces(p) {
+                let mut forms = vec![q.clone()];
+                if !q.ends_with("/**") {
+                    forms.push(format!("{q}/**"));
+                }
+                for f in forms {
+                    let spec = format!(":(top,exclude,glob,icase){f}");
+                    if !specs.contains(&spec) {
+                        specs.push(spec);
+                    }
+                }
+            }
+        }
+        specs
+    }
+
     /// Allowed prefixes that amount to arbitrary code execution (for `ao doctor` to warn
     /// about): interpreters, shells, package runners, and `cargo run`/`make` style entries
     /// that run whatever the project (which a model can edit) says.
     pub fn arbitrary_code_warnings(&self) -> Vec<String> {
-        const PROGRAMS: [&str; 22] = [
-            "sh", "bash", "zsh", "dash", "fish", "env", "xargs", "node", "deno", "bun", "python",
-            "python3", "perl", "ruby", "php", "npx", "bunx", "docker", "sudo", "eval", "exec",
-            "busybox",
-        ];
-        const PREFIXES: [&[&str]; 8] = [
-            &["pnpm", "exec"],
-            &["pnpm", "dlx"],
-            &["npm", "exec"],
-            &["npm", "run"],
-            &["yarn", "dlx"],
-            &["uv", "run"],
-            &["cargo", "run"],
-            &["make"],
-        ];
         self.allowed_commands
             .iter()
-            .filter(|argv| {
-                let program = argv
-                    .first()
-                    .map(|p| p.rsplit('/').next().unwrap_or(p))
-                    .unwrap_or("");
-                PROGRAMS.contains(&program)
-                    || PREFIXES.iter().any(|pre| {
-                        // `cargo run --bin x` is narrower; only the bare prefix is arbitrary.
-                        argv.len() == pre.len() && argv.iter().zip(pre.iter()).all(|(a, b)| a == b)
-                    })
-            })
+            .filter(|argv| crate::screen::is_arbitrary(argv))
             .map(|argv| {
                 format!(
                     "allowed command `{}` amounts to arbitrary code execution",
                     shell_words::join(argv)
                 )
             })
+            .collect()
+    }
+
+    /// For each allowed and read-only prefix, what it still permits after ao's screening (for
+    /// `ao doctor`).
+    pub fn command_permits(&self) -> Vec<CommandPermit> {
+        self.read_only_commands
+            .iter()
+            .chain(&self.allowed_commands)
+            .map(|p| crate::screen::explain(p))
             .collect()
     }
 
@@ -756,19 +714,20 @@ impl Policy {
                 list.join(", ")
             ));
         }
-        if program == "git" {
-            if let Err(reason) = crate::git::screen_git_args(&argv[1..]) {
-                return CommandVerdict::Deny(reason);
-            }
-            // `HEAD:.env` would show a denied file's content from history.
+        let inside = |p: &str| self.check(p).map(|_| ());
+        if let Err(reason) = crate::screen::screen(argv, &inside) {
+            return CommandVerdict::Deny(reason);
+        }
+        if crate::screen::program_name(program) == "git" {
+            // `HEAD:.env` would show a denied file's content from history, and `git blame .env`
+            // the file itself: a positional argument that names a denied path is refused.
             for a in argv[1..].iter().filter(|a| !a.starts_with('-')) {
-                if let Some((_, path)) = a.split_once(':') {
-                    let lexical = lexical_rel(Path::new(path.trim_start_matches('/')));
-                    if let Some(p) = lexical.as_deref().and_then(|l| self.denied_match(l)) {
-                        return CommandVerdict::Deny(format!(
-                            "git argument `{a}` names a path matching the denied pattern `{p}`"
-                        ));
-                    }
+                let path = a.split_once(':').map_or(a.as_str(), |(_, p)| p);
+                let lexical = lexical_rel(Path::new(path.trim_start_matches('/')));
+                if let Some(p) = lexical.as_deref().and_then(|l| self.denied_match(l)) {
+                    return CommandVerdict::Deny(format!(
+                        "git argument `{a}` names a path matching the denied pattern `{p}`"
+                    ));
                 }
             }
         }
@@ -777,6 +736,74 @@ impl Policy {
             (false, Mode::DryRun) => CommandVerdict::Simulate,
         }
     }
+}
+
+/// Expands `{a,b}` alternatives (nested too) into one pattern per choice, as git's pathspec
+/// globs have no braces.
+fn expand_braces(pattern: &str) -> Vec<String> {
+    let bytes = pattern.as_bytes();
+    let mut depth = 0usize;
+    let mut open = None;
+    let mut escaped = false;
+    for (i, &b) in bytes.iter().enumerate() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match b {
+            b'\\' => escaped = true,
+            b'{' => {
+                if depth == 0 {
+                    open = Some(i);
+                }
+                depth += 1;
+            }
+            b'}' if depth > 0 => {
+                depth -= 1;
+                if depth == 0
+                    && let Some(o) = open
+                {
+                    let (head, inner, tail) =
+                        (&pattern[..o], &pattern[o + 1..i], &pattern[i + 1..]);
+                    let mut out = Vec::new();
+                    for choice in split_top_level(inner) {
+                        for rest in expand_braces(&format!("{choice}{tail}")) {
+                            out.push(format!("{head}{rest}"));
+                        }
+                    }
+                    return out;
+                }
+            }
+            _ => {}
+        }
+    }
+    vec![pattern.to_string()]
+}
+
+/// Splits a brace body at its top-level commas.
+fn split_top_level(inner: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut depth = 0usize;
+    let mut start = 0;
+    let mut escaped = false;
+    for (i, b) in inner.bytes().enumerate() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match b {
+            b'\\' => escaped = true,
+            b'{' => depth += 1,
+            b'}' => depth = depth.saturating_sub(1),
+            b',' if depth == 0 => {
+                parts.push(&inner[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&inner[start..]);
+    parts
 }
 
 #[cfg(test)]
@@ -792,15 +819,28 @@ mod tests {
 
     fn policy(
         root: &Path,
-        config: Option<Value>,
+        config: Option<serde_json::Value>,
         e: &[(&str, &str)],
         apply: bool,
     ) -> Result<Policy, PolicyError> {
         let env = env(e);
+        let config: PolicyConfig = config
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| PolicyError::InvalidConfig {
+                key: "policy".into(),
+                message: e.to_string(),
+            })?
+            .unwrap_or_default();
+        let policy_env = PolicyEnv::from_vars(&env).map_err(|e| PolicyError::InvalidConfig {
+            key: "env".into(),
+            message: e.to_string(),
+        })?;
         Policy::new(PolicyInput {
             root,
             state_dir: None,
-            config: config.as_ref(),
+            config: &config,
+            policy_env: &policy_env,
             env: &env,
             apply_flag: apply,
         })
@@ -848,27 +888,6 @@ mod tests {
             Mode::DryRun
         );
         Ok(())
-    }
-
-    #[test]
-    fn env_bool_parsing() {
-        for (v, b) in [
-            ("true", true),
-            ("1", true),
-            ("yes", true),
-            ("TRUE", true),
-            ("false", false),
-            ("0", false),
-            ("no", false),
-            ("No", false),
-        ] {
-            assert_eq!(parse_env_bool("AO_DRY_RUN", v).ok(), Some(b), "{v}");
-        }
-        let err = parse_env_bool("AO_DRY_RUN", "maybe")
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(err.contains("AO_DRY_RUN") && err.contains("maybe"), "{err}");
     }
 
     #[test]
@@ -944,23 +963,11 @@ mod tests {
     }
 
     #[test]
-    fn unknown_config_keys_and_bad_overrides_are_errors() -> Result<(), PolicyError> {
+    fn bad_overrides_are_errors_and_a_good_one_removes_a_default() -> Result<(), PolicyError> {
         let dir = tempfile::tempdir().map_err(|e| PolicyError::InvalidConfig {
             key: "t".into(),
             message: e.to_string(),
         })?;
-        let e = policy(
-            dir.path(),
-            Some(serde_json::json!({"writeable": ["src/**"]})),
-            &[],
-            false,
-        )
-        .err();
-        assert!(
-            e.map(|e| e.to_string())
-                .unwrap_or_default()
-                .contains("writeable")
-        );
         let e = policy(
             dir.path(),
             Some(serde_json::json!({"override_denied": ["nope"]})),
@@ -975,12 +982,105 @@ mod tests {
         );
         let p = policy(
             dir.path(),
-            Some(serde_json::json!({"override_denied": [".env.*"]})),
+            Some(serde_json::json!({"override_denied": [".env.*", "**/*.tfstate"]})),
             &[],
             false,
         )?;
         assert!(p.check_read(".env.example").is_ok());
         assert!(p.check_read(".env").is_err());
+        assert!(p.check_read("infra/prod.tfstate").is_ok());
+        Ok(())
+    }
+
+    #[test]
+    fn the_new_default_denied_entries_cover_credentials() -> Result<(), PolicyError> {
+        let dir = tempfile::tempdir().map_err(|e| PolicyError::InvalidConfig {
+            key: "t".into(),
+            message: e.to_string(),
+        })?;
+        let p = policy(dir.path(), None, &[], false)?;
+        for denied in [
+            "id_ecdsa",
+            "home/.ssh2/id_ecdsa.pub",
+            "id_dsa",
+            "certs/client.p12",
+            "CERTS/CLIENT.PFX",
+            ".npmrc",
+            "web/.npmrc",
+            ".netrc",
+            ".git-credentials",
+            ".pgpass",
+            ".docker/config.json",
+            "ops/.kube/config",
+            ".gnupg/pubring.kbx",
+            "credentials.json",
+            "infra/terraform.tfstate",
+        ] {
+            assert!(p.check_read(denied).is_err(), "{denied} should be denied");
+        }
+        for ok in [
+            "docker/config.json",
+            "kube/config",
+            "credentials.json.md",
+            "gnupg.txt",
+        ] {
+            assert!(p.check_read(ok).is_ok(), "{ok} should be readable");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn git_exclusions_ignore_case_and_cover_a_folder_named_without_a_slash()
+    -> Result<(), PolicyError> {
+        let dir = tempfile::tempdir().map_err(|e| PolicyError::InvalidConfig {
+            key: "t".into(),
+            message: e.to_string(),
+        })?;
+        let p = policy(
+            dir.path(),
+            Some(serde_json::json!({"denied": ["secrets", "conf/{a,b}.txt"]})),
+            &[],
+            false,
+        )?;
+        let x = p.git_exclusions();
+        for want in [
+            ":(top,exclude,glob,icase)**/secrets",
+            ":(top,exclude,glob,icase)**/secrets/**",
+            ":(top,exclude,glob,icase)**/.env",
+            ":(top,exclude,glob,icase)**/.env/**",
+            ":(top,exclude,glob,icase).git/**",
+            ":(top,exclude,glob,icase)conf/a.txt",
+            ":(top,exclude,glob,icase)conf/b.txt",
+        ] {
+            assert!(x.iter().any(|s| s == want), "missing {want} in {x:?}");
+        }
+        assert_eq!(expand_braces("a{b,c{d,e}}f"), ["abf", "acdf", "acef"]);
+        assert_eq!(expand_braces("a\\{b,c}"), ["a\\{b,c}"]);
+        Ok(())
+    }
+
+    #[test]
+    fn locale_variables_with_secret_names_do_not_reach_children() -> Result<(), PolicyError> {
+        let dir = tempfile::tempdir().map_err(|e| PolicyError::InvalidConfig {
+            key: "t".into(),
+            message: e.to_string(),
+        })?;
+        let p = policy(
+            dir.path(),
+            None,
+            &[
+                ("LC_ALL", "C.UTF-8"),
+                ("LC_API_KEY", "sk-secret-value"),
+                ("LC_TOKEN", "t0ken-value"),
+                ("LC_DB_PASSWORD", "hunter22"),
+            ],
+            false,
+        )?;
+        let env = p.child_env();
+        assert_eq!(env.get("LC_ALL").map(String::as_str), Some("C.UTF-8"));
+        for k in ["LC_API_KEY", "LC_TOKEN", "LC_DB_PASSWORD"] {
+            assert!(!env.contains_key(k), "{k} reached the child environment");
+        }
         Ok(())
     }
 
@@ -1013,5 +1113,214 @@ mod tests {
             assert!(p.check_read(ok).is_ok(), "{ok} should be readable");
         }
         Ok(())
+    }
+
+    fn tmp() -> Result<tempfile::TempDir, PolicyError> {
+        tempfile::tempdir().map_err(|e| PolicyError::InvalidConfig {
+            key: "t".into(),
+            message: e.to_string(),
+        })
+    }
+
+    #[test]
+    fn default_and_configured_limits() -> Result<(), PolicyError> {
+        let dir = tmp()?;
+        let p = policy(dir.path(), None, &[], false)?;
+        assert_eq!(
+            p.limits(),
+            Limits {
+                command_timeout: Duration::from_secs(120),
+                max_timeout: Duration::from_secs(1800),
+                output_cap_bytes: 262_144,
+                max_results: 1000,
+            }
+        );
+        let p = policy(
+            dir.path(),
+            Some(
+                serde_json::json!({"command_timeout_s": 5, "max_timeout_s": 9, "output_cap_bytes": 10, "max_results": 3}),
+            ),
+            &[],
+            false,
+        )?;
+        assert_eq!(
+            p.limits(),
+            Limits {
+                command_timeout: Duration::from_secs(5),
+                max_timeout: Duration::from_secs(9),
+                output_cap_bytes: 10,
+                max_results: 3,
+            }
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn the_name_as_written_is_checked_too() -> Result<(), PolicyError> {
+        let dir = tmp()?;
+        let r = dir.path();
+        std::fs::write(r.join("README.md"), "x").map_err(|e| PolicyError::InvalidConfig {
+            key: "t".into(),
+            message: e.to_string(),
+        })?;
+        std::os::unix::fs::symlink("README.md", r.join("id_rsa")).map_err(|e| {
+            PolicyError::InvalidConfig {
+                key: "t".into(),
+                message: e.to_string(),
+            }
+        })?;
+        let p = policy(r, None, &[], false)?;
+        assert!(p.check_read("id_rsa").is_err());
+        assert!(p.check_read("./sub/../id_rsa").is_err());
+        assert!(
+            p.check_read(&format!("{}/id_rsa", p.root().display()))
+                .is_err()
+        );
+        assert!(p.check_read("README.md").is_ok());
+        // A name the file system cannot even look up is refused, not taken as missing.
+        let e = p.check_read(&"n".repeat(300)).err().unwrap_or_default();
+        assert!(e.contains("cannot inspect"), "{e}");
+        // A path through a regular file still resolves inside (the tool then fails on it).
+        assert_eq!(
+            p.check_read("README.md/x").map(|r| r.rel).ok(),
+            Some("README.md/x".into())
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn symlink_loops_and_chains_are_bounded() -> Result<(), PolicyError> {
+        let dir = tmp()?;
+        let r = dir.path();
+        let io = |e: std::io::Error| PolicyError::InvalidConfig {
+            key: "t".into(),
+            message: e.to_string(),
+        };
+        std::os::unix::fs::symlink("loop-b", r.join("loop-a")).map_err(io)?;
+        std::os::unix::fs::symlink("loop-a", r.join("loop-b")).map_err(io)?;
+        std::fs::write(r.join("target.txt"), "x").map_err(io)?;
+        // l0 -> l1 -> ... -> l39 -> target.txt: forty links, as many as the kernel follows.
+        for i in 0..40 {
+            let to = if i == 39 {
+                "target.txt".to_string()
+            } else {
+                format!("l{}", i + 1)
+            };
+            std::os::unix::fs::symlink(to, r.join(format!("l{i}"))).map_err(io)?;
+        }
+        std::os::unix::fs::symlink("l0", r.join("m")).map_err(io)?;
+        let p = policy(r, None, &[], false)?;
+        let e = p.check_read("loop-a").err().unwrap_or_default();
+        assert!(e.contains("too many levels"), "{e}");
+        assert_eq!(
+            p.check_read("l0").map(|x| x.rel).ok(),
+            Some("target.txt".into())
+        );
+        assert!(p.check_read("m").is_err(), "41 links");
+        Ok(())
+    }
+
+    #[test]
+    fn accessors_report_the_effective_policy() -> Result<(), PolicyError> {
+        let dir = tmp()?;
+        let p = policy(
+            dir.path(),
+            Some(serde_json::json!({"writable": ["src/"], "read_only_commands": ["git status"]})),
+            &[("AO_ALLOWED_COMMANDS", "cargo test, make")],
+            false,
+        )?;
+        assert_eq!(p.mode_source(), "default");
+        assert!(p.denied_patterns().iter().any(|d| d == "**/.env"));
+        assert_eq!(p.writable_patterns(), Some(&["**/src/**".to_string()][..]));
+        assert_eq!(
+            p.allowed_commands(),
+            &[
+                vec!["cargo".to_string(), "test".to_string()],
+                vec!["make".to_string()]
+            ]
+        );
+        assert_eq!(
+            p.read_only_commands(),
+            &[vec!["git".to_string(), "status".to_string()]]
+        );
+        let permits = p.command_permits();
+        let prefixes: Vec<&str> = permits.iter().map(|c| c.prefix.as_str()).collect();
+        assert_eq!(prefixes, ["git status", "cargo test", "make"]);
+        assert!(permits[2].arbitrary_code);
+        assert!(!p.allow_hardlinks());
+        let p = policy(dir.path(), None, &[], false)?;
+        assert_eq!(p.writable_patterns(), None);
+        Ok(())
+    }
+
+    #[test]
+    fn hard_links_are_denied_unless_allowed() -> Result<(), PolicyError> {
+        let dir = tmp()?;
+        let r = dir.path();
+        let io = |e: std::io::Error| PolicyError::InvalidConfig {
+            key: "t".into(),
+            message: e.to_string(),
+        };
+        std::fs::write(r.join("a.txt"), "x").map_err(io)?;
+        std::fs::hard_link(r.join("a.txt"), r.join("b.txt")).map_err(io)?;
+        std::fs::write(r.join("single.txt"), "x").map_err(io)?;
+        let p = policy(r, None, &[], false)?;
+        let e = p.check_read("b.txt").err().unwrap_or_default();
+        assert!(e.contains("hard links"), "{e}");
+        assert!(
+            p.check_write("a.txt", WriteCheck::DeniedAndWritable)
+                .is_err()
+        );
+        assert!(p.check_read("single.txt").is_ok());
+        let p = policy(
+            r,
+            Some(serde_json::json!({"allow_hardlinks": true})),
+            &[],
+            false,
+        )?;
+        assert!(p.allow_hardlinks());
+        assert!(p.check_read("b.txt").is_ok());
+        Ok(())
+    }
+
+    #[test]
+    fn git_arguments_naming_denied_paths_are_refused() -> Result<(), PolicyError> {
+        let dir = tmp()?;
+        let p = policy(
+            dir.path(),
+            None,
+            &[("AO_ALLOWED_COMMANDS", "git blame")],
+            true,
+        )?;
+        let argv = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        for bad in [
+            "git show HEAD:.env",
+            "git show HEAD:keys/a.pem",
+            "git blame .env",
+            "git log -Ssecret",
+        ] {
+            assert!(
+                matches!(p.check_command(&argv(bad)), CommandVerdict::Deny(_)),
+                "{bad}"
+            );
+        }
+        for ok in [
+            "git log --stat",
+            "git show HEAD:README.md",
+            "git blame src/lib.rs",
+        ] {
+            assert_eq!(p.check_command(&argv(ok)), CommandVerdict::Run, "{ok}");
+        }
+        // Only git's arguments are read as paths.
+        let p = policy(dir.path(), None, &[("AO_ALLOWED_COMMANDS", "echo")], true)?;
+        assert_eq!(p.check_command(&argv("echo .env")), CommandVerdict::Run);
+        Ok(())
+    }
+
+    #[test]
+    fn braces_expand_with_nesting_and_escapes() {
+        assert_eq!(expand_braces("{a{b,c},d}"), ["ab", "ac", "d"]);
+        assert_eq!(expand_braces("{a\\,b,c}"), ["a\\,b", "c"]);
+        assert_eq!(expand_braces("plain"), ["plain"]);
     }
 }

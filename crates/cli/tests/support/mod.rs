@@ -60,6 +60,11 @@ impl Project {
         self.env.push((key.into(), value.into()));
     }
 
+    /// Stops setting a variable for later `ao` calls.
+    pub fn remove_env(&mut self, key: &str) {
+        self.env.retain(|(k, _)| k != key);
+    }
+
     /// Points the leader at `stub` with `key` as its API key.
     pub fn with_leader(mut self, stub: &StubModel, key: &str) -> Self {
         self.set_env("LEADER_MODEL_PROVIDER", "openai-compatible");

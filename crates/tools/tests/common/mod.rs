@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use ao_core::redact::Redactor;
 use ao_tools::{
-    MemoryRecorder, Policy, PolicyInput, ToolContext, ToolError, ToolOutcome, ToolRegistry,
+    MemoryRecorder, Policy, PolicyConfig, PolicyEnv, PolicyInput, ToolContext, ToolError,
+    ToolOutcome, ToolRegistry,
 };
 use serde_json::Value;
 
@@ -106,16 +107,23 @@ pub fn env_with(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     env
 }
 
+/// The policy for `root`: `config` is the `[policy]` table as JSON, `env` supplies both the
+/// policy variables and the children's environment.
 pub fn policy(
     root: &Path,
     env: &BTreeMap<String, String>,
     config: Option<Value>,
     apply: bool,
 ) -> Result<Policy, ao_tools::PolicyError> {
+    let config: PolicyConfig = config
+        .map(|c| serde_json::from_value(c).expect("a valid [policy] table"))
+        .unwrap_or_default();
+    let policy_env = PolicyEnv::from_vars(env).expect("valid policy variables");
     Policy::new(PolicyInput {
         root,
         state_dir: None,
-        config: config.as_ref(),
+        config: &config,
+        policy_env: &policy_env,
         env,
         apply_flag: apply,
     })
