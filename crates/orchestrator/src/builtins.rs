@@ -11,7 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Built-in workflows: (name, YAML). The five product workflows join this list as they land.
-pub const WORKFLOWS: &[(&str, &str)] = &[];
+pub const WORKFLOWS: &[(&str, &str)] = &[(
+    "worker-interview",
+    include_str!("../workflows/worker-interview.yaml"),
+)];
 
 /// Seed names accepted for the built-in workflows: (alias, name).
 pub const ALIASES: &[(&str, &str)] = &[
