@@ -61,6 +61,40 @@ where
     F: FnOnce(RunOptions, Option<SharedSink>) -> Fut,
     Fut: Future<Output = Result<RunView, Error>>,
 {
+    drive_with(ui, service, start, print_run).await
+}
+
+/// The human output of a run that stopped: the outcome, usage, warnings, proposed changes.
+pub fn print_run(service: &Service, outcome: &RunView) {
+    print_outcome(outcome);
+    if let Some(line) = crate::output::usage_line(outcome) {
+        println!("{line}");
+    }
+    print_warnings(service, &outcome.run_id);
+    print_changeset_summary(service, &outcome.run_id);
+}
+
+/// The warnings a run's events carry.
+pub fn print_warnings(service: &Service, run_id: &str) {
+    for (node, message) in service.warnings(run_id).unwrap_or_default() {
+        match node {
+            Some(node) => println!("warning ({node}): {message}"),
+            None => println!("warning: {message}"),
+        }
+    }
+}
+
+/// Like [`drive`], with the human output made by `render` (`--json` prints the run object).
+pub async fn drive_with<F, Fut>(
+    ui: Ui,
+    service: &Service,
+    start: F,
+    render: impl FnOnce(&Service, &RunView),
+) -> Result<u8, CliError>
+where
+    F: FnOnce(RunOptions, Option<SharedSink>) -> Fut,
+    Fut: Future<Output = Result<RunView, Error>>,
+{
     let cancel = CancelToken::new();
     let on_signal = cancel.clone();
     // Ctrl-C (or SIGTERM) stops the run at its next safe point and leaves it resumable; a
@@ -98,17 +132,7 @@ where
     if ui.json {
         print_doc(&outcome);
     } else {
-        print_outcome(&outcome);
-        if let Some(line) = crate::output::usage_line(&outcome) {
-            println!("{line}");
-        }
-        for (node, message) in service.warnings(&outcome.run_id).unwrap_or_default() {
-            match node {
-                Some(node) => println!("warning ({node}): {message}"),
-                None => println!("warning: {message}"),
-            }
-        }
-        print_changeset_summary(service, &outcome.run_id);
+        render(service, &outcome);
     }
     // A run stopped by a signal exits as a signalled program does (130 for Ctrl-C, 143 for
     // SIGTERM), so shells and scripts see the interruption.

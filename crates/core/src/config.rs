@@ -1282,8 +1282,9 @@ impl Config {
             return Err(ConfigError::InvalidValue {
                 value: base_url.value.clone(),
                 origin: origin("base URL"),
-                reason: "a base URL starts with http:// or https://, e.g. http://localhost:11434/v1"
-                    .into(),
+                reason:
+                    "a base URL starts with http:// or https://, e.g. http://localhost:11434/v1"
+                        .into(),
             });
         }
         let api_key = match spec.api_key_env.as_deref() {
@@ -1441,7 +1442,11 @@ mod tests {
 
         // A named variable wins, from the environment or from .env.
         let m = cfg
-            .ad_hoc_model("x", &spec("litellm", Some("http://h:1/v1/"), Some("MY_ENV_KEY")), &vars)
+            .ad_hoc_model(
+                "x",
+                &spec("litellm", Some("http://h:1/v1/"), Some("MY_ENV_KEY")),
+                &vars,
+            )
             .unwrap();
         assert_eq!(m.base_url.value, "http://h:1/v1");
         assert_eq!(m.api_key.as_ref().unwrap().value.expose(), "sk-from-env");
@@ -1456,7 +1461,10 @@ mod tests {
             .ad_hoc_model("x", &spec("ollama", None, Some("NOPE_KEY")), &vars)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("NOPE_KEY") && e.contains("no such variable"), "{e}");
+        assert!(
+            e.contains("NOPE_KEY") && e.contains("no such variable"),
+            "{e}"
+        );
         let e = cfg
             .ad_hoc_model("x", &spec("ollama", None, Some("A-B")), &vars)
             .unwrap_err()

@@ -415,7 +415,10 @@ mod tests {
         let both = Endpoint::from_fields(&fields(&[("worker", "qwen"), ("base_url", "http://x")]))
             .unwrap_err()
             .to_string();
-        assert!(both.contains("not both") && both.contains("base_url"), "{both}");
+        assert!(
+            both.contains("not both") && both.contains("base_url"),
+            "{both}"
+        );
         let none = Endpoint::from_fields(&fields(&[])).unwrap_err().to_string();
         assert!(none.contains("name the worker"), "{none}");
         let half = Endpoint::from_fields(&fields(&[("model", "m")]))
@@ -430,7 +433,10 @@ mod tests {
             without_credentials("http://user:s3cret@host:4000/v1"),
             "http://host:4000/v1"
         );
-        assert_eq!(without_credentials("http://host/v1?a=b@c"), "http://host/v1?a=b@c");
+        assert_eq!(
+            without_credentials("http://host/v1?a=b@c"),
+            "http://host/v1?a=b@c"
+        );
     }
 
     #[test]

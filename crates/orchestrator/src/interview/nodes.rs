@@ -332,8 +332,9 @@ fn bad_with(node: &str, e: impl std::fmt::Display) -> NodeFailure {
 }
 
 fn to_json(node: &str, v: &impl Serialize) -> Result<Value, NodeFailure> {
-    serde_json::to_value(v)
-        .map_err(|e| NodeFailure::permanent(format!("builtin `{node}`: cannot write its result: {e}")))
+    serde_json::to_value(v).map_err(|e| {
+        NodeFailure::permanent(format!("builtin `{node}`: cannot write its result: {e}"))
+    })
 }
 
 // ------------------------------------------------------------------------------------------

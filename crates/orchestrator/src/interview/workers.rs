@@ -136,7 +136,10 @@ mod tests {
             find_configured(&cfg, "litellm:qwen3-coder").unwrap().role,
             DEFAULT_WORKER
         );
-        assert_eq!(find_configured(&cfg, "default").unwrap().role, DEFAULT_WORKER);
+        assert_eq!(
+            find_configured(&cfg, "default").unwrap().role,
+            DEFAULT_WORKER
+        );
         assert!(find_configured(&cfg, "nobody").is_none());
     }
 }
