@@ -28,7 +28,10 @@ fn main() {
                 .find(|m| m.role.as_str() == "user")
                 .map(|m| m.content.clone())
                 .unwrap_or_default();
-            (prompt, c.reference().map(|r| r.to_string()).unwrap_or_default())
+            (
+                prompt,
+                c.reference().map(|r| r.to_string()).unwrap_or_default(),
+            )
         })
         .collect();
     let stub = StubModel::start(move |req| {
@@ -70,7 +73,8 @@ fn main() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let run: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+        let run: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("one JSON document");
         assert_eq!(run["output"]["status"], "active");
         times.push(took);
     }
