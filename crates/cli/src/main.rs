@@ -14,6 +14,7 @@ mod run_cmd;
 mod runs_cmd;
 mod timeline;
 mod tools_cmd;
+mod worker_cmd;
 mod workflow_cmd;
 
 use ao_core::config::{Config, ConfigInputs, env_snapshot};
@@ -67,6 +68,8 @@ Examples:
   ao runs events RUN_ID --follow                    watch a run from another terminal
   ao tools run fs.read --args '{\"path\": \"README.md\"}'
   ao models list --check                            one tiny call per configured model
+  ao worker interview --provider ollama --model qwen2.5-coder:7b --save
+                                                    measure a worker; routing obeys its profile
   ao doctor                                         every setting, its value and where it came from
 
 Exit codes: 0 completed; 1 the run failed (130/143 when stopped by Ctrl-C/SIGTERM, resumable);
@@ -99,6 +102,9 @@ enum Command {
     /// The deterministic tools, run under the policy gate.
     #[command(subcommand)]
     Tools(tools_cmd::ToolsCommand),
+    /// Worker onboarding interviews and the capability profiles routing obeys.
+    #[command(subcommand)]
+    Worker(worker_cmd::WorkerCommand),
     /// Write a finished run's changeset to the working tree (all files or none).
     Apply {
         run_id: String,
@@ -361,6 +367,7 @@ async fn dispatch(cli: &Cli, ui: Ui) -> Result<u8, CliError> {
         }
         Command::Doctor => models_cmd::doctor(&Project::locate(cli)?, ui),
         Command::Tools(cmd) => tools_cmd::dispatch(&Project::locate(cli)?, cmd, ui).await,
+        Command::Worker(cmd) => worker_cmd::dispatch(&Project::locate(cli)?, cmd, ui).await,
         Command::Apply {
             run_id,
             check,

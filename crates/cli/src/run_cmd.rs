@@ -59,30 +59,54 @@ pub async fn run(project: &Project, args: &RunArgs, ui: Ui) -> Result<u8, CliErr
     .await
 }
 
-/// How a workflow command shows a completed run beyond the generic rendering.
-#[derive(Default)]
-pub struct Rendering<'a> {
-    /// A person's view of a completed run's output, in place of the JSON dump.
-    pub output: Option<&'a dyn Fn(&serde_json::Value)>,
-    /// The exit code of a completed run (e.g. `review --fail-on` reached: 1); 0 otherwise.
-    pub exit: Option<&'a dyn Fn(&RunView) -> u8>,
-}
-
 /// Runs `start` with progress and Ctrl-C handling, prints the outcome, returns the exit code.
 pub async fn drive<F, Fut>(ui: Ui, service: &Service, start: F) -> Result<u8, CliError>
 where
     F: FnOnce(RunOptions, Option<SharedSink>) -> Fut,
     Fut: Future<Output = Result<RunView, Error>>,
 {
-    drive_with(ui, service, start, Rendering::default()).await
+    drive_with(ui, service, start, print_run, None).await
 }
 
-/// [`drive`] with a workflow command's own rendering of the result.
+/// The human output of a run that stopped: the outcome, usage, warnings, proposed changes.
+pub fn print_run(service: &Service, outcome: &RunView) {
+    print_run_with(service, outcome, None);
+}
+
+/// [`print_run`], with a workflow command's own view of a completed run's output.
+pub fn print_run_with(
+    service: &Service,
+    outcome: &RunView,
+    show: Option<&dyn Fn(&serde_json::Value)>,
+) {
+    match (show, outcome.status, &outcome.output) {
+        (Some(show), ao_core::run::RunStatus::Completed, Some(output)) => show(output),
+        _ => print_outcome(outcome),
+    }
+    if let Some(line) = crate::output::usage_line(outcome) {
+        println!("{line}");
+    }
+    print_warnings(service, &outcome.run_id);
+    print_changeset_summary(service, &outcome.run_id);
+}
+
+/// The warnings a run's events carry.
+pub fn print_warnings(service: &Service, run_id: &str) {
+    for (node, message) in service.warnings(run_id).unwrap_or_default() {
+        match node {
+            Some(node) => println!("warning ({node}): {message}"),
+            None => println!("warning: {message}"),
+        }
+    }
+}
+
+/// Like [`drive`], with the human output made by `render` (`--json` prints the run object).
 pub async fn drive_with<F, Fut>(
     ui: Ui,
     service: &Service,
     start: F,
-    rendering: Rendering<'_>,
+    render: impl FnOnce(&Service, &RunView),
+    exit: Option<&dyn Fn(&RunView) -> u8>,
 ) -> Result<u8, CliError>
 where
     F: FnOnce(RunOptions, Option<SharedSink>) -> Fut,
@@ -125,26 +149,13 @@ where
     if ui.json {
         print_doc(&outcome);
     } else {
-        match (rendering.output, outcome.status, &outcome.output) {
-            (Some(show), ao_core::run::RunStatus::Completed, Some(output)) => show(output),
-            _ => print_outcome(&outcome),
-        }
-        if let Some(line) = crate::output::usage_line(&outcome) {
-            println!("{line}");
-        }
-        for (node, message) in service.warnings(&outcome.run_id).unwrap_or_default() {
-            match node {
-                Some(node) => println!("warning ({node}): {message}"),
-                None => println!("warning: {message}"),
-            }
-        }
-        print_changeset_summary(service, &outcome.run_id);
+        render(service, &outcome);
     }
     // A run stopped by a signal exits as a signalled program does (130 for Ctrl-C, 143 for
     // SIGTERM), so shells and scripts see the interruption.
     match signalled.load(std::sync::atomic::Ordering::SeqCst) {
         0 if outcome.status == ao_core::run::RunStatus::Completed => {
-            Ok(rendering.exit.map_or(0, |exit| exit(&outcome)))
+            Ok(exit.map_or(0, |exit| exit(&outcome)))
         }
         0 => Ok(exit_code(outcome.status)),
         code if outcome.status == ao_core::run::RunStatus::Failed => Ok(code),

@@ -2,7 +2,7 @@
 //! arguments onto the workflow's input, runs it like `ao run`, and shows the typed result the
 //! way a person reads it (`--json` prints the run object, as `ao run --json` does).
 
-use crate::run_cmd::{Rendering, drive_with};
+use crate::run_cmd::{drive_with, print_run_with};
 use crate::{CliError, Project, Ui};
 use ao_core::types::{ReviewSummary, RiskLevel};
 use ao_orchestrator::workflows::review_report::{render_markdown, render_text};
@@ -76,10 +76,8 @@ pub async fn review(project: &Project, args: &ReviewArgs, ui: Ui) -> Result<u8, 
             let service = service.clone();
             async move { service.start(wf, input, opts, sink).await }
         },
-        Rendering {
-            output: Some(&show),
-            exit: Some(&exit),
-        },
+        |service, outcome| print_run_with(service, outcome, Some(&show)),
+        Some(&exit),
     )
     .await
 }
@@ -120,10 +118,8 @@ pub async fn plan(project: &Project, args: &PlanArgs, ui: Ui) -> Result<u8, CliE
             let service = service.clone();
             async move { service.start(wf, input, opts, sink).await }
         },
-        Rendering {
-            output: Some(&show),
-            exit: None,
-        },
+        |service, outcome| print_run_with(service, outcome, Some(&show)),
+        None,
     )
     .await
 }
@@ -225,10 +221,8 @@ pub async fn fix(project: &Project, args: &FixArgs, ui: Ui) -> Result<u8, CliErr
             let service = service.clone();
             async move { service.start(wf, input, opts, sink).await }
         },
-        Rendering {
-            output: Some(&show),
-            exit: None,
-        },
+        |service, outcome| print_run_with(service, outcome, Some(&show)),
+        None,
     )
     .await
 }

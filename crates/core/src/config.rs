@@ -1402,6 +1402,158 @@ fn resolve_role(
     }))
 }
 
+/// A model endpoint no configuration layer defines, named by the caller instead: a provider and
+/// a model, optionally a base URL and the name of the variable that holds its key (the key itself
+/// never travels with the request). Used to interview an endpoint before it is configured.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdHocModel {
+    pub provider: String,
+    pub model: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// The variable holding the API key, looked up in the environment, then in `.env`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+}
+
+/// Whether `name` can be an environment variable's name (`[A-Za-z_][A-Za-z0-9_]*`).
+fn is_var_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl Config {
+    /// The effective configuration of an [`AdHocModel`] under the role name `role`.
+    ///
+    /// What the caller names wins; what it leaves out is resolved as for a configured role:
+    /// the provider's shared variables (`OPENAI_BASE_URL`/`OPENAI_API_KEY`,
+    /// `LITELLM_BASE_URL`/`LITELLM_API_KEY`) from `env`, then `.env`, then the presets' base
+    /// URLs. Every other setting (timeouts, retries, `max_tokens`) has its default, and there
+    /// are no fallback models. A key variable that is named but not set is an error, never a
+    /// call without a key.
+    pub fn ad_hoc_model(
+        &self,
+        role: &str,
+        spec: &AdHocModel,
+        env: &BTreeMap<String, String>,
+    ) -> Result<ModelConfig, ConfigError> {
+        let origin = |what: &str| format!("the requested endpoint's {what}");
+        let provider =
+            Provider::parse(&spec.provider).ok_or_else(|| ConfigError::UnknownProvider {
+                value: spec.provider.clone(),
+                origin: origin("provider"),
+            })?;
+        let model = spec.model.trim();
+        if model.is_empty() {
+            return Err(ConfigError::InvalidValue {
+                value: spec.model.clone(),
+                origin: origin("model"),
+                reason: "the model name is empty".into(),
+            });
+        }
+        let dotenv = match &self.dotenv_path {
+            Some(path) => match std::fs::read(path) {
+                Ok(bytes) => parse_dotenv(&bytes, path)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+                Err(source) => {
+                    return Err(ConfigError::Read {
+                        path: path.clone(),
+                        source: Arc::new(source),
+                    });
+                }
+            },
+            None => BTreeMap::new(),
+        };
+        let flags = BTreeMap::new();
+        let vars = Vars {
+            flags: &flags,
+            env,
+            dotenv,
+        };
+        let (shared_url, shared_key) = match provider {
+            Provider::OpenAi => (Some("OPENAI_BASE_URL"), Some("OPENAI_API_KEY")),
+            Provider::LiteLlm => (Some("LITELLM_BASE_URL"), Some("LITELLM_API_KEY")),
+            _ => (None, None),
+        };
+        let base_url = spec
+            .base_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(|u| Sourced::new(u.to_string(), Source::Flag, "base_url"))
+            .or_else(|| shared_url.and_then(|n| vars.get(n)))
+            .or_else(|| match provider {
+                Provider::OpenAi => Some(Sourced::default_value(OPENAI_BASE_URL.to_string())),
+                p => p
+                    .preset_base_url()
+                    .map(|u| Sourced::default_value(u.to_string())),
+            })
+            .ok_or_else(|| ConfigError::Incomplete {
+                role: role.to_string(),
+                missing: "the base URL".into(),
+                hint: match shared_url {
+                    Some(var) => format!("a base URL for it (or {var})"),
+                    None => "a base URL for it".into(),
+                },
+            })?;
+        let base_url = Sourced::new(
+            base_url.value.trim_end_matches('/').to_string(),
+            base_url.source,
+            base_url.origin,
+        );
+        if !(base_url.value.starts_with("http://") || base_url.value.starts_with("https://")) {
+            return Err(ConfigError::InvalidValue {
+                value: base_url.value.clone(),
+                origin: origin("base URL"),
+                reason:
+                    "a base URL starts with http:// or https://, e.g. http://localhost:11434/v1"
+                        .into(),
+            });
+        }
+        let api_key = match spec.api_key_env.as_deref() {
+            Some(name) if !is_var_name(name) => {
+                return Err(ConfigError::InvalidValue {
+                    value: name.to_string(),
+                    origin: origin("API key variable"),
+                    reason: "a variable name is letters, digits and `_`, not starting with a digit"
+                        .into(),
+                });
+            }
+            Some(name) => Some(vars.get(name).ok_or_else(|| ConfigError::InvalidValue {
+                value: name.to_string(),
+                origin: origin("API key variable"),
+                reason: "no such variable is set (in the environment or in .env)".into(),
+            })?),
+            None => shared_key.and_then(|n| vars.get(n)),
+        }
+        .map(|s| Sourced::new(Secret::new(s.value), s.source, s.origin));
+        let timeouts = Timeouts {
+            connect: Duration::from_secs_f64(DEFAULT_CONNECT_SECS),
+            total: Duration::from_secs_f64(DEFAULT_TOTAL_SECS),
+            idle: Duration::from_secs_f64(DEFAULT_IDLE_SECS),
+            overall: Duration::from_secs_f64(DEFAULT_OVERALL_SECS),
+        };
+        Ok(ModelConfig {
+            role: role.to_string(),
+            provider: Sourced::new(provider, Source::Flag, "provider"),
+            model: Sourced::new(model.to_string(), Source::Flag, "model"),
+            base_url,
+            api_key,
+            timeouts: Sourced::default_value(timeouts),
+            max_tokens: Sourced::default_value(DEFAULT_MAX_TOKENS),
+            temperature: None,
+            fallback: Sourced::default_value(Vec::new()),
+            price: None,
+            max_retries: Sourced::default_value(DEFAULT_MAX_RETRIES),
+            env_prefix: None,
+        })
+    }
+}
+
 /// `LEADER_MODEL_PROVIDER (env)` or `ao.toml:leader.provider`.
 fn describe_origin<T>(s: &Sourced<T>) -> String {
     match s.source {
@@ -1482,6 +1634,84 @@ mod tests {
         let leader = cfg.leader().expect("leader");
         assert_eq!(leader.model.value, "from-flag");
         assert_eq!(leader.model.source, Source::Flag);
+    }
+
+    #[test]
+    fn an_ad_hoc_model_resolves_like_a_configured_role_and_reads_its_key_variable() {
+        let root = TempRoot::new("adhoc");
+        root.write(
+            ".env",
+            "LITELLM_BASE_URL=http://proxy:4000/v1/\nMY_DOTENV_KEY=sk-from-dotenv\n",
+        );
+        root.write(
+            "ao.toml",
+            "[workers.default]\nprovider = \"ollama\"\nmodel = \"m\"\nfallback = [\"x\"]\n",
+        );
+        let cfg = Config::load(&ConfigInputs::new(&root.0)).expect("load");
+        let vars = env(&[("MY_ENV_KEY", "sk-from-env"), ("LITELLM_API_KEY", "shared")]);
+        let spec = |provider: &str, base: Option<&str>, key: Option<&str>| AdHocModel {
+            provider: provider.into(),
+            model: "qwen3-coder".into(),
+            base_url: base.map(String::from),
+            api_key_env: key.map(String::from),
+        };
+
+        // The shared LiteLLM variables fill what is not given; nothing of [workers.default].
+        let m = cfg
+            .ad_hoc_model("litellm:qwen3-coder", &spec("litellm", None, None), &vars)
+            .unwrap();
+        assert_eq!(m.role, "litellm:qwen3-coder");
+        assert_eq!(m.base_url.value, "http://proxy:4000/v1");
+        assert_eq!(m.base_url.source, Source::DotEnv);
+        assert_eq!(m.api_key.as_ref().unwrap().value.expose(), "shared");
+        assert!(m.fallback.value.is_empty());
+        assert_eq!(m.max_tokens.value, DEFAULT_MAX_TOKENS);
+
+        // A named variable wins, from the environment or from .env.
+        let m = cfg
+            .ad_hoc_model(
+                "x",
+                &spec("litellm", Some("http://h:1/v1/"), Some("MY_ENV_KEY")),
+                &vars,
+            )
+            .unwrap();
+        assert_eq!(m.base_url.value, "http://h:1/v1");
+        assert_eq!(m.api_key.as_ref().unwrap().value.expose(), "sk-from-env");
+        let m = cfg
+            .ad_hoc_model("x", &spec("ollama", None, Some("MY_DOTENV_KEY")), &vars)
+            .unwrap();
+        assert_eq!(m.base_url.value, "http://localhost:11434/v1");
+        assert_eq!(m.api_key.as_ref().unwrap().value.expose(), "sk-from-dotenv");
+
+        // Named but unset, or not a variable name: an error, never a call without a key.
+        let e = cfg
+            .ad_hoc_model("x", &spec("ollama", None, Some("NOPE_KEY")), &vars)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("NOPE_KEY") && e.contains("no such variable"),
+            "{e}"
+        );
+        let e = cfg
+            .ad_hoc_model("x", &spec("ollama", None, Some("A-B")), &vars)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("variable name"), "{e}");
+        let e = cfg
+            .ad_hoc_model("x", &spec("gemini", None, None), &vars)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown model provider `gemini`"), "{e}");
+        let e = cfg
+            .ad_hoc_model("x", &spec("openai-compatible", None, None), &vars)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("the base URL is not set"), "{e}");
+        let e = cfg
+            .ad_hoc_model("x", &spec("ollama", Some("localhost:1"), None), &vars)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("http://"), "{e}");
     }
 
     #[test]

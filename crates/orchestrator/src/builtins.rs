@@ -15,6 +15,10 @@ pub const WORKFLOWS: &[(&str, &str)] = &[
     ("fix-error", include_str!("../workflows/fix-error.yaml")),
     ("plan", include_str!("../workflows/plan.yaml")),
     ("review", include_str!("../workflows/review.yaml")),
+    (
+        "worker-interview",
+        include_str!("../workflows/worker-interview.yaml"),
+    ),
 ];
 
 /// Seed names accepted for the built-in workflows: (alias, name).

@@ -118,6 +118,9 @@ pub enum Error {
     Model(#[from] ao_models::ModelError),
     #[error("{0}")]
     Usage(String),
+    /// The saved worker profiles cannot be read or written.
+    #[error(transparent)]
+    Profiles(#[from] crate::interview::profiles::ProfileStoreError),
 }
 
 impl From<ao_graph::LoadError> for Error {
@@ -153,6 +156,7 @@ impl Error {
             Error::Tool(_) => ErrorKind::ToolFailed,
             Error::Model(_) => ErrorKind::Config,
             Error::Usage(_) => ErrorKind::Usage,
+            Error::Profiles(_) => ErrorKind::Store,
         }
     }
 

@@ -166,7 +166,7 @@ fn record_failure(what: &str, e: impl std::fmt::Display) -> NodeFailure {
 
 /// Collects each exchange, redacted, to be written with the call's record (one commit per
 /// call). An exchange that cannot be serialized is a failure of the record, not a `null`.
-struct PendingExchanges<'a> {
+pub(crate) struct PendingExchanges<'a> {
     redactor: &'a Redactor,
     pending: Mutex<Result<Vec<Value>, String>>,
     /// What each request that was sent cost, and how it went (for usage and events).
@@ -174,16 +174,16 @@ struct PendingExchanges<'a> {
 }
 
 /// One HTTP request of a model call, as usage and the event stream count it.
-struct SentRequest {
-    model: String,
-    usage: Usage,
-    latency_ms: u64,
-    kind: String,
-    error: Option<String>,
+pub(crate) struct SentRequest {
+    pub(crate) model: String,
+    pub(crate) usage: Usage,
+    pub(crate) latency_ms: u64,
+    pub(crate) kind: String,
+    pub(crate) error: Option<String>,
 }
 
 impl PendingExchanges<'_> {
-    fn new(redactor: &Redactor) -> PendingExchanges<'_> {
+    pub(crate) fn new(redactor: &Redactor) -> PendingExchanges<'_> {
         PendingExchanges {
             redactor,
             pending: Mutex::new(Ok(Vec::new())),
@@ -191,14 +191,14 @@ impl PendingExchanges<'_> {
         }
     }
 
-    fn take(&self) -> Result<Vec<Value>, String> {
+    pub(crate) fn take(&self) -> Result<Vec<Value>, String> {
         std::mem::replace(
             &mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()),
             Ok(Vec::new()),
         )
     }
 
-    fn take_sent(&self) -> Vec<SentRequest> {
+    pub(crate) fn take_sent(&self) -> Vec<SentRequest> {
         std::mem::take(&mut *self.sent.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }

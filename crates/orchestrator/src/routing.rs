@@ -90,6 +90,21 @@ impl ProfileState {
     }
 }
 
+/// Whether a saved profile can be trusted at `now` by interviews made with the suite
+/// `suite_sha256`.
+pub fn profile_state(
+    profile: Option<&WorkerCapabilityProfile>,
+    now: Timestamp,
+    suite_sha256: &str,
+) -> ProfileState {
+    match profile {
+        None => ProfileState::Missing,
+        Some(p) if p.is_expired(now) => ProfileState::Expired,
+        Some(p) if p.suite.sha256 != suite_sha256 => ProfileState::OtherSuite,
+        Some(_) => ProfileState::Current,
+    }
+}
+
 /// A worker that may take the task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Candidate {
@@ -212,12 +227,7 @@ pub fn route(req: &RouteRequest<'_>) -> RouteDecision {
 
     for w in req.workers {
         let profile = req.profiles.iter().rev().find(|p| p.worker_id == w.id);
-        let state = match profile {
-            None => ProfileState::Missing,
-            Some(p) if p.is_expired(req.now) => ProfileState::Expired,
-            Some(p) if p.suite.sha256 != req.suite_sha256 => ProfileState::OtherSuite,
-            Some(_) => ProfileState::Current,
-        };
+        let state = profile_state(profile, req.now, req.suite_sha256);
         let exclude = |excluded: &mut Vec<Exclusion>, reason: String| {
             excluded.push(Exclusion {
                 worker_id: w.id.clone(),

@@ -135,6 +135,16 @@ impl Service {
             apply_flag: apply,
         })?;
         self.host.redactor = Some(redactor.clone());
+        crate::interview::nodes::register(
+            &mut self.host,
+            crate::interview::nodes::NodeContext::new(
+                config,
+                env,
+                &self.state_dir,
+                Some(self.store.clone()),
+                redactor.clone(),
+            ),
+        );
         let tools = Arc::new(ToolNodeRunner::new(
             Arc::new(policy),
             redactor.clone(),

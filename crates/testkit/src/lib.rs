@@ -14,6 +14,7 @@ type Responder = dyn Fn(&Value) -> (u16, Value) + Send + Sync;
 pub struct StubModel {
     pub base_url: String,
     requests: Arc<Mutex<Vec<Value>>>,
+    authorizations: Arc<Mutex<Vec<Option<String>>>>,
 }
 
 impl StubModel {
@@ -23,18 +24,22 @@ impl StubModel {
         let addr = listener.local_addr().expect("local addr");
         let requests = Arc::new(Mutex::new(Vec::new()));
         let seen = requests.clone();
+        let authorizations = Arc::new(Mutex::new(Vec::new()));
+        let auth_seen = authorizations.clone();
         let respond: Arc<Responder> = Arc::new(respond);
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
                 let seen = seen.clone();
+                let auth_seen = auth_seen.clone();
                 let respond = respond.clone();
-                std::thread::spawn(move || serve(stream, &seen, &*respond));
+                std::thread::spawn(move || serve(stream, &seen, &auth_seen, &*respond));
             }
         });
         StubModel {
             base_url: format!("http://{addr}/v1"),
             requests,
+            authorizations,
         }
     }
 
@@ -49,6 +54,11 @@ impl StubModel {
 
     pub fn count(&self) -> usize {
         self.requests.lock().unwrap().len()
+    }
+
+    /// The `Authorization` header of every request, in the order they came.
+    pub fn authorizations(&self) -> Vec<Option<String>> {
+        self.authorizations.lock().unwrap().clone()
     }
 }
 
@@ -79,13 +89,19 @@ pub fn tool_calls(calls: &[(&str, Value)]) -> Value {
     })
 }
 
-fn serve(stream: TcpStream, seen: &Mutex<Vec<Value>>, respond: &Responder) {
+fn serve(
+    stream: TcpStream,
+    seen: &Mutex<Vec<Value>>,
+    auth_seen: &Mutex<Vec<Option<String>>>,
+    respond: &Responder,
+) {
     let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
     let mut line = String::new();
     if reader.read_line(&mut line).unwrap_or(0) == 0 {
         return;
     }
     let mut length = 0usize;
+    let mut authorization = None;
     loop {
         let mut header = String::new();
         if reader.read_line(&mut header).unwrap_or(0) == 0 {
@@ -95,10 +111,12 @@ fn serve(stream: TcpStream, seen: &Mutex<Vec<Value>>, respond: &Responder) {
         if header.is_empty() {
             break;
         }
-        if let Some((name, value)) = header.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            length = value.trim().parse().unwrap_or(0);
+        if let Some((name, value)) = header.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap_or(0);
+            } else if name.eq_ignore_ascii_case("authorization") {
+                authorization = Some(value.trim().to_string());
+            }
         }
     }
     let mut body = vec![0u8; length];
@@ -107,6 +125,7 @@ fn serve(stream: TcpStream, seen: &Mutex<Vec<Value>>, respond: &Responder) {
     }
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     seen.lock().unwrap().push(request.clone());
+    auth_seen.lock().unwrap().push(authorization);
     let (status, reply) = if line.contains("/chat/completions") {
         respond(&request)
     } else {

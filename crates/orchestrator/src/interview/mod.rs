@@ -11,7 +11,11 @@
 //!   bounded;
 //! - [`score`] — judges the records: validity, schema compliance, correctness, calibration,
 //!   status, qualification, routing policy, reasons; or the harness-failure verdict;
-//! - [`profiles`] — the saved profiles (`<state dir>/worker-profiles.json`).
+//! - [`profiles`] — the saved profiles (`<state dir>/worker-profiles.json`);
+//! - [`endpoint`] — who is interviewed (a configured worker or an endpoint named ad hoc) and
+//!   the [`runner::CaseModel`] that asks it through the model layer;
+//! - [`workers`] — configured workers, their ids, and their profiles as listed;
+//! - [`nodes`] — the builtin nodes of the `worker-interview` workflow and `route_steps`.
 //!
 //! ```no_run
 //! # async fn demo(model: std::sync::Arc<dyn ao_orchestrator::interview::runner::CaseModel>) {
@@ -36,8 +40,11 @@
 
 pub mod checks;
 pub mod code;
+pub mod endpoint;
+pub mod nodes;
 pub mod profiles;
 pub mod runner;
 pub mod score;
 pub mod suite;
 pub mod trial;
+pub mod workers;
