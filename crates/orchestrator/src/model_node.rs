@@ -247,8 +247,9 @@ struct Round {
     result: Value,
 }
 
-/// The stored result of a tool call that was started (it can change something) but whose
-/// result was never recorded: on resume it is not run again.
+/// The stored result of a tool call that was started but whose result was never recorded,
+/// with how many policy decisions the task had recorded before it: on resume it runs again
+/// only if none was recorded since (it never acted), else it is not run again.
 const STARTED: &str = "started";
 
 impl ModelRunner {
@@ -438,6 +439,16 @@ impl ModelRunner {
         })
     }
 
+    /// How many policy decisions the task has recorded (`None` without a store, or when the
+    /// store cannot say).
+    fn decisions(&self, task: &TaskKey<'_>) -> Option<u64> {
+        let store = self.store.as_ref()?;
+        store
+            .task_records(task, records::TOOL_CALL)
+            .ok()
+            .map(|r| r.len() as u64)
+    }
+
     /// Reserves this call's share of its run's budget (see [`crate::budget`]) and bounds the
     /// request by it; `None` when the run has no budget (or no store to keep one).
     fn reserve_budget(
@@ -567,17 +578,34 @@ impl ModelRunner {
         };
         for (i, tc) in calls.iter().enumerate() {
             if let Some(stored) = replies.get(i) {
-                if stored.get(STARTED).is_none() {
+                let Some(before) = stored.get(STARTED) else {
+                    continue;
+                };
+                // A call acts only after its policy decision is recorded: if no decision was
+                // recorded since it was marked, it never acted and runs now.
+                let acted = before
+                    .as_u64()
+                    .is_none_or(|before| self.decisions(&key) != Some(before));
+                if acted {
+                    replies[i] = json!({
+                        "error": format!("`{}` was started by an earlier attempt of this task that stopped before its result was recorded; it was not run again, since its effect may already have happened", tc.name),
+                    });
+                    store_replies(round, &replies)?;
                     continue;
                 }
-                replies[i] = json!({
-                    "error": format!("`{}` was started by an earlier attempt of this task that stopped before its result was recorded; it was not run again, since its effect may already have happened", tc.name),
-                });
-                store_replies(round, &replies)?;
-                continue;
+                replies.truncate(i);
             }
             let mut marked = replies.clone();
-            marked.push(json!({STARTED: true}));
+            let decisions = match &self.store {
+                None => 0,
+                Some(_) => self.decisions(&key).ok_or_else(|| {
+                    record_failure(
+                        "(reading) the task's policy decisions",
+                        "the store did not answer",
+                    )
+                })?,
+            };
+            marked.push(json!({STARTED: decisions}));
             store_replies(round, &marked)?;
             let reply = self.tool_reply(call, request, tools, tc).await?;
             replies.push(reply);

@@ -63,7 +63,7 @@ impl StoreDecisions {
 }
 
 impl DecisionRecorder for StoreDecisions {
-    fn record(&self, record: &DecisionRecord) {
+    fn record(&self, record: &DecisionRecord) -> Result<(), String> {
         let key = TaskKey {
             run_id: &self.run_id,
             step: self.step,
@@ -72,22 +72,28 @@ impl DecisionRecorder for StoreDecisions {
         };
         let stored = records::to_value("policy decision", record)
             .and_then(|value| records::record_decision(&self.store, &key, &value));
-        if let Err(e) = stored {
-            let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
-            failed.get_or_insert_with(|| {
-                format!(
-                    "the policy decision for `{}` could not be recorded: {e}",
-                    record.tool
-                )
-            });
-        }
+        stored.map_err(|e| {
+            let why = format!(
+                "the policy decision for `{}` could not be recorded: {e}",
+                record.tool
+            );
+            // Kept so the runner fails the task (not the model's turn) whatever the tool
+            // makes of the error.
+            self.failed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert_with(|| why.clone());
+            why
+        })
     }
 }
 
 struct NoDecisions;
 
 impl DecisionRecorder for NoDecisions {
-    fn record(&self, _record: &DecisionRecord) {}
+    fn record(&self, _record: &DecisionRecord) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 impl ToolNodeRunner {

@@ -273,3 +273,68 @@ async fn a_round_that_cannot_be_marked_fails_before_its_tool_runs() {
     assert_eq!(stub.count(), 2, "the stored round was not asked again");
     assert_eq!(again.state["out"], "done reading");
 }
+
+/// A model that writes `out.txt` with a tool, then answers.
+fn writing_model() -> StubModel {
+    StubModel::start(|req: &Value| {
+        let said_tool = req["messages"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["role"] == "tool"));
+        if said_tool {
+            (200, completion("written"))
+        } else {
+            (
+                200,
+                tool_calls(&[("fs_write", json!({"path": "out.txt", "content": "hello\n"}))]),
+            )
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_policy_decision_that_cannot_be_recorded_stops_the_tool_before_it_acts() {
+    let dir = tempfile::tempdir().unwrap();
+    let stub = writing_model();
+    let service = service(dir.path(), &stub);
+    let wf = Arc::new(
+        load_str(
+            "name: writer\nretry: {max_attempts: 1}\nchannels:\n  out: {}\nnodes:\n  write: {kind: llm, prompt: \"Write out.txt\", tools: [fs.write], writes: out}\nedges:\n  - {from: START, to: write}\n",
+            "writer.yaml",
+        )
+        .unwrap(),
+    );
+    inject_fault(dir.path(), "NEW.kind = 'tool_call'");
+    let out = service
+        .start(wf, json!({}), RunOptions::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(out.status, RunStatus::Failed, "{out:?}");
+    assert_eq!(out.error.as_ref().unwrap().kind, "store");
+    let (changeset, _) = service.changeset(&out.run_id, Default::default()).unwrap();
+    assert!(
+        changeset.is_empty(),
+        "the write never happened: {changeset:?}"
+    );
+    assert_eq!(tool_call_events(&service, &out.run_id), 0);
+
+    clear_fault(dir.path());
+    let again = service
+        .resume(
+            &out.run_id,
+            None,
+            RunOptions::default(),
+            None,
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.status, RunStatus::Completed, "{again:?}");
+    assert_eq!(
+        tool_call_events(&service, &out.run_id),
+        1,
+        "it never acted, so it runs now, once"
+    );
+    let (changeset, _) = service.changeset(&out.run_id, Default::default()).unwrap();
+    assert_eq!(changeset.files.len(), 1);
+    assert_eq!(stub.count(), 2, "the stored round was reused");
+}

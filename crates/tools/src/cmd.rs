@@ -26,13 +26,13 @@ pub(crate) async fn run(call: &Call<'_>, args: &Value) -> Result<ToolOutcome, To
     })?;
     let policy = call.policy();
     match policy.check_command(&a.argv) {
-        CommandVerdict::Deny(reason) => Ok(call.deny(reason, Some(&a.argv))),
+        CommandVerdict::Deny(reason) => call.deny(reason, Some(&a.argv)),
         CommandVerdict::Simulate => {
             let reason = format!(
                 "dry-run: not started; in apply mode this argv would run: {}",
                 shell_words::join(&a.argv)
             );
-            call.simulate(&reason, Some(&a.argv));
+            call.simulate(&reason, Some(&a.argv))?;
             Ok(call.outcome(
                 Decision::Simulated,
                 Some(reason),
@@ -46,17 +46,17 @@ pub(crate) async fn run(call: &Call<'_>, args: &Value) -> Result<ToolOutcome, To
                 let args = &a.argv[1..];
                 let pin = match GitPin::prepare(policy, crate::git::is_authoring(args)).await {
                     Ok(pin) => pin,
-                    Err(reason) => return Ok(call.deny(reason, Some(&a.argv))),
+                    Err(reason) => return call.deny(reason, Some(&a.argv)),
                 };
                 let revs = crate::git::positional_revs(args);
                 if let Some(reason) = crate::git::blob_reference(&pin, policy, &revs).await {
-                    return Ok(call.deny(reason, Some(&a.argv)));
+                    return call.deny(reason, Some(&a.argv));
                 }
                 Some(pin)
             } else {
                 None
             };
-            call.allow(Some(&a.argv));
+            call.allow(Some(&a.argv))?;
             let (argv, env) = match &git {
                 Some(pin) => (
                     pin.argv(&crate::git::with_denied_excluded(policy, &a.argv[1..])),

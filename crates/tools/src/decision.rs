@@ -77,8 +77,10 @@ pub struct DecisionRecord {
 
 /// Receives every decision; the engine stores them with the run.
 pub trait DecisionRecorder: Send + Sync {
-    /// Called once per tool call that passed input validation, before the work is done.
-    fn record(&self, record: &DecisionRecord);
+    /// Called once per tool call that passed input validation, before the work is done. An
+    /// error stops the call before it does anything: a decision that cannot be recorded is not
+    /// acted on (the message says why it could not be kept).
+    fn record(&self, record: &DecisionRecord) -> Result<(), String>;
 }
 
 /// Drops decisions (for callers that really have no run, e.g. a schema listing).
@@ -86,7 +88,9 @@ pub trait DecisionRecorder: Send + Sync {
 pub struct NoopRecorder;
 
 impl DecisionRecorder for NoopRecorder {
-    fn record(&self, _record: &DecisionRecord) {}
+    fn record(&self, _record: &DecisionRecord) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Keeps decisions in memory (tests, `ao tools run`).
@@ -111,10 +115,11 @@ impl MemoryRecorder {
 }
 
 impl DecisionRecorder for MemoryRecorder {
-    fn record(&self, record: &DecisionRecord) {
+    fn record(&self, record: &DecisionRecord) -> Result<(), String> {
         match self.records.lock() {
             Ok(mut r) => r.push(record.clone()),
             Err(poisoned) => poisoned.into_inner().push(record.clone()),
         }
+        Ok(())
     }
 }

@@ -130,9 +130,9 @@ struct ReadArgs {
 fn read(call: &Call<'_>, a: ReadArgs) -> Result<ToolOutcome, ToolError> {
     let path = match call.policy().check_read(&a.path) {
         Ok(p) => p,
-        Err(reason) => return Ok(call.deny(reason, None)),
+        Err(reason) => return call.deny(reason, None),
     };
-    call.allow(None);
+    call.allow(None)?;
     let (text, source) = match view(call, &path)? {
         View::Missing => {
             return Err(call.fail(
@@ -308,10 +308,10 @@ fn list(call: &Call<'_>, a: ListArgs) -> Result<ToolOutcome, ToolError> {
     let input = a.path.as_deref().unwrap_or(".");
     let dir = match call.policy().check_read(input) {
         Ok(p) => p,
-        Err(reason) => return Ok(call.deny(reason, None)),
+        Err(reason) => return call.deny(reason, None),
     };
     let glob = build_glob(call, a.glob.as_deref())?;
-    call.allow(None);
+    call.allow(None)?;
     let mut found = walk(call, &dir, glob.as_ref());
     merge_overlay(call, &dir, glob.as_ref(), &mut found);
     let max = call.policy().limits().max_results;
@@ -340,14 +340,14 @@ fn search(call: &Call<'_>, a: SearchArgs) -> Result<ToolOutcome, ToolError> {
     let input = a.path.as_deref().unwrap_or(".");
     let dir = match call.policy().check_read(input) {
         Ok(p) => p,
-        Err(reason) => return Ok(call.deny(reason, None)),
+        Err(reason) => return call.deny(reason, None),
     };
     let matcher = RegexMatcher::new(&a.pattern).map_err(|e| ToolError::InvalidArgs {
         tool: call.tool.to_string(),
         errors: vec![format!("invalid regular expression: {e}")],
     })?;
     let glob = build_glob(call, a.glob.as_deref())?;
-    call.allow(None);
+    call.allow(None)?;
     let mut found = walk(call, &dir, glob.as_ref());
     merge_overlay(call, &dir, glob.as_ref(), &mut found);
     let max = call.policy().limits().max_results;
@@ -564,18 +564,22 @@ fn commit(
 }
 
 /// The gate for the write tools: containment, `denied`, and in apply mode `writable`. Records
-/// the decision (denied, simulated in dry-run, allowed in apply mode).
-fn check_write(call: &Call<'_>, input: &str) -> Result<ResolvedPath, ToolOutcome> {
+/// the decision (denied, simulated in dry-run, allowed in apply mode): `Ok(Err(denial))` is a
+/// denial to return, `Err` a decision that could not be recorded.
+fn check_write(
+    call: &Call<'_>,
+    input: &str,
+) -> Result<Result<ResolvedPath, ToolOutcome>, ToolError> {
     let policy = call.policy();
     match policy.check_write(input, policy.tool_write_check()) {
-        Err(reason) => Err(call.deny(reason, None)),
+        Err(reason) => Ok(Err(call.deny(reason, None)?)),
         Ok(p) => {
             if policy.mode() == Mode::DryRun {
-                call.simulate(SIMULATED_WRITE, None);
+                call.simulate(SIMULATED_WRITE, None)?;
             } else {
-                call.allow(None);
+                call.allow(None)?;
             }
-            Ok(p)
+            Ok(Ok(p))
         }
     }
 }
@@ -588,7 +592,7 @@ struct WriteArgs {
 }
 
 fn write(call: &Call<'_>, a: WriteArgs) -> Result<ToolOutcome, ToolError> {
-    let path = match check_write(call, &a.path) {
+    let path = match check_write(call, &a.path)? {
         Ok(p) => p,
         Err(denied) => return Ok(denied),
     };
@@ -605,7 +609,7 @@ struct EditArgs {
 }
 
 fn edit(call: &Call<'_>, a: EditArgs) -> Result<ToolOutcome, ToolError> {
-    let path = match check_write(call, &a.path) {
+    let path = match check_write(call, &a.path)? {
         Ok(p) => p,
         Err(denied) => return Ok(denied),
     };
@@ -643,7 +647,7 @@ struct DeleteArgs {
 }
 
 fn delete(call: &Call<'_>, a: DeleteArgs) -> Result<ToolOutcome, ToolError> {
-    let path = match check_write(call, &a.path) {
+    let path = match check_write(call, &a.path)? {
         Ok(p) => p,
         Err(denied) => return Ok(denied),
     };

@@ -646,22 +646,22 @@ pub(crate) async fn run(call: &Call<'_>, args: &Value) -> Result<ToolOutcome, To
     };
     let tail = match built {
         Ok(t) => t,
-        Err(reason) => return Ok(call.deny(reason, None)),
+        Err(reason) => return call.deny(reason, None),
     };
     let policy = call.policy();
     let pin = match GitPin::prepare(policy, false).await {
         Ok(pin) => pin,
-        Err(reason) => return Ok(call.deny(reason, None)),
+        Err(reason) => return call.deny(reason, None),
     };
     let revs: Vec<String> = ["rev", "range"]
         .iter()
         .filter_map(|k| args.get(*k).and_then(Value::as_str).map(str::to_string))
         .collect();
     if let Some(reason) = blob_reference(&pin, policy, &revs).await {
-        return Ok(call.deny(reason, None));
+        return call.deny(reason, None);
     }
     let argv = pin.argv(&tail);
-    call.allow(Some(&argv));
+    call.allow(Some(&argv))?;
     let limits = policy.limits();
     let out = crate::exec::run(
         &argv,

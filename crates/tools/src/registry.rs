@@ -277,39 +277,57 @@ impl<'a> Call<'a> {
         &self.ctx.policy
     }
 
-    fn record(&self, decision: Decision, reason: Option<&str>, argv: Option<&[String]>) {
+    /// Records the decision before anything is done; a decision that cannot be recorded stops
+    /// the call (fail closed: nothing happens that the run's record does not show).
+    fn record(
+        &self,
+        decision: Decision,
+        reason: Option<&str>,
+        argv: Option<&[String]>,
+    ) -> Result<(), ToolError> {
         let r = &self.ctx.redactor;
-        self.ctx.recorder.record(&DecisionRecord {
-            tool: self.tool.to_string(),
-            effect: self.effect,
-            mode: self.ctx.policy.mode(),
-            decision,
-            reason: reason.map(|s| r.redact_str(s)),
-            argv: argv.map(|a| a.iter().map(|s| r.redact_str(s)).collect()),
-            args: self.args.clone(),
-        });
+        self.ctx
+            .recorder
+            .record(&DecisionRecord {
+                tool: self.tool.to_string(),
+                effect: self.effect,
+                mode: self.ctx.policy.mode(),
+                decision,
+                reason: reason.map(|s| r.redact_str(s)),
+                argv: argv.map(|a| a.iter().map(|s| r.redact_str(s)).collect()),
+                args: self.args.clone(),
+            })
+            .map_err(|why| {
+                ToolError::failed(
+                    self.tool,
+                    None,
+                    format!(
+                        "the policy decision could not be recorded, so nothing was done: {why}"
+                    ),
+                )
+            })
     }
 
     /// Records an `allowed` decision; the tool then does the work.
-    pub fn allow(&self, argv: Option<&[String]>) {
-        self.record(Decision::Allowed, None, argv);
+    pub fn allow(&self, argv: Option<&[String]>) -> Result<(), ToolError> {
+        self.record(Decision::Allowed, None, argv)
     }
 
     /// Records a `simulated` decision.
-    pub fn simulate(&self, reason: &str, argv: Option<&[String]>) {
-        self.record(Decision::Simulated, Some(reason), argv);
+    pub fn simulate(&self, reason: &str, argv: Option<&[String]>) -> Result<(), ToolError> {
+        self.record(Decision::Simulated, Some(reason), argv)
     }
 
     /// Records a denial and returns it as the outcome.
-    pub fn deny(&self, reason: String, argv: Option<&[String]>) -> ToolOutcome {
-        self.record(Decision::Denied, Some(&reason), argv);
-        ToolOutcome {
+    pub fn deny(&self, reason: String, argv: Option<&[String]>) -> Result<ToolOutcome, ToolError> {
+        self.record(Decision::Denied, Some(&reason), argv)?;
+        Ok(ToolOutcome {
             tool: self.tool.to_string(),
             effect: self.effect,
             decision: Decision::Denied,
             reason: Some(reason),
             output: Value::Null,
-        }
+        })
     }
 
     pub fn outcome(
