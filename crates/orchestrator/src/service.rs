@@ -152,6 +152,11 @@ impl Service {
         ));
         self.host.tools = Some(tools.clone());
         self.tools = Some(tools.clone());
+        self.host = crate::workflows::validate::register(
+            std::mem::take(&mut self.host),
+            &self.store,
+            &tools,
+        );
         self.unpriced_roles = config
             .model_roles()
             .filter(|m| m.price.is_none())

@@ -43,9 +43,10 @@ pub enum ToolCallError {
     Record(String),
 }
 
-/// Stores each decision with the run and task that asked; remembers the first failure.
-struct StoreDecisions {
-    store: Arc<RunStore>,
+/// Stores each decision with the run and task that asked (nothing without a store);
+/// remembers the first failure so the caller fails the task.
+pub struct StoreDecisions {
+    store: Option<Arc<RunStore>>,
     run_id: String,
     step: u64,
     node: String,
@@ -54,7 +55,8 @@ struct StoreDecisions {
 }
 
 impl StoreDecisions {
-    fn failure(&self) -> Option<String> {
+    /// Why a decision could not be recorded, if one could not.
+    pub fn failure(&self) -> Option<String> {
         self.failed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -64,6 +66,9 @@ impl StoreDecisions {
 
 impl DecisionRecorder for StoreDecisions {
     fn record(&self, record: &DecisionRecord) -> Result<(), String> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
         let key = TaskKey {
             run_id: &self.run_id,
             step: self.step,
@@ -71,7 +76,7 @@ impl DecisionRecorder for StoreDecisions {
             index: self.index,
         };
         let stored = records::to_value("policy decision", record)
-            .and_then(|value| records::record_decision(&self.store, &key, &value));
+            .and_then(|value| records::record_decision(store, &key, &value));
         stored.map_err(|e| {
             let why = format!(
                 "the policy decision for `{}` could not be recorded: {e}",
@@ -85,14 +90,6 @@ impl DecisionRecorder for StoreDecisions {
                 .get_or_insert_with(|| why.clone());
             why
         })
-    }
-}
-
-struct NoDecisions;
-
-impl DecisionRecorder for NoDecisions {
-    fn record(&self, _record: &DecisionRecord) -> Result<(), String> {
-        Ok(())
     }
 }
 
@@ -148,6 +145,19 @@ impl ToolNodeRunner {
             .remove(root_run);
     }
 
+    /// A recorder that keeps a task's policy decisions with the run (for callers that run a
+    /// tool themselves, like the validation node); check [`StoreDecisions::failure`] after.
+    pub fn decisions_for(&self, call: &NodeCall<'_>) -> Arc<StoreDecisions> {
+        Arc::new(StoreDecisions {
+            store: self.store.clone(),
+            run_id: call.run_id.to_string(),
+            step: call.step,
+            node: call.node.to_string(),
+            index: call.index,
+            failed: Mutex::new(None),
+        })
+    }
+
     /// The effect class of a tool, by the name a node or a model uses (`fs.read`/`fs_read`).
     pub fn effect_of(&self, name: &str) -> Option<Effect> {
         ToolRegistry::standard().get(name).map(|s| s.effect)
@@ -170,24 +180,15 @@ impl ToolNodeRunner {
         let overlay = self.overlay(&root).map_err(|e| {
             ToolCallError::Record(format!("cannot restore the run's changeset: {e}"))
         })?;
-        let decisions = self.store.as_ref().map(|store| {
-            Arc::new(StoreDecisions {
-                store: store.clone(),
-                run_id: call.run_id.to_string(),
-                step: call.step,
-                node: call.node.to_string(),
-                index: call.index,
-                failed: Mutex::new(None),
-            })
-        });
-        let recorder: Arc<dyn DecisionRecorder> = match &decisions {
-            Some(d) => d.clone(),
-            None => Arc::new(NoDecisions),
-        };
-        let ctx = ToolContext::new(self.policy.clone(), recorder, self.redactor.clone())
-            .with_overlay(overlay);
+        let decisions = self.decisions_for(call);
+        let ctx = ToolContext::new(
+            self.policy.clone(),
+            decisions.clone(),
+            self.redactor.clone(),
+        )
+        .with_overlay(overlay);
         let outcome = ToolRegistry::standard().call(tool, args, &ctx).await;
-        if let Some(why) = decisions.as_ref().and_then(|d| d.failure()) {
+        if let Some(why) = decisions.failure() {
             return Err(ToolCallError::Record(why));
         }
         let outcome = outcome?;

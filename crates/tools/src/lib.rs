@@ -64,6 +64,7 @@ mod git;
 mod journal;
 mod policy;
 mod registry;
+pub mod sandbox;
 mod schemas;
 mod screen;
 

@@ -483,6 +483,42 @@ impl Policy {
         p
     }
 
+    /// The same rules rooted at a validation sandbox (see [`crate::sandbox`]): commands run
+    /// there for real (apply mode — the sandbox is a disposable copy), with `extra_command`
+    /// allowed besides the allowlist (the user's own validation command) and `extra_env` set
+    /// for the children.
+    pub fn sandboxed(
+        &self,
+        root: &Path,
+        extra_command: Option<&[String]>,
+        extra_env: &[(&str, &Path)],
+    ) -> Result<Policy, PolicyError> {
+        let canonical = root.canonicalize().map_err(|e| PolicyError::Root {
+            path: root.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let root_dir = RootDir::open(&canonical).map_err(|e| PolicyError::Root {
+            path: root.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let mut p = self.clone();
+        p.root = canonical;
+        p.root_dir = root_dir;
+        p.mode = Mode::Apply;
+        p.mode_source = "a validation sandbox (a disposable copy of the project)".to_string();
+        if let Some(argv) = extra_command
+            && !argv.is_empty()
+            && !p.allowed_commands.iter().any(|a| a.as_slice() == argv)
+        {
+            p.allowed_commands.push(argv.to_vec());
+        }
+        for (k, v) in extra_env {
+            p.child_env
+                .insert((*k).to_string(), v.display().to_string());
+        }
+        Ok(p)
+    }
+
     /// Canonical root.
     pub fn root(&self) -> &Path {
         &self.root

@@ -16,3 +16,4 @@ pub mod nodes;
 pub mod repomap;
 pub mod review_report;
 pub mod run_nodes;
+pub mod validate;
