@@ -4,6 +4,9 @@
 //! It holds what both front ends need and neither should write twice:
 //! - [`Service`]: open a project, find workflows, start, resume, inspect, follow and cancel
 //!   runs, run one tool, show and apply changesets;
+//! - runs that outlive the call that started them ([`Jobs`]: start or resume in the
+//!   background, long-poll, answer once per request id, cancel with a reason) and the write
+//!   ceiling of a long-lived server ([`Modes`]);
 //! - the runners of `llm` ([`model_node`]) and `tool` ([`tool_node`]) nodes and what they
 //!   keep with a run ([`records`]), all fail-closed;
 //! - the built-in workflows and builtin nodes ([`builtins`]);
@@ -34,6 +37,7 @@ pub mod builtins;
 mod error;
 mod files;
 pub mod interview;
+mod jobs;
 pub mod model_node;
 pub mod models;
 pub mod records;
@@ -44,6 +48,7 @@ mod view;
 pub mod workflows;
 
 pub use error::{Error, ErrorKind};
+pub use jobs::{Jobs, Modes, ResumeOutcome, ResumeRequest, Waited};
 pub use service::{
     CancelResult, EventFollower, GC_DEFAULT_KEEP, GcPolicy, GcReport, RootCheck, Service,
     WorkflowInfo,
