@@ -14,6 +14,7 @@
 //!   chunks, repository maps, review verdicts);
 //! - worker interviews ([`interview`]) and the routing of steps to workers by their
 //!   capability profiles ([`routing`]);
+//! - the configuration check both front ends show ([`doctor`]);
 //! - the front-end contract: the run as shown ([`RunView`], with a JSON Schema), error kinds
 //!   with their exit codes ([`ErrorKind`]), the configured models and their check
 //!   ([`models`]).
@@ -34,6 +35,7 @@
 //! ```
 
 pub mod builtins;
+pub mod doctor;
 mod error;
 mod files;
 pub mod interview;
