@@ -42,6 +42,9 @@ const NON_STANDARD_FORMATS: [&str; 11] = [
 fn portable(v: &mut Value) {
     match v {
         Value::Object(m) => {
+            if let Some(Value::String(d)) = m.get_mut("description") {
+                *d = unwrap_lines(d);
+            }
             if m.get("format")
                 .and_then(Value::as_str)
                 .is_some_and(|f| NON_STANDARD_FORMATS.contains(&f))
@@ -74,10 +77,108 @@ fn portable(v: &mut Value) {
                     _ => {}
                 }
             }
+            consts_to_enum(m);
+            nullable_enum(m);
         }
         Value::Array(a) => a.iter_mut().for_each(portable),
         _ => {}
     }
+}
+
+/// A `oneOf` of `const`s (what schemars makes of an enum whose variants have doc comments)
+/// becomes a plain `enum`, which clients show as a choice and validators report as "not one
+/// of …"; the variants' descriptions go into the description.
+fn consts_to_enum(m: &mut JsonObject) {
+    let Some(Value::Array(branches)) = m.get("oneOf") else {
+        return;
+    };
+    let mut values = Vec::new();
+    let mut described = Vec::new();
+    for b in branches {
+        let extra = b.as_object().is_none_or(|o| {
+            o.keys()
+                .any(|k| !matches!(k.as_str(), "const" | "enum" | "description" | "type"))
+        });
+        if extra {
+            return;
+        }
+        let these: Vec<Value> = match (b.get("const"), b.get("enum")) {
+            (Some(c), None) => vec![c.clone()],
+            (None, Some(Value::Array(e))) => e.clone(),
+            _ => return,
+        };
+        if let Some(d) = b.get("description").and_then(Value::as_str) {
+            let names: Vec<String> = these
+                .iter()
+                .map(|v| format!("`{}`", v.as_str().unwrap_or_default()))
+                .collect();
+            described.push(format!("{}: {}", names.join(", "), unwrap_lines(d)));
+        }
+        values.extend(these);
+    }
+    m.remove("oneOf");
+    if values.iter().all(Value::is_string) && !m.contains_key("type") {
+        m.insert("type".into(), json!("string"));
+    }
+    m.insert("enum".into(), Value::Array(values));
+    if !described.is_empty() {
+        let base = m
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let text = if base.is_empty() {
+            described.join("; ")
+        } else {
+            format!("{base} ({})", described.join("; "))
+        };
+        m.insert("description".into(), json!(text));
+    }
+}
+
+/// `anyOf: [{enum: [...]}, {type: null}]` (an optional enum) becomes one nullable `enum`.
+fn nullable_enum(m: &mut JsonObject) {
+    let Some(Value::Array(branches)) = m.get("anyOf") else {
+        return;
+    };
+    let [a, b] = branches.as_slice() else {
+        return;
+    };
+    let is_null = |v: &Value| v == &json!({"type": "null"});
+    let (inner, _) = match (is_null(a), is_null(b)) {
+        (false, true) => (a, b),
+        (true, false) => (b, a),
+        _ => return,
+    };
+    let Some(inner) = inner.as_object() else {
+        return;
+    };
+    if inner.get("type") != Some(&json!("string"))
+        || !inner
+            .keys()
+            .all(|k| matches!(k.as_str(), "type" | "enum" | "description"))
+    {
+        return;
+    }
+    let Some(Value::Array(values)) = inner.get("enum") else {
+        return;
+    };
+    let mut values = values.clone();
+    values.push(Value::Null);
+    let description = inner.get("description").cloned();
+    m.remove("anyOf");
+    m.insert("type".into(), json!(["string", "null"]));
+    m.insert("enum".into(), Value::Array(values));
+    if let (Some(d), false) = (description, m.contains_key("description")) {
+        m.insert("description".into(), d);
+    }
+}
+
+/// Doc comments wrap lines; a description is one paragraph per blank-line-separated block.
+fn unwrap_lines(text: &str) -> String {
+    text.split("\n\n")
+        .map(|p| p.split('\n').map(str::trim).collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n\n")
 }
 
 /// A subschema: `true` or `{}` (any value) is spelled out, so clients show it as "any JSON".
@@ -134,7 +235,8 @@ mod tests {
     #[serde(deny_unknown_fields)]
     #[allow(dead_code)]
     struct Args {
-        /// How many.
+        /// How
+        /// many.
         n: u32,
         any: Option<Value>,
         kind: Option<Kind>,
@@ -144,6 +246,7 @@ mod tests {
     #[serde(rename_all = "snake_case")]
     #[allow(dead_code)]
     enum Kind {
+        /// Not much.
         Low,
         High,
     }
@@ -157,7 +260,13 @@ mod tests {
         assert_eq!(s["additionalProperties"], false);
         assert_eq!(s["properties"]["n"]["minimum"], 0);
         assert!(text.contains("\"low\""), "{text}");
+        assert_eq!(
+            s["properties"]["kind"]["enum"],
+            json!(["high", "low", null]),
+            "{text}"
+        );
         assert!(s.get("title").is_none());
+        assert_eq!(s["properties"]["n"]["description"], "How many.");
     }
 
     #[test]
