@@ -80,6 +80,11 @@ impl Jobs {
         }
     }
 
+    /// Whether a task of this process is (still) driving the run.
+    fn driving(&self, run_id: &str) -> bool {
+        self.lock().get(run_id).is_some_and(|j| !*j.done.borrow())
+    }
+
     fn done_signal(&self, run_id: &str) -> Option<watch::Receiver<bool>> {
         self.lock().get(run_id).map(|j| j.done.clone())
     }
@@ -170,8 +175,12 @@ impl Service {
         let task = self.detach(&run_id, opts.cancel.clone(), jobs, async move {
             service.start(wf, input, opts, None).await.map(|_| ())
         });
-        self.until_taken(&run_id, task, |record| record.is_some())
-            .await?;
+        // Stored and registered as driven here (the engine stores a run a moment before it
+        // registers it), so a waiter never mistakes it for abandoned.
+        self.until_taken(&run_id, task, |record| {
+            record.is_some() && is_active(&run_id)
+        })
+        .await?;
         Ok(run_id)
     }
 
@@ -301,7 +310,7 @@ impl Service {
             let me = std::process::id();
             let abandoned = record.status == RunStatus::Running
                 && match record.owner_pid {
-                    Some(pid) if pid == me => !is_active(run_id),
+                    Some(pid) if pid == me => !is_active(run_id) && !jobs.driving(run_id),
                     Some(pid) => !process_alive(pid),
                     None => false,
                 };

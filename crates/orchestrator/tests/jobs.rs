@@ -297,3 +297,57 @@ async fn the_write_ceiling_is_the_servers_configuration() {
     assert_eq!(mode(modes.for_call(true).unwrap()), "apply");
     assert_eq!(mode(modes.for_call(false).unwrap()), "dry_run");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_just_started_is_never_taken_for_abandoned() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = service(dir.path());
+    let jobs = Jobs::new();
+    for _ in 0..40 {
+        let run_id = service
+            .start_detached(wf(SLEEPY), json!({"ms": 100}), RunOptions::default(), &jobs)
+            .await
+            .unwrap();
+        let waited = service
+            .wait_for_run(&run_id, Duration::ZERO, &jobs)
+            .await
+            .unwrap();
+        assert!(!waited.abandoned, "run {run_id} taken for abandoned");
+    }
+    jobs.stop_all("test over", Duration::from_secs(10)).await;
+}
+
+#[tokio::test]
+async fn a_running_run_whose_process_died_is_returned_at_once_as_abandoned() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = service(dir.path());
+    let jobs = Jobs::new();
+    let run_id = service
+        .start_detached(
+            wf(SLEEPY),
+            json!({"ms": 60_000}),
+            RunOptions::default(),
+            &jobs,
+        )
+        .await
+        .unwrap();
+    jobs.stop_all("test", Duration::from_secs(10)).await;
+    // What a crash leaves: `running`, owned by a process that no longer exists.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let db = rusqlite::Connection::open(service.store().path()).unwrap();
+    db.execute(
+        "UPDATE runs SET status = 'running', owner_pid = ?2 WHERE id = ?1",
+        rusqlite::params![run_id, dead],
+    )
+    .unwrap();
+    let t = Instant::now();
+    let waited = service
+        .wait_for_run(&run_id, Duration::from_secs(30), &jobs)
+        .await
+        .unwrap();
+    assert!(waited.abandoned);
+    assert_eq!(waited.run.run.status, RunStatus::Running);
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+}
