@@ -73,8 +73,8 @@ fn list_tools(tools: &[Value], ui: Ui) {
         return;
     }
     println!(
-        "{:<24} {:<28} {:<10} {:<12} {:<11} {}",
-        "TOOL", "TITLE", "READ-ONLY", "DESTRUCTIVE", "IDEMPOTENT", "OPEN-WORLD"
+        "{:<24} {:<28} {:<10} {:<12} {:<11} OPEN-WORLD",
+        "TOOL", "TITLE", "READ-ONLY", "DESTRUCTIVE", "IDEMPOTENT"
     );
     for t in tools {
         let hint = |k: &str| match t["annotations"][k].as_bool() {

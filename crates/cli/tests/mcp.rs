@@ -211,3 +211,147 @@ fn a_real_mcp_client_in_legacy_mode() {
 fn a_real_mcp_client_in_2026_07_28_mode() {
     mcp_client_test("2026-07-28");
 }
+
+#[test]
+fn list_tools_names_titles_and_annotations() {
+    let p = Project::new();
+    let (code, out, err) = p.run(&["mcp", "list-tools"]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("TOOL"), "{out}");
+    assert_eq!(lines.len(), 20, "{out}");
+    assert!(
+        lines[2].starts_with("ao_run_workflow")
+            && lines[2].contains("Run a workflow")
+            && lines[2].ends_with("yes"),
+        "{}",
+        lines[2]
+    );
+    let (code, all) = p.json(&["mcp", "list-tools", "--json"]);
+    assert_eq!(code, 0);
+    let tools = all["tools"].as_array().unwrap();
+    assert_eq!(tools.len(), 19);
+    for t in tools {
+        assert!(t["inputSchema"]["properties"].is_object() || t["inputSchema"]["type"] == "object");
+        assert!(t["outputSchema"].is_object(), "{t}");
+        assert!(t["annotations"]["readOnlyHint"].is_boolean(), "{t}");
+    }
+    // Read-only: only the tools that change nothing.
+    let (_, ro) = p.json(&["mcp", "list-tools", "--json", "--read-only"]);
+    let ro = ro["tools"].as_array().unwrap();
+    assert_eq!(ro.len(), 11);
+    assert!(ro.iter().all(|t| t["annotations"]["readOnlyHint"] == true));
+    // The write ceiling shows in ao_run_workflow's destructiveHint.
+    let destructive = |args: &[&str]| {
+        let (_, v) = p.json(args);
+        v["tools"][1]["annotations"]["destructiveHint"].clone()
+    };
+    assert_eq!(destructive(&["mcp", "list-tools", "--json"]), false);
+    assert_eq!(
+        destructive(&["mcp", "list-tools", "--json", "--allow-apply"]),
+        true
+    );
+}
+
+#[test]
+fn a_bad_read_only_flag_stops_the_server_with_a_configuration_error() {
+    let mut p = Project::new();
+    p.set_env("AO_MCP_READ_ONLY", "maybe");
+    let (code, _, err) = p.run(&["mcp", "serve"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("AO_MCP_READ_ONLY=maybe"), "{err}");
+}
+
+/// Raw JSON-RPC over the server's stdin/stdout, for what needs no client library.
+struct Wire {
+    child: std::process::Child,
+    out: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl Wire {
+    fn start(p: &Project) -> Wire {
+        let mut child = p
+            .spawn(&["mcp", "serve"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+        let mut wire = Wire { child, out };
+        wire.send(&serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "wire", "version": "0"}}}));
+        wire.answer(0);
+        wire.send(&serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        wire
+    }
+
+    fn send(&mut self, msg: &Value) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "{msg}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// The response to request `id` (every line on stdout must be a JSON-RPC message).
+    fn answer(&mut self, id: u64) -> Value {
+        loop {
+            let line = self.out.next().expect("a response").unwrap();
+            let msg: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("stdout holds only protocol messages ({e}): {line}"));
+            assert_eq!(msg["jsonrpc"], "2.0", "{line}");
+            if msg["id"] == id {
+                return msg;
+            }
+        }
+    }
+
+    fn call(&mut self, id: u64, tool: &str, args: Value) -> Value {
+        self.send(
+            &serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": tool, "arguments": args}}),
+        );
+        self.answer(id)
+    }
+}
+
+#[test]
+fn sigterm_stops_the_runs_still_going_and_leaves_them_resumable() {
+    let p = Project::new();
+    p.write("workflows/sleepy.yaml", SLEEPY);
+    let mut wire = Wire::start(&p);
+    let started = wire.call(
+        1,
+        "ao_run_workflow",
+        serde_json::json!({"workflow": "sleepy", "input": {"ms": 60000}}),
+    );
+    let run = &started["result"]["structuredContent"]["run"];
+    assert_eq!(run["status"], "running", "{started}");
+    let run_id = run["run_id"].as_str().unwrap().to_string();
+    // SAFETY: sending a signal to our own child process by its pid.
+    unsafe {
+        libc::kill(wire.child.id() as i32, libc::SIGTERM);
+    }
+    let status = wire.child.wait().unwrap();
+    assert_eq!(status.code(), Some(143));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut wire.child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(
+        stderr.contains(&format!("stopped run {run_id}")),
+        "{stderr}"
+    );
+    let shown = run_status(&p, &run_id);
+    assert_eq!(shown["status"], "failed", "{shown}");
+    assert_eq!(shown["error"]["kind"], "stopped", "{shown}");
+    assert!(
+        shown["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("SIGTERM"),
+        "{shown}"
+    );
+    // Not final: it could be resumed; here it is cancelled, which a stopped run allows.
+    let (code, _, err) = p.run(&["runs", "cancel", &run_id]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(run_status(&p, &run_id)["status"], "cancelled");
+}

@@ -9,8 +9,8 @@ use ao_core::redact::Redactor;
 use ao_orchestrator::{Jobs, Modes, Service};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CancelledNotificationParam,
-    ContentBlock, Implementation, JsonObject, ListToolsResult, PaginatedRequestParams,
-    ProgressToken, RequestId, ServerCapabilities, ServerConfig, Tool,
+    ContentBlock, Implementation, ListToolsResult, PaginatedRequestParams, ProgressToken,
+    RequestId, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, Peer, RoleServer, ServerHandler, ServiceExt};
@@ -296,7 +296,7 @@ impl ServerHandler for AoServer {
                 Some(serde_json::json!({"tool": request.name})),
             ));
         };
-        let args = Value::Object(request.arguments.unwrap_or_else(JsonObject::new));
+        let args = Value::Object(request.arguments.unwrap_or_default());
         let validator = def
             .validator()
             .map_err(|e| ErrorData::internal_error(e, None))?;
