@@ -7,6 +7,7 @@
 
 mod graph_cmd;
 mod input;
+mod mcp_cmd;
 mod models_cmd;
 mod output;
 mod progress;
@@ -115,6 +116,9 @@ enum Command {
         #[arg(long)]
         other_root: bool,
     },
+    /// The MCP server for coding agents (stdio), and the tools it offers.
+    #[command(subcommand)]
+    Mcp(mcp_cmd::McpCommand),
     /// The effective configuration and where each value came from; no model calls.
     Doctor,
     /// Print a JSON Schema: `workflow`, `config`, `interview-suite`, or an output type
@@ -366,6 +370,7 @@ async fn dispatch(cli: &Cli, ui: Ui) -> Result<u8, CliError> {
             models_cmd::reset(&Project::locate(cli)?, role.as_deref(), ui)
         }
         Command::Doctor => models_cmd::doctor(&Project::locate(cli)?, ui),
+        Command::Mcp(cmd) => mcp_cmd::dispatch(&Project::locate(cli)?, cmd, ui).await,
         Command::Tools(cmd) => tools_cmd::dispatch(&Project::locate(cli)?, cmd, ui).await,
         Command::Worker(cmd) => worker_cmd::dispatch(&Project::locate(cli)?, cmd, ui).await,
         Command::Apply {

@@ -36,7 +36,7 @@ pub async fn list(project: &Project, do_check: bool, ui: Ui) -> Result<u8, CliEr
             ao_core::config::ConfigError::MissingLeader
         );
     } else {
-        for r in &rows {
+        for r in rows {
             let mut line = format!(
                 "{:<10} {:<18} {:<28} {}  key {}",
                 r.role, r.provider, r.model, r.base_url, r.api_key
@@ -104,52 +104,22 @@ pub fn reset(project: &Project, role: Option<&str>, ui: Ui) -> Result<u8, CliErr
 }
 
 pub fn doctor(project: &Project, ui: Ui) -> Result<u8, CliError> {
-    let rows = project.config.doctor_rows();
-    let mut warnings: Vec<String> = Vec::new();
-    let mut errors: Vec<String> = Vec::new();
-    errors.extend(
-        project
-            .config
-            .model_problems
-            .values()
-            .map(|e| e.to_string()),
+    let report = ao_orchestrator::doctor::doctor(
+        &project.config,
+        &project.env,
+        &project.root,
+        &project.state_dir,
+        project.redactor(),
     );
-    if project.config.leader_config.is_none() && project.config.model_problems.is_empty() {
-        warnings.push("no leader model is configured: workflows with `llm` nodes cannot run (see `ao models list`)".into());
-    }
-    let policy = match project.runner(false) {
-        Ok(service) => service.tools().map(|t| {
-            let p = t.policy();
-            warnings.extend(p.arbitrary_code_warnings());
-            json!({
-                "mode": serde_json::to_value(p.mode()).unwrap_or(Value::Null),
-                "mode_source": p.mode_source(),
-                "allowed_commands": p.allowed_commands().iter().map(|c| c.join(" ")).collect::<Vec<_>>(),
-                "read_only_commands": p.read_only_commands().iter().map(|c| c.join(" ")).collect::<Vec<_>>(),
-                "writable": p.writable_patterns(),
-                "denied": p.denied_patterns(),
-                "command_permits": p.command_permits(),
-            })
-        }),
-        Err(e) => {
-            errors.push(e.message);
-            None
-        }
-    };
+    let rows = &report.settings;
+    let warnings = &report.warnings;
+    let errors = &report.errors;
+    let policy = report
+        .policy
+        .as_ref()
+        .map(|p| serde_json::to_value(p).unwrap_or(Value::Null));
     if ui.json {
-        let settings: Vec<Value> = rows
-            .iter()
-            .map(|r| json!({"setting": r.setting, "value": r.value, "source": r.source.map(|s| s.to_string())}))
-            .collect();
-        let mut doc = json!({
-            "root": project.root.display().to_string(),
-            "config_file": project.config.ao_toml_path.as_ref().map(|p| p.display().to_string()),
-            "dotenv_file": project.config.dotenv_path.as_ref().map(|p| p.display().to_string()),
-            "settings": settings,
-            "policy": policy,
-            "warnings": warnings,
-            "errors": errors,
-        });
+        let mut doc = serde_json::to_value(&report).unwrap_or(Value::Null);
         project.redactor().redact_value_in_place(&mut doc);
         print_json(&doc);
     } else {
@@ -173,12 +143,15 @@ pub fn doctor(project: &Project, ui: Ui) -> Result<u8, CliError> {
                 .unwrap_or_else(|| "none".into())
         );
         println!();
-        for r in &rows {
+        for r in rows {
             println!(
                 "{:<28} {:<40} {}",
                 r.setting,
                 r.value,
-                r.source.map(|s| format!("({s})")).unwrap_or_default()
+                r.source
+                    .as_ref()
+                    .map(|s| format!("({s})"))
+                    .unwrap_or_default()
             );
         }
         if let Some(p) = &policy {
@@ -243,10 +216,10 @@ pub fn doctor(project: &Project, ui: Ui) -> Result<u8, CliError> {
                 );
             }
         }
-        for w in &warnings {
+        for w in warnings {
             println!("\nwarning: {}", project.redactor().redact_str(w));
         }
-        for e in &errors {
+        for e in errors {
             println!("\nerror: {e}");
         }
     }

@@ -4,6 +4,9 @@
 //! It holds what both front ends need and neither should write twice:
 //! - [`Service`]: open a project, find workflows, start, resume, inspect, follow and cancel
 //!   runs, run one tool, show and apply changesets;
+//! - runs that outlive the call that started them ([`Jobs`]: start or resume in the
+//!   background, long-poll, answer once per request id, cancel with a reason) and the write
+//!   ceiling of a long-lived server ([`Modes`]);
 //! - the runners of `llm` ([`model_node`]) and `tool` ([`tool_node`]) nodes and what they
 //!   keep with a run ([`records`]), all fail-closed;
 //! - the built-in workflows and builtin nodes ([`builtins`]);
@@ -11,6 +14,7 @@
 //!   chunks, repository maps, review verdicts);
 //! - worker interviews ([`interview`]) and the routing of steps to workers by their
 //!   capability profiles ([`routing`]);
+//! - the configuration check both front ends show ([`doctor`]);
 //! - the front-end contract: the run as shown ([`RunView`], with a JSON Schema), error kinds
 //!   with their exit codes ([`ErrorKind`]), the configured models and their check
 //!   ([`models`]).
@@ -32,9 +36,11 @@
 
 pub mod budget;
 pub mod builtins;
+pub mod doctor;
 mod error;
 mod files;
 pub mod interview;
+mod jobs;
 pub mod model_node;
 pub mod models;
 pub mod records;
@@ -45,6 +51,7 @@ mod view;
 pub mod workflows;
 
 pub use error::{Error, ErrorKind};
+pub use jobs::{Jobs, Modes, ResumeOutcome, ResumeRequest, Waited};
 pub use service::{
     CancelResult, EventFollower, GC_DEFAULT_KEEP, GcPolicy, GcReport, RootCheck, Service,
     WorkflowInfo,

@@ -12,6 +12,7 @@
 //! | `changeset_file` | top-level run | appended | one file's change after a write, and whether it was applied; the changeset is the last entry of each path |
 //! | `changeset` | top-level run | 0 | (stores before per-file entries) the whole changeset |
 //! | `usage` | run | 0 | usage totals of the run and its sub-runs |
+//! | `resume_request` | run | appended | an answer given under a caller's request id: `{request_id, answer_sha256, result?}` (`result`: the run as the call returned it), or `{request_id, released: true}` once freed |
 //!
 //! Every write here is fail-closed: its error goes back to the caller, which fails the task.
 
@@ -26,6 +27,7 @@ pub const TOOL_CALL: &str = "tool_call";
 pub const CHANGESET: &str = "changeset";
 pub const CHANGESET_FILE: &str = "changeset_file";
 pub const USAGE: &str = "usage";
+pub const RESUME_REQUEST: &str = "resume_request";
 
 /// A completed model round of a task: the redacted fingerprint of the request it answered,
 /// and its result (`{answer}` or `{tool_calls, tool_results?}`).
@@ -328,4 +330,95 @@ pub fn tool_calls(store: &RunStore, run_id: &str) -> Result<Vec<Value>, StoreErr
         .into_iter()
         .map(shown)
         .collect())
+}
+
+/// What reserving a resume request id found.
+pub enum ResumeSlot {
+    /// The id is new: reserved under this sequence number.
+    New(u32),
+    /// The id was used before (and not freed).
+    Seen(SeenRequest),
+}
+
+/// A resume request id used before, as recorded.
+pub struct SeenRequest {
+    pub seq: u32,
+    pub data: Value,
+}
+
+impl std::ops::Deref for SeenRequest {
+    type Target = Value;
+    fn deref(&self) -> &Value {
+        &self.data
+    }
+}
+
+/// Reserves `request_id` for an answer to `run_id`, in one transaction (so two processes
+/// given the same id cannot both reserve it), or returns its earlier record.
+pub fn reserve_resume_request(
+    store: &RunStore,
+    run_id: &str,
+    request_id: &str,
+    answer_sha256: &str,
+) -> Result<ResumeSlot, StoreError> {
+    store.write_records("reserve resume request", |records| {
+        let scope = RecordScope::Run(run_id);
+        let mut seq = 0u32;
+        while let Some(data) = records.get(scope, RESUME_REQUEST, seq)? {
+            let same = data.get("request_id").and_then(Value::as_str) == Some(request_id);
+            let released = data.get("released").and_then(Value::as_bool) == Some(true);
+            if same && !released {
+                return Ok(ResumeSlot::Seen(SeenRequest { seq, data }));
+            }
+            seq = seq
+                .checked_add(1)
+                .ok_or_else(|| StoreError::Unserializable {
+                    context: "resume request",
+                    detail: "too many resume requests for one run".into(),
+                })?;
+        }
+        records.put(
+            scope,
+            RESUME_REQUEST,
+            seq,
+            &json!({"request_id": request_id, "answer_sha256": answer_sha256}),
+        )?;
+        Ok(ResumeSlot::New(seq))
+    })
+}
+
+/// Records the result of a reserved request (`data` replaces the reservation).
+pub fn finish_resume_request(
+    store: &RunStore,
+    run_id: &str,
+    seq: u32,
+    data: &Value,
+) -> Result<(), StoreError> {
+    store.write_records("store resume result", |records| {
+        records.put(RecordScope::Run(run_id), RESUME_REQUEST, seq, data)
+    })
+}
+
+/// Frees a reserved request id whose call answered nothing.
+pub fn release_resume_request(
+    store: &RunStore,
+    run_id: &str,
+    seq: u32,
+    request_id: &str,
+) -> Result<(), StoreError> {
+    finish_resume_request(
+        store,
+        run_id,
+        seq,
+        &json!({"request_id": request_id, "released": true}),
+    )
+}
+
+/// One resume request record.
+pub fn resume_request(
+    store: &RunStore,
+    run_id: &str,
+    seq: u32,
+) -> Result<Option<Value>, StoreError> {
+    store.record(RecordScope::Run(run_id), RESUME_REQUEST, seq)
 }

@@ -103,7 +103,18 @@ pub struct NodeUsageView {
     pub latency_ms: u64,
     /// Per `for_each` task, by index (absent for a node without `for_each`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub tasks: BTreeMap<usize, NodeUsageView>,
+    pub tasks: BTreeMap<usize, TaskUsageView>,
+}
+
+/// The model requests of one `for_each` task of a node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TaskUsageView {
+    pub calls: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub estimated: bool,
+    pub cost_usd: Option<f64>,
+    pub latency_ms: u64,
 }
 
 impl From<&NodeUsage> for NodeUsageView {
@@ -115,7 +126,23 @@ impl From<&NodeUsage> for NodeUsageView {
             estimated: n.estimated,
             cost_usd: n.cost_usd,
             latency_ms: n.latency_ms,
-            tasks: n.tasks.iter().map(|(i, t)| (*i, t.into())).collect(),
+            tasks: n
+                .tasks
+                .iter()
+                .map(|(i, t)| {
+                    (
+                        *i,
+                        TaskUsageView {
+                            calls: t.calls,
+                            prompt_tokens: t.prompt_tokens,
+                            completion_tokens: t.completion_tokens,
+                            estimated: t.estimated,
+                            cost_usd: t.cost_usd,
+                            latency_ms: t.latency_ms,
+                        },
+                    )
+                })
+                .collect(),
         }
     }
 }
