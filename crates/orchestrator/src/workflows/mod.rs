@@ -13,6 +13,6 @@ mod ansi;
 pub mod diffsplit;
 pub mod logparse;
 pub mod nodes;
-pub mod run_nodes;
 pub mod repomap;
 pub mod review_report;
+pub mod run_nodes;

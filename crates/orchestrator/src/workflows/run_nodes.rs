@@ -67,7 +67,9 @@ impl RunNode {
                     .iter()
                     .map(|f| json!({"path": f.path, "action": f.action()}))
                     .collect();
-                Ok(json!({"patch": changeset.to_unified_diff(), "files": files, "applied": applied}))
+                Ok(
+                    json!({"patch": changeset.to_unified_diff(), "files": files, "applied": applied}),
+                )
             }
             What::Usage => {
                 let totals = records::usage(&self.store, &top)
@@ -89,9 +91,13 @@ impl RunNode {
             }
             What::Warnings => {
                 let mut out = Vec::new();
-                for run in std::iter::once(top.clone())
-                    .chain(self.store.child_runs(&top).map_err(failed)?.into_iter().map(|r| r.id))
-                {
+                for run in std::iter::once(top.clone()).chain(
+                    self.store
+                        .child_runs(&top)
+                        .map_err(failed)?
+                        .into_iter()
+                        .map(|r| r.id),
+                ) {
                     for e in self.store.events(&run, None).map_err(failed)? {
                         if let EventKind::Warning { node, message } = e.kind {
                             out.push(Value::String(match node {
