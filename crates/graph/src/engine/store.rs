@@ -699,11 +699,10 @@ impl RunStore {
                         ])
                     })
                     .map_err(sql("update run"))?,
-                (None, Some(cp)) => tx
-                    .prepare_cached("UPDATE runs SET step = ?2, updated_ms = ?3 WHERE id = ?1")
-                    .and_then(|mut stmt| stmt.execute(params![run_id, cp.step as i64, now]))
-                    .map_err(sql("store checkpoint"))?,
-                (None, None) => 0,
+                // A checkpoint alone leaves the run's row as it is (one page less per step):
+                // its step and update time are read from the latest checkpoint
+                // ([`Self::RUN_COLUMNS`]).
+                (None, _) => 0,
             };
             Self::insert_events(tx, c.events)?;
             Ok(())
@@ -874,7 +873,13 @@ impl RunStore {
         })
     }
 
-    const RUN_COLUMNS: &'static str = "id, parent_id, parent_task, workflow, origin, source, input, status, step, created_ms, updated_ms, error, interrupt, output, owner_pid, cancel_requested, meta";
+    /// A run's columns; its step and update time are the latest of its row's and its last
+    /// checkpoint's (a step's commit does not touch the run's row).
+    const RUN_COLUMNS: &'static str = "id, parent_id, parent_task, workflow, origin, source, input, status,
+        MAX(step, COALESCE((SELECT MAX(c.step) FROM checkpoints c WHERE c.run_id = runs.id), 0)),
+        created_ms,
+        MAX(updated_ms, COALESCE((SELECT c.created_ms FROM checkpoints c WHERE c.run_id = runs.id ORDER BY c.step DESC LIMIT 1), 0)),
+        error, interrupt, output, owner_pid, cancel_requested, meta";
 
     pub fn run(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
         let raw = self.with(|conn| {
