@@ -20,7 +20,7 @@ use super::error::{EngineError, RunError};
 use super::events::{Event, EventKind, SharedSink, now_ms};
 use super::expr::{Scope, from_json};
 use super::graph::{ArgValue, Edge, Node, NodeKind, Output, Role, Target, Workflow};
-use super::host::{EventEmitter, Host, LlmRequest, NodeCall, NodeFailure};
+use super::host::{EventEmitter, Host, LlmRequest, NodeCall, NodeFailure, TaskRecords};
 use super::store::{
     Checkpoint, Commit, InterruptInfo, JoinProgress, RunEnd, RunRecord, RunStore, StagedTask,
     StoreError,
@@ -645,6 +645,8 @@ struct EventLog {
 #[derive(Default)]
 struct Staged {
     tasks: Vec<StagedTask>,
+    /// Host records written with the task ends.
+    records: Vec<TaskRecords>,
     /// Bytes of the staged tasks (about).
     bytes: usize,
     /// When the first staged task ended.
@@ -668,6 +670,8 @@ struct RunCtx {
     events: Arc<Mutex<EventLog>>,
     /// What the next commit writes (durable runs).
     staged: Mutex<Staged>,
+    /// Why the run fails when a host's records could not be written with their task's end.
+    failed_records: Mutex<Option<RunError>>,
     /// Writes (in bytes) since the last snapshot, and that snapshot's size.
     since_snapshot: AtomicU64,
     snapshot_size: AtomicU64,
@@ -679,6 +683,18 @@ struct RunCtx {
 impl EventEmitter for RunCtx {
     fn emit(&self, kind: EventKind) {
         RunCtx::emit(self, kind)
+    }
+
+    fn with_task_end(&self, records: TaskRecords) -> Result<(), TaskRecords> {
+        if self.engine.store.is_none() {
+            return Err(records);
+        }
+        self.staged
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .records
+            .push(records);
+        Ok(())
     }
 }
 
@@ -705,6 +721,7 @@ impl RunCtx {
                 unstored: Vec::new(),
             })),
             staged: Mutex::new(Staged::default()),
+            failed_records: Mutex::new(None),
             since_snapshot: AtomicU64::new(0),
             snapshot_size: AtomicU64::new(0),
             record_events,
@@ -812,6 +829,7 @@ impl RunCtx {
             &self.run_id,
             &Commit {
                 tasks: &staged.tasks,
+                records: &staged.records,
                 checkpoint,
                 status,
                 events: &events,
@@ -821,10 +839,35 @@ impl RunCtx {
             staged.reports = events.split_off(emitted);
             events.append(&mut log.unstored);
             log.unstored = events;
-            return Err(e);
+            if let Some(i) = e.records {
+                // A host's records could not be written: their task's end is not stored
+                // either (it runs again on resume), and the run fails naming it.
+                let bad = staged.records.remove(i);
+                let ours =
+                    |node: &str, index: Option<usize>| node == bad.node && index == bad.index;
+                staged.tasks.retain(|t| !ours(&t.node, t.index));
+                staged.reports.retain(|r| match &r.kind {
+                    EventKind::TaskFinished { node, index, .. }
+                    | EventKind::TaskFailed { node, index, .. } => !ours(node, *index),
+                    _ => true,
+                });
+                *self
+                    .failed_records
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(RunError {
+                    node: Some(bad.node.clone()),
+                    kind: "store".into(),
+                    message: format!(
+                        "{} could not be recorded with the run: {}",
+                        bad.what, e.error
+                    ),
+                });
+            }
+            return Err(e.error);
         }
         drop(log);
         staged.tasks.clear();
+        staged.records.clear();
         staged.bytes = 0;
         staged.first = None;
         drop(staged);
@@ -834,6 +877,13 @@ impl RunCtx {
             }
         }
         Ok(())
+    }
+
+    fn take_failed_records(&self) -> Option<RunError> {
+        self.failed_records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
 
     fn take_events(&self) -> Vec<Event> {
@@ -858,20 +908,24 @@ impl RunCtx {
         mut done: Vec<TaskWrites>,
     ) -> Result<RunOutcome, EngineError> {
         let started = Instant::now();
-        let poller = self.spawn_cancel_poller();
-        let result = self
-            .drive_steps(&mut state, &mut cp, &mut done, started)
-            .await;
-        if let Some(p) = poller {
-            p.abort();
-        }
+        let steps = self.drive_steps(&mut state, &mut cp, &mut done, started);
+        let result = match self.engine.store.clone() {
+            Some(store) => tokio::select! {
+                biased;
+                result = steps => result,
+                never = self.watch_store(&store) => match never {},
+            },
+            None => steps.await,
+        };
         let end = match result {
             Ok(end) => end,
-            Err(EngineError::Store(e)) => StepsEnd::Failed(RunError {
-                node: None,
-                kind: "store".into(),
-                message: e.to_string(),
-            }),
+            Err(EngineError::Store(e)) => {
+                StepsEnd::Failed(self.take_failed_records().unwrap_or(RunError {
+                    node: None,
+                    kind: "store".into(),
+                    message: e.to_string(),
+                }))
+            }
             Err(other) => return Err(other),
         };
         self.finish(state, &cp, end)
@@ -879,31 +933,28 @@ impl RunCtx {
 
     /// Every 200 ms: writes buffered events (so `ao runs events --follow` sees a long task
     /// start without a commit per event) and polls for `ao runs cancel` from another process.
-    fn spawn_cancel_poller(&self) -> Option<tokio::task::JoinHandle<()>> {
-        let store = self.engine.store.clone()?;
-        let run_id = self.run_id.clone();
-        let cancel = self.cancel.clone();
-        let log = self.events.clone();
-        Some(tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                {
-                    // The lock is held across the write, so events are stored in order.
-                    let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
-                    if !log.unstored.is_empty() {
-                        let events = std::mem::take(&mut log.unstored);
-                        // A failure here leaves the events for the run's next commit.
-                        if store.append_events(&events).is_err() {
-                            log.unstored = events;
-                        }
+    /// Runs inside the run's own task, beside its steps (no task of its own to spawn and wake
+    /// on another thread); never ends.
+    async fn watch_store(&self, store: &RunStore) -> std::convert::Infallible {
+        let mut cancel_seen = false;
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            {
+                // The lock is held across the write, so events are stored in order.
+                let mut log = self.events.lock().unwrap_or_else(|p| p.into_inner());
+                if !log.unstored.is_empty() {
+                    let events = std::mem::take(&mut log.unstored);
+                    // A failure here leaves the events for the run's next commit.
+                    if store.append_events(&events).is_err() {
+                        log.unstored = events;
                     }
                 }
-                if let Ok(Some(by)) = store.cancel_requested(&run_id) {
-                    cancel.cancel(&by);
-                    return;
-                }
             }
-        }))
+            if !cancel_seen && let Ok(Some(by)) = store.cancel_requested(&self.run_id) {
+                self.cancel.cancel(&by);
+                cancel_seen = true;
+            }
+        }
     }
 
     /// Secrets out of text the engine stores or emits (messages can quote tool output, model
@@ -934,7 +985,7 @@ impl RunCtx {
             }
             other => other,
         };
-        let (status, output, interrupt, error) = match end {
+        let (mut status, mut output, mut interrupt, mut error) = match end {
             StepsEnd::Completed => match self.output(&state) {
                 Ok(out) => (RunStatus::Completed, Some(out), None, None),
                 Err(e) => (RunStatus::Failed, None, None, Some(e)),
@@ -964,11 +1015,23 @@ impl RunCtx {
                 }),
             ),
         };
-        self.report(EventKind::RunFinished {
-            status: status.as_str().into(),
-            error: error.as_ref().map(|e| e.to_string()),
-        });
-        if self.store().is_some() {
+        // The last step's checkpoint, when it waited for the run's end.
+        let mut checkpoint = std::mem::take(
+            &mut self
+                .staged
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .checkpoint_pending,
+        )
+        .then_some(cp);
+        loop {
+            self.report(EventKind::RunFinished {
+                status: status.as_str().into(),
+                error: error.as_ref().map(|e| e.to_string()),
+            });
+            if self.store().is_none() {
+                break;
+            }
             let end = RunEnd {
                 error: error.clone(),
                 interrupt: interrupt.clone(),
@@ -980,16 +1043,26 @@ impl RunCtx {
                     None
                 },
             };
-            // The last step's checkpoint, when it waited for the run's end.
-            let checkpoint = std::mem::take(
-                &mut self
-                    .staged
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .checkpoint_pending,
-            )
-            .then_some(cp);
-            self.commit(checkpoint, Some((status, &end)))?;
+            let Err(e) = self.commit(checkpoint, Some((status, &end))) else {
+                break;
+            };
+            // A host's records could not be written with their task's end: the run fails
+            // instead, without the checkpoint of a step whose task end was not stored. (Each
+            // time round, one set of records less: this ends.)
+            let Some(mut failure) = self.take_failed_records() else {
+                return Err(e.into());
+            };
+            failure.message = self.redact(failure.message);
+            self.staged
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .reports
+                .retain(|r| !matches!(r.kind, EventKind::RunFinished { .. }));
+            checkpoint = None;
+            status = RunStatus::Failed;
+            output = None;
+            interrupt = None;
+            error = Some(failure);
         }
         Ok(RunOutcome {
             run_id: self.run_id.clone(),

@@ -294,10 +294,26 @@ impl StagedTask {
     }
 }
 
+/// A commit that failed: nothing of it was written. `records`: the host records
+/// ([`Commit::records`]) whose writing failed, if that is what failed.
+#[derive(Debug)]
+pub(crate) struct CommitError {
+    pub records: Option<usize>,
+    pub error: StoreError,
+}
+
+impl From<CommitError> for StoreError {
+    fn from(e: CommitError) -> Self {
+        e.error
+    }
+}
+
 /// What one commit of a running run writes ([`RunStore::commit`]).
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Default, Clone, Copy)]
 pub(crate) struct Commit<'a> {
     pub tasks: &'a [StagedTask],
+    /// Host records to write with the task ends ([`super::host::TaskRecords`]).
+    pub records: &'a [super::host::TaskRecords],
     pub checkpoint: Option<&'a Checkpoint>,
     pub status: Option<(RunStatus, &'a RunEnd)>,
     pub events: &'a [Event],
@@ -652,7 +668,21 @@ impl RunStore {
     /// Writes one commit of a running run in one transaction: task ends, the step boundary, the
     /// run's new status and the events, together or not at all. The run's row is updated
     /// once, whatever the commit holds.
-    pub(crate) fn commit(&self, run_id: &str, c: &Commit<'_>) -> Result<(), StoreError> {
+    pub(crate) fn commit(&self, run_id: &str, c: &Commit<'_>) -> Result<(), CommitError> {
+        let failed_records = std::cell::Cell::new(None);
+        self.commit_inner(run_id, c, &failed_records)
+            .map_err(|error| CommitError {
+                records: failed_records.get(),
+                error,
+            })
+    }
+
+    fn commit_inner(
+        &self,
+        run_id: &str,
+        c: &Commit<'_>,
+        failed_records: &std::cell::Cell<Option<usize>>,
+    ) -> Result<(), StoreError> {
         let end = match c.status {
             Some((status, end)) => Some((
                 status,
@@ -678,6 +708,12 @@ impl RunStore {
         };
         self.write(context, |tx| {
             Self::insert_tasks(tx, run_id, c.tasks)?;
+            for (i, records) in c.records.iter().enumerate() {
+                if let Err(e) = (records.write)(&Records { tx }) {
+                    failed_records.set(Some(i));
+                    return Err(e);
+                }
+            }
             if let Some(cp) = c.checkpoint {
                 Self::insert_checkpoint(tx, run_id, cp)?;
             }
@@ -719,14 +755,14 @@ impl RunStore {
         events: &[Event],
     ) -> Result<(), StoreError> {
         let staged = [StagedTask::completed(step, task, attempts)?];
-        self.commit(
+        Ok(self.commit(
             run_id,
             &Commit {
                 tasks: &staged,
                 events,
                 ..Commit::default()
             },
-        )
+        )?)
     }
 
     /// Records a task whose attempts are exhausted.
@@ -742,14 +778,14 @@ impl RunStore {
         events: &[Event],
     ) -> Result<(), StoreError> {
         let staged = [StagedTask::failed(step, node, index, attempts, error)];
-        self.commit(
+        Ok(self.commit(
             run_id,
             &Commit {
                 tasks: &staged,
                 events,
                 ..Commit::default()
             },
-        )
+        )?)
     }
 
     /// Stores a step boundary.
@@ -759,14 +795,14 @@ impl RunStore {
         cp: &Checkpoint,
         events: &[Event],
     ) -> Result<(), StoreError> {
-        self.commit(
+        Ok(self.commit(
             run_id,
             &Commit {
                 checkpoint: Some(cp),
                 events,
                 ..Commit::default()
             },
-        )
+        )?)
     }
 
     /// Sets a run's status and its final fields.
@@ -777,14 +813,14 @@ impl RunStore {
         end: &RunEnd,
         events: &[Event],
     ) -> Result<(), StoreError> {
-        self.commit(
+        Ok(self.commit(
             run_id,
             &Commit {
                 status: Some((status, end)),
                 events,
                 ..Commit::default()
             },
-        )
+        )?)
     }
 
     /// Takes a stopped run over for this process, if it is still as the caller read it
