@@ -7,7 +7,8 @@ Shapes (the same on both sides):
             item * 2 to an appended list and item to a summed counter
 
 LangGraph runs in this process three ways: without a checkpointer ("in memory"), with
-`InMemorySaver`, and with `SqliteSaver` on a file (its synchronous durable mode). `ao` runs in
+`InMemorySaver`, and with `SqliteSaver` on a file, both checkpointers with `durability="sync"`
+(a step's checkpoint is written before the next step starts, as in `ao`). `ao` runs in
 its own process (`cargo run --release -p ao-graph --example shapes`), in memory and with its
 durable SQLite run store. Rounds alternate between the two sides so that load on a shared
 machine hits both alike; the figures are medians over all rounds.
@@ -128,7 +129,10 @@ def time_langgraph(shape, n, mode, reps, tmpdir):
     for r in range(reps + 1):
         cfg = {"recursion_limit": n + 10, "configurable": {"thread_id": f"t{time.time_ns()}-{r}"}}
         start = time.perf_counter()
-        out = app.invoke(first, cfg)
+        # With a checkpointer, each step's checkpoint is written before the next step starts
+        # (`durability="sync"`), as `ao` does; LangGraph's default ("async") writes it in the
+        # background while the next step runs.
+        out = app.invoke(first, cfg, durability="sync") if mode != "none" else app.invoke(first, cfg)
         elapsed = time.perf_counter() - start
         if shape == "chain":
             assert out["x"] == n, out
