@@ -41,7 +41,7 @@ pub use engine::events::{Event, EventKind, EventSink, SharedSink, now_ms};
 pub use engine::graph::{Budget, Workflow};
 pub use engine::host::{
     BoxFuture, BuiltinNode, EventEmitter, FnBuiltin, Host, LlmRequest, LlmRunner, NodeCall,
-    NodeFailure, ToolRunner, WorkflowResolver,
+    NodeFailure, TaskRecords, ToolRunner, WorkflowResolver, WriteRecords,
 };
 pub use engine::render::{json as render_json, mermaid as render_mermaid, text as render_text};
 pub use engine::scheduler::{

@@ -15,6 +15,7 @@ use crate::tool_node::{ToolCallError, ToolNodeRunner};
 use ao_core::redact::Redactor;
 use ao_graph::{
     BoxFuture, EventKind, LlmRequest, LlmRunner, NodeCall, NodeFailure, RunStore, TaskKey,
+    TaskRecords, WriteRecords,
 };
 use ao_models::{
     CallError, Completion, CompletionRequest, Exchange, ExchangeRecorder, LearnedModes, Message,
@@ -236,6 +237,37 @@ impl ExchangeRecorder for PendingExchanges<'_> {
     }
 }
 
+/// A completed call's records, owned, to be written with the task's end.
+fn staged_call(call: &CallRecord<'_>, lineage: Vec<(String, Option<String>)>) -> WriteRecords {
+    let (run_id, step, node, index) = (
+        call.task.run_id.to_string(),
+        call.task.step,
+        call.task.node.to_string(),
+        call.task.index,
+    );
+    let (round, role) = (call.round, call.role.to_string());
+    let completed = call
+        .completed
+        .map(|(request, result)| (request.to_string(), result.clone()));
+    let (exchanges, requests) = (call.exchanges.to_vec(), call.requests.to_vec());
+    Box::new(move |records| {
+        let call = CallRecord {
+            task: TaskKey {
+                run_id: &run_id,
+                step,
+                node: &node,
+                index,
+            },
+            round,
+            role: &role,
+            completed: completed.as_ref().map(|(q, r)| (q.as_str(), r)),
+            exchanges: &exchanges,
+            requests: &requests,
+        };
+        records::write_call(records, &call, &lineage)
+    })
+}
+
 /// Rounds of tool calls one `llm` node may make before it is stopped.
 pub const MAX_TOOL_ROUNDS: u32 = 8;
 
@@ -400,18 +432,35 @@ impl ModelRunner {
             let exchanges = recorder
                 .take()
                 .map_err(|why| record_failure("the model exchanges", why))?;
-            records::store_call(
-                store,
-                &CallRecord {
-                    task: key,
-                    round,
-                    role: &request.role,
-                    completed: Some((&fingerprint, &result)),
-                    exchanges: &exchanges,
-                    requests: &requests,
-                },
-            )
-            .map_err(|e| record_failure("the model's answer", e))?;
+            let record = CallRecord {
+                task: key,
+                round,
+                role: &request.role,
+                completed: Some((&fingerprint, &result)),
+                exchanges: &exchanges,
+                requests: &requests,
+            };
+            if result.get("tool_calls").is_some() {
+                // A round that called tools is on disk before any of them runs.
+                records::store_call(store, &record)
+                    .map_err(|e| record_failure("the model's answer", e))?;
+            } else {
+                // The answer is the task's result and nothing else waits for it: it is written
+                // with the task's end (one commit less), or now if the engine cannot.
+                let lineage = records::call_lineage(store, &record)
+                    .map_err(|e| record_failure("the model's answer", e))?;
+                let staged = TaskRecords {
+                    node: call.node.to_string(),
+                    index: call.index,
+                    what: "the model's answer".into(),
+                    write: staged_call(&record, lineage),
+                };
+                if let Err(staged) = call.events.with_task_end(staged) {
+                    store
+                        .write_records("store model call", |r| (staged.write)(r))
+                        .map_err(|e| record_failure("the model's answer", e))?;
+                }
+            }
         }
         emit_sent(sent);
         if let Some(note) = &completion.fallback {

@@ -161,12 +161,31 @@ pub struct CallRecord<'a> {
 }
 
 pub fn store_call(store: &RunStore, call: &CallRecord<'_>) -> Result<(), StoreError> {
-    let lineage = if call.requests.is_empty() {
-        Vec::new()
-    } else {
-        lineage_with_nodes(store, call.task.run_id)?
-    };
+    let lineage = call_lineage(store, call)?;
     store.write_records("store model call", |records| {
+        write_call(records, call, &lineage)
+    })
+}
+
+/// The runs whose usage totals a call adds to (none when it sent no request).
+pub fn call_lineage(
+    store: &RunStore,
+    call: &CallRecord<'_>,
+) -> Result<Vec<(String, Option<String>)>, StoreError> {
+    if call.requests.is_empty() {
+        Ok(Vec::new())
+    } else {
+        lineage_with_nodes(store, call.task.run_id)
+    }
+}
+
+/// Writes a call's records inside the caller's transaction (`lineage`: [`call_lineage`]).
+pub fn write_call(
+    records: &Records<'_>,
+    call: &CallRecord<'_>,
+    lineage: &[(String, Option<String>)],
+) -> Result<(), StoreError> {
+    {
         let scope = RecordScope::Task(call.task);
         if let Some((request, result)) = call.completed {
             records.put(
@@ -180,10 +199,10 @@ pub fn store_call(store: &RunStore, call: &CallRecord<'_>) -> Result<(), StoreEr
             records.append(scope, EXCHANGE, exchange)?;
         }
         if !call.requests.is_empty() {
-            add_usage(records, &lineage, &call.task, call.role, call.requests)?;
+            add_usage(records, lineage, &call.task, call.role, call.requests)?;
         }
         Ok(())
-    })
+    }
 }
 
 /// Replaces a stored round's result (to add the results of the tools it called, one by one).

@@ -7,6 +7,7 @@
 
 use super::events::EventKind;
 use super::graph::Workflow;
+use super::store::{Records, StoreError};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -44,9 +45,35 @@ impl NodeFailure {
     }
 }
 
+/// Records a host keeps with a run, handed to the engine to write in the transaction that
+/// stores the end of the task that made them ([`EventEmitter::with_task_end`]).
+pub struct TaskRecords {
+    /// The task they belong to (its node and `for_each` index).
+    pub node: String,
+    pub index: Option<usize>,
+    /// What they are, for the error when they cannot be written ("the model's answer").
+    pub what: String,
+    /// Writes them (called again if a commit is retried).
+    pub write: WriteRecords,
+}
+
+/// Writes a task's host records inside the engine's transaction.
+pub type WriteRecords = Box<dyn Fn(&Records<'_>) -> Result<(), StoreError> + Send + Sync>;
+
 /// Emits host events (LLM calls, tool calls) into the run's event stream.
 pub trait EventEmitter: Send + Sync {
     fn emit(&self, kind: EventKind);
+
+    /// Writes `records` with the end of their task instead of in a transaction of their own:
+    /// they are committed no later than the task's end (in the same transaction, or in an
+    /// earlier group commit of the run), and lost with it if the process dies first. For
+    /// records nothing else waits for — e.g. a model's final answer, whose only use is the
+    /// task's result. If they cannot be written, the task's end is not stored either and the
+    /// run fails with a `store` error naming the node (it can be resumed; the task runs again).
+    /// Gives them back when the emitter cannot (no store): the caller writes them itself.
+    fn with_task_end(&self, records: TaskRecords) -> Result<(), TaskRecords> {
+        Err(records)
+    }
 }
 
 /// One call into a host-provided node.

@@ -1,9 +1,17 @@
 //! The scheduler: runs a workflow in supersteps, persists as it goes, resumes from the store.
 //!
 //! One step: every triggered node (each `for_each` item a task of its own) runs against the
-//! same state snapshot, at most `concurrency` at once. Each completed task's writes are stored
-//! the moment it completes. When all tasks are done, the writes are applied in node-name then
-//! index order, edges are evaluated on the new state, and the step boundary is checkpointed.
+//! same state snapshot, at most `concurrency` at once. When all tasks are done, the writes are
+//! applied in node-name then index order, edges are evaluated on the new state, and the step
+//! boundary is checkpointed.
+//!
+//! Durable runs commit in groups (see "Durability model" in docs/ARCHITECTURE.md): task ends
+//! are staged and committed together — at the latest [`BATCH_WINDOW`] after the first of them,
+//! or once [`BATCH_MAX_TASKS`] or [`BATCH_MAX_BYTES`] are staged — and the last ones of a step
+//! with its checkpoint. An event that reports something stored (`task_finished`,
+//! `task_failed`, `checkpoint_saved`, `run_finished`) is written in the transaction that
+//! stores it and reaches the event sink only after that commit; the next step starts only
+//! after the checkpoint's commit. The last step's checkpoint is committed with the run's end.
 
 use super::cancel::CancelToken;
 use super::channel::{State, TaskWrites, check_write, sort_task_writes};
@@ -12,8 +20,11 @@ use super::error::{EngineError, RunError};
 use super::events::{Event, EventKind, SharedSink, now_ms};
 use super::expr::{Scope, from_json};
 use super::graph::{ArgValue, Edge, Node, NodeKind, Output, Role, Target, Workflow};
-use super::host::{EventEmitter, Host, LlmRequest, NodeCall, NodeFailure};
-use super::store::{Checkpoint, InterruptInfo, JoinProgress, RunEnd, RunRecord, RunStore};
+use super::host::{EventEmitter, Host, LlmRequest, NodeCall, NodeFailure, TaskRecords};
+use super::store::{
+    Checkpoint, Commit, InterruptInfo, JoinProgress, RunEnd, RunRecord, RunStore, StagedTask,
+    StoreError,
+};
 use ao_core::run::RunStatus;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use minijinja::value::Value as JValue;
@@ -58,6 +69,14 @@ pub struct RunOptions {
 /// Snapshots are taken when the writes since the last one reach its size (and at least this
 /// much), so snapshot bytes stay within a constant factor of the data written.
 const SNAPSHOT_MIN_BYTES: usize = 256 * 1024;
+
+/// Task ends are committed together when they come close together: a staged task waits at most
+/// this long for others before its commit.
+const BATCH_WINDOW: Duration = Duration::from_millis(2);
+/// At most this many task ends in one commit…
+const BATCH_MAX_TASKS: usize = 512;
+/// …and at most about this many bytes of task writes.
+const BATCH_MAX_BYTES: usize = 4 << 20;
 
 /// How deep sub-runs may nest (a workflow that calls itself stops here with a clear error).
 pub const MAX_SUBRUN_DEPTH: u32 = 16;
@@ -161,11 +180,12 @@ impl Engine {
             0,
             depth,
         );
-        let first = Checkpoint {
+        let mut first = Checkpoint {
             step: 0,
             next: wf.entry.clone(),
             joins: JoinProgress::new(),
-            snapshot: Some(state.values().clone()),
+            // The base every stored state is rebuilt from (an in-memory run needs none).
+            snapshot: self.store.is_some().then(|| state.values().clone()),
         };
         ctx.emit(EventKind::RunStarted {
             workflow: wf.name.clone(),
@@ -183,6 +203,7 @@ impl Engine {
                 &first,
                 &ctx.take_events(),
             )?;
+            first.snapshot = None;
         }
         let _active = ActiveRun::register(&ctx.run_id);
         ctx.drive(state, first, Vec::new()).await
@@ -614,6 +635,28 @@ struct TaskSpec<'w> {
     item: Option<(Value, usize)>,
 }
 
+/// A run's event numbering, and the events not yet in the store.
+struct EventLog {
+    next_seq: u64,
+    unstored: Vec<Event>,
+}
+
+/// What the next commit of a durable run writes besides the events emitted so far.
+#[derive(Default)]
+struct Staged {
+    tasks: Vec<StagedTask>,
+    /// Host records written with the task ends.
+    records: Vec<TaskRecords>,
+    /// Bytes of the staged tasks (about).
+    bytes: usize,
+    /// When the first staged task ended.
+    first: Option<Instant>,
+    /// Events reporting what this commit stores; numbered when it is made.
+    reports: Vec<Event>,
+    /// The run's last checkpoint waits for the commit of its end.
+    checkpoint_pending: bool,
+}
+
 /// The state of one run while it executes.
 struct RunCtx {
     engine: Engine,
@@ -621,10 +664,14 @@ struct RunCtx {
     run_id: String,
     input_view: JValue,
     cancel: CancelToken,
-    seq: AtomicU64,
     step: AtomicU64,
-    /// Events not yet written to the store (shared with the background flusher).
-    pending: Arc<Mutex<Vec<Event>>>,
+    /// Event numbering and the events not yet written to the store (shared with the
+    /// background flusher).
+    events: Arc<Mutex<EventLog>>,
+    /// What the next commit writes (durable runs).
+    staged: Mutex<Staged>,
+    /// Why the run fails when a host's records could not be written with their task's end.
+    failed_records: Mutex<Option<RunError>>,
     /// Writes (in bytes) since the last snapshot, and that snapshot's size.
     since_snapshot: AtomicU64,
     snapshot_size: AtomicU64,
@@ -636,6 +683,18 @@ struct RunCtx {
 impl EventEmitter for RunCtx {
     fn emit(&self, kind: EventKind) {
         RunCtx::emit(self, kind)
+    }
+
+    fn with_task_end(&self, records: TaskRecords) -> Result<(), TaskRecords> {
+        if self.engine.store.is_none() {
+            return Err(records);
+        }
+        self.staged
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .records
+            .push(records);
+        Ok(())
     }
 }
 
@@ -656,9 +715,13 @@ impl RunCtx {
             wf,
             run_id,
             cancel,
-            seq: AtomicU64::new(seq),
             step: AtomicU64::new(0),
-            pending: Arc::new(Mutex::new(Vec::new())),
+            events: Arc::new(Mutex::new(EventLog {
+                next_seq: seq,
+                unstored: Vec::new(),
+            })),
+            staged: Mutex::new(Staged::default()),
+            failed_records: Mutex::new(None),
             since_snapshot: AtomicU64::new(0),
             snapshot_size: AtomicU64::new(0),
             record_events,
@@ -670,26 +733,167 @@ impl RunCtx {
         if !self.record_events {
             return;
         }
+        let stored = self.engine.store.is_some();
+        let mut log = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        // Numbered under the lock that orders the writes: events reach the store in order.
         let event = Event {
             run_id: self.run_id.clone(),
-            seq: self.seq.fetch_add(1, Ordering::SeqCst),
+            seq: log.next_seq,
             ts_ms: now_ms(),
             step: self.step.load(Ordering::SeqCst),
             kind,
         };
-        if let Some(sink) = &self.engine.sink {
-            sink.event(&event);
-        }
-        if self.engine.store.is_some() {
-            self.pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(event);
+        log.next_seq += 1;
+        match &self.engine.sink {
+            Some(sink) => {
+                if stored {
+                    log.unstored.push(event.clone());
+                }
+                drop(log);
+                sink.event(&event);
+            }
+            None if stored => log.unstored.push(event),
+            None => {}
         }
     }
 
+    /// An event that reports something stored (a task's end, a checkpoint, the run's end):
+    /// with a store it waits for the commit that stores what it reports, is written in that
+    /// transaction and reaches the sink after it; without one it is emitted at once.
+    fn report(&self, kind: EventKind) {
+        if self.engine.store.is_none() {
+            return self.emit(kind);
+        }
+        let event = Event {
+            run_id: self.run_id.clone(),
+            // Numbered when it is committed.
+            seq: 0,
+            ts_ms: now_ms(),
+            step: self.step.load(Ordering::SeqCst),
+            kind,
+        };
+        self.staged
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .reports
+            .push(event);
+    }
+
+    /// Stages a task's end for the next commit, with the event that reports it.
+    fn stage(&self, task: StagedTask, report: EventKind) {
+        let mut staged = self.staged.lock().unwrap_or_else(|p| p.into_inner());
+        staged.bytes += task.bytes();
+        staged.first.get_or_insert_with(Instant::now);
+        staged.tasks.push(task);
+        drop(staged);
+        self.report(report);
+    }
+
+    /// When the staged task ends must be committed at the latest (none staged: `None`).
+    fn batch_due(&self) -> Option<Instant> {
+        let staged = self.staged.lock().unwrap_or_else(|p| p.into_inner());
+        staged.first.map(|first| first + BATCH_WINDOW)
+    }
+
+    /// Whether the staged task ends must be committed now.
+    fn batch_full(&self) -> bool {
+        let staged = self.staged.lock().unwrap_or_else(|p| p.into_inner());
+        staged.tasks.len() >= BATCH_MAX_TASKS
+            || staged.bytes >= BATCH_MAX_BYTES
+            || staged
+                .first
+                .is_some_and(|first| first.elapsed() >= BATCH_WINDOW)
+    }
+
+    /// Commits, in one transaction, the staged task ends, `checkpoint` and `status` with every
+    /// event not yet stored; the reports among them then go to the sink. On failure nothing
+    /// is lost from memory: the next commit tries again. (In-memory runs: nothing to do.)
+    fn commit(
+        &self,
+        checkpoint: Option<&Checkpoint>,
+        status: Option<(RunStatus, &RunEnd)>,
+    ) -> Result<(), StoreError> {
+        let Some(store) = self.store() else {
+            return Ok(());
+        };
+        let mut staged = self.staged.lock().unwrap_or_else(|p| p.into_inner());
+        let mut log = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        let mut events = std::mem::take(&mut log.unstored);
+        let emitted = events.len();
+        for mut report in std::mem::take(&mut staged.reports) {
+            report.seq = log.next_seq;
+            log.next_seq += 1;
+            events.push(report);
+        }
+        let result = store.commit(
+            &self.run_id,
+            &Commit {
+                tasks: &staged.tasks,
+                records: &staged.records,
+                checkpoint,
+                status,
+                events: &events,
+            },
+        );
+        if let Err(e) = result {
+            staged.reports = events.split_off(emitted);
+            events.append(&mut log.unstored);
+            log.unstored = events;
+            if let Some(i) = e.records {
+                // A host's records could not be written: their task's end is not stored
+                // either (it runs again on resume), and the run fails naming it.
+                let bad = staged.records.remove(i);
+                let ours =
+                    |node: &str, index: Option<usize>| node == bad.node && index == bad.index;
+                staged.tasks.retain(|t| !ours(&t.node, t.index));
+                staged.reports.retain(|r| match &r.kind {
+                    EventKind::TaskFinished { node, index, .. }
+                    | EventKind::TaskFailed { node, index, .. } => !ours(node, *index),
+                    _ => true,
+                });
+                *self
+                    .failed_records
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(RunError {
+                    node: Some(bad.node.clone()),
+                    kind: "store".into(),
+                    message: format!(
+                        "{} could not be recorded with the run: {}",
+                        bad.what, e.error
+                    ),
+                });
+            }
+            return Err(e.error);
+        }
+        drop(log);
+        staged.tasks.clear();
+        staged.records.clear();
+        staged.bytes = 0;
+        staged.first = None;
+        drop(staged);
+        if let Some(sink) = &self.engine.sink {
+            for event in &events[emitted..] {
+                sink.event(event);
+            }
+        }
+        Ok(())
+    }
+
+    fn take_failed_records(&self) -> Option<RunError> {
+        self.failed_records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
     fn take_events(&self) -> Vec<Event> {
-        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()))
+        std::mem::take(
+            &mut self
+                .events
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .unstored,
+        )
     }
 
     fn store(&self) -> Option<&RunStore> {
@@ -704,51 +908,53 @@ impl RunCtx {
         mut done: Vec<TaskWrites>,
     ) -> Result<RunOutcome, EngineError> {
         let started = Instant::now();
-        let poller = self.spawn_cancel_poller();
-        let result = self
-            .drive_steps(&mut state, &mut cp, &mut done, started)
-            .await;
-        if let Some(p) = poller {
-            p.abort();
-        }
+        let steps = self.drive_steps(&mut state, &mut cp, &mut done, started);
+        let result = match self.engine.store.clone() {
+            Some(store) => tokio::select! {
+                biased;
+                result = steps => result,
+                never = self.watch_store(&store) => match never {},
+            },
+            None => steps.await,
+        };
         let end = match result {
             Ok(end) => end,
-            Err(EngineError::Store(e)) => StepsEnd::Failed(RunError {
-                node: None,
-                kind: "store".into(),
-                message: e.to_string(),
-            }),
+            Err(EngineError::Store(e)) => {
+                StepsEnd::Failed(self.take_failed_records().unwrap_or(RunError {
+                    node: None,
+                    kind: "store".into(),
+                    message: e.to_string(),
+                }))
+            }
             Err(other) => return Err(other),
         };
-        self.finish(state, cp.step, end)
+        self.finish(state, &cp, end)
     }
 
     /// Every 200 ms: writes buffered events (so `ao runs events --follow` sees a long task
     /// start without a commit per event) and polls for `ao runs cancel` from another process.
-    fn spawn_cancel_poller(&self) -> Option<tokio::task::JoinHandle<()>> {
-        let store = self.engine.store.clone()?;
-        let run_id = self.run_id.clone();
-        let cancel = self.cancel.clone();
-        let pending = self.pending.clone();
-        Some(tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                let events =
-                    std::mem::take(&mut *pending.lock().unwrap_or_else(|p| p.into_inner()));
-                if !events.is_empty() {
+    /// Runs inside the run's own task, beside its steps (no task of its own to spawn and wake
+    /// on another thread); never ends.
+    async fn watch_store(&self, store: &RunStore) -> std::convert::Infallible {
+        let mut cancel_seen = false;
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            {
+                // The lock is held across the write, so events are stored in order.
+                let mut log = self.events.lock().unwrap_or_else(|p| p.into_inner());
+                if !log.unstored.is_empty() {
+                    let events = std::mem::take(&mut log.unstored);
                     // A failure here leaves the events for the run's next commit.
                     if store.append_events(&events).is_err() {
-                        let mut buf = pending.lock().unwrap_or_else(|p| p.into_inner());
-                        let later = std::mem::replace(&mut *buf, events);
-                        buf.extend(later);
+                        log.unstored = events;
                     }
                 }
-                if let Ok(Some(by)) = store.cancel_requested(&run_id) {
-                    cancel.cancel(&by);
-                    return;
-                }
             }
-        }))
+            if !cancel_seen && let Ok(Some(by)) = store.cancel_requested(&self.run_id) {
+                self.cancel.cancel(&by);
+                cancel_seen = true;
+            }
+        }
     }
 
     /// Secrets out of text the engine stores or emits (messages can quote tool output, model
@@ -760,7 +966,13 @@ impl RunCtx {
         }
     }
 
-    fn finish(&self, state: State, steps: u64, end: StepsEnd) -> Result<RunOutcome, EngineError> {
+    fn finish(
+        &self,
+        state: State,
+        cp: &Checkpoint,
+        end: StepsEnd,
+    ) -> Result<RunOutcome, EngineError> {
+        let steps = cp.step;
         let state_json = state.to_json();
         let end = match end {
             StepsEnd::Failed(mut e) => {
@@ -773,7 +985,7 @@ impl RunCtx {
             }
             other => other,
         };
-        let (status, output, interrupt, error) = match end {
+        let (mut status, mut output, mut interrupt, mut error) = match end {
             StepsEnd::Completed => match self.output(&state) {
                 Ok(out) => (RunStatus::Completed, Some(out), None, None),
                 Err(e) => (RunStatus::Failed, None, None, Some(e)),
@@ -803,11 +1015,23 @@ impl RunCtx {
                 }),
             ),
         };
-        self.emit(EventKind::RunFinished {
-            status: status.as_str().into(),
-            error: error.as_ref().map(|e| e.to_string()),
-        });
-        if let Some(store) = self.store() {
+        // The last step's checkpoint, when it waited for the run's end.
+        let mut checkpoint = std::mem::take(
+            &mut self
+                .staged
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .checkpoint_pending,
+        )
+        .then_some(cp);
+        loop {
+            self.report(EventKind::RunFinished {
+                status: status.as_str().into(),
+                error: error.as_ref().map(|e| e.to_string()),
+            });
+            if self.store().is_none() {
+                break;
+            }
             let end = RunEnd {
                 error: error.clone(),
                 interrupt: interrupt.clone(),
@@ -819,7 +1043,26 @@ impl RunCtx {
                     None
                 },
             };
-            store.set_status(&self.run_id, status, &end, &self.take_events())?;
+            let Err(e) = self.commit(checkpoint, Some((status, &end))) else {
+                break;
+            };
+            // A host's records could not be written with their task's end: the run fails
+            // instead, without the checkpoint of a step whose task end was not stored. (Each
+            // time round, one set of records less: this ends.)
+            let Some(mut failure) = self.take_failed_records() else {
+                return Err(e.into());
+            };
+            failure.message = self.redact(failure.message);
+            self.staged
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .reports
+                .retain(|r| !matches!(r.kind, EventKind::RunFinished { .. }));
+            checkpoint = None;
+            status = RunStatus::Failed;
+            output = None;
+            interrupt = None;
+            error = Some(failure);
         }
         Ok(RunOutcome {
             run_id: self.run_id.clone(),
@@ -1033,11 +1276,26 @@ impl RunCtx {
                 })
                 .collect();
             loop {
+                // Staged task ends are committed when the batch is full or its window is over,
+                // whichever comes first; the last ones of the step go with its checkpoint.
+                let due = self.batch_due();
+                let window = async move {
+                    match due {
+                        Some(due) => tokio::time::sleep_until(due.into()).await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     next = running.next() => match next {
-                        Some(end) => record(end?, &mut results),
+                        Some(end) => {
+                            record(end?, &mut results);
+                            if !running.is_empty() && self.batch_full() {
+                                self.commit(None, None)?;
+                            }
+                        }
                         None => break,
                     },
+                    _ = window => self.commit(None, None)?,
                     _ = self.cancel.cancelled() => {
                         return Ok(StepResult::End(StepsEnd::Cancelled(self.cancel.cancelled_by().unwrap_or_default())));
                     }
@@ -1110,11 +1368,15 @@ impl RunCtx {
             }
         }
 
-        let written: u64 = results
-            .iter()
-            .flat_map(|t| t.writes.iter())
-            .map(|(_, v)| approx_size(v))
-            .sum();
+        let written: u64 = if self.store().is_some() {
+            results
+                .iter()
+                .flat_map(|t| t.writes.iter())
+                .map(|(_, v)| approx_size(v))
+                .sum()
+        } else {
+            0
+        };
         let since = self.since_snapshot.fetch_add(written, Ordering::Relaxed) + written;
         let snapshot = if since as usize >= SNAPSHOT_MIN_BYTES
             && since >= self.snapshot_size.load(Ordering::Relaxed)
@@ -1127,17 +1389,27 @@ impl RunCtx {
         } else {
             None
         };
-        let next_cp = Checkpoint {
+        let mut next_cp = Checkpoint {
             step,
             next: next.into_iter().collect(),
             joins,
             snapshot,
         };
-        self.emit(EventKind::CheckpointSaved {
+        self.report(EventKind::CheckpointSaved {
             next: next_cp.next.clone(),
         });
-        if let Some(store) = self.store() {
-            store.checkpoint(&self.run_id, &next_cp, &self.take_events())?;
+        if self.store().is_some() {
+            if next_cp.next.is_empty() {
+                // No step follows: the checkpoint is committed with the run's end.
+                self.staged
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .checkpoint_pending = true;
+            } else {
+                // The step's last task ends with its boundary, before the next step starts.
+                self.commit(Some(&next_cp), None)?;
+                next_cp.snapshot = None;
+            }
         }
         Ok(StepResult::Next(next_cp))
     }
@@ -1210,21 +1482,17 @@ impl RunCtx {
                         index,
                         writes,
                     };
-                    self.emit(EventKind::TaskFinished {
+                    let report = EventKind::TaskFinished {
                         node: node.name.clone(),
                         index,
                         attempt,
                         duration_ms: began.elapsed().as_millis() as u64,
                         channels: task.writes.iter().map(|(c, _)| c.clone()).collect(),
-                    });
-                    if let Some(store) = self.store() {
-                        store.task_completed(
-                            &self.run_id,
-                            step,
-                            &task,
-                            attempt,
-                            &self.take_events(),
-                        )?;
+                    };
+                    if self.store().is_some() {
+                        self.stage(StagedTask::completed(step, &task, attempt)?, report);
+                    } else {
+                        self.emit(report);
                     }
                     return Ok(TaskEnd::Done(task));
                 }
@@ -1256,22 +1524,19 @@ impl RunCtx {
                     } else {
                         format!("{} (task {at}, step {step})", failure.message)
                     });
-                    self.emit(EventKind::TaskFailed {
+                    let report = EventKind::TaskFailed {
                         node: node.name.clone(),
                         index,
                         attempts: attempt,
                         error: message.clone(),
-                    });
-                    if let Some(store) = self.store() {
-                        store.task_failed(
-                            &self.run_id,
-                            step,
-                            &node.name,
-                            index,
-                            attempt,
-                            &message,
-                            &self.take_events(),
-                        )?;
+                    };
+                    if self.store().is_some() {
+                        self.stage(
+                            StagedTask::failed(step, &node.name, index, attempt, &message),
+                            report,
+                        );
+                    } else {
+                        self.emit(report);
                     }
                     return Ok(TaskEnd::Failed(RunError {
                         node: Some(node.name.clone()),

@@ -238,6 +238,87 @@ pub struct RunEnd {
     pub output: Option<Value>,
 }
 
+/// A task's end, kept in memory until the next commit of its run ([`RunStore::commit`]).
+#[derive(Debug, Clone)]
+pub(crate) struct StagedTask {
+    pub step: u64,
+    pub node: String,
+    pub index: Option<usize>,
+    pub attempts: u32,
+    /// A completed task's writes as stored (JSON), or a failed task's error.
+    pub outcome: Result<String, String>,
+    pub finished_ms: u64,
+}
+
+impl StagedTask {
+    /// A completed task; its writes are serialized now (a value that cannot be fails here).
+    pub(crate) fn completed(
+        step: u64,
+        task: &TaskWrites,
+        attempts: u32,
+    ) -> Result<Self, StoreError> {
+        Ok(StagedTask {
+            step,
+            node: task.node.clone(),
+            index: task.index,
+            attempts,
+            outcome: Ok(json("task writes", &task.writes)?),
+            finished_ms: now_ms(),
+        })
+    }
+
+    /// A task whose attempts are exhausted.
+    pub(crate) fn failed(
+        step: u64,
+        node: &str,
+        index: Option<usize>,
+        attempts: u32,
+        error: &str,
+    ) -> Self {
+        StagedTask {
+            step,
+            node: node.to_string(),
+            index,
+            attempts,
+            outcome: Err(error.to_string()),
+            finished_ms: now_ms(),
+        }
+    }
+
+    /// Bytes this task adds to its commit (roughly).
+    pub(crate) fn bytes(&self) -> usize {
+        64 + self.node.len()
+            + match &self.outcome {
+                Ok(s) | Err(s) => s.len(),
+            }
+    }
+}
+
+/// A commit that failed: nothing of it was written. `records`: the host records
+/// ([`Commit::records`]) whose writing failed, if that is what failed.
+#[derive(Debug)]
+pub(crate) struct CommitError {
+    pub records: Option<usize>,
+    pub error: StoreError,
+}
+
+impl From<CommitError> for StoreError {
+    fn from(e: CommitError) -> Self {
+        e.error
+    }
+}
+
+/// What one commit of a running run writes ([`RunStore::commit`]).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Commit<'a> {
+    pub tasks: &'a [StagedTask],
+    /// Host records to write with the task ends ([`super::host::TaskRecords`]).
+    pub records: &'a [super::host::TaskRecords],
+    pub checkpoint: Option<&'a Checkpoint>,
+    pub status: Option<(RunStatus, &'a RunEnd)>,
+    pub events: &'a [Event],
+}
+
 pub struct RunStore {
     conn: Mutex<Connection>,
     path: PathBuf,
@@ -442,19 +523,29 @@ impl RunStore {
         if events.is_empty() {
             return Ok(());
         }
+        /// An event as stored: the run id is the row's key, so the JSON does not repeat it.
+        #[derive(Serialize)]
+        struct Stored<'a> {
+            seq: u64,
+            ts_ms: u64,
+            step: u64,
+            #[serde(flatten)]
+            kind: &'a super::events::EventKind,
+        }
         let mut stmt = tx
             .prepare_cached("INSERT INTO events (run_id, seq, data) VALUES (?1, ?2, ?3)")
             .map_err(sql("store events"))?;
         for e in events {
-            // The run id is the row's key; keeping it out of the JSON saves a copy per event.
-            let mut data = serde_json::to_value(e).map_err(|e| StoreError::Unserializable {
-                context: "event",
-                detail: e.to_string(),
-            })?;
-            if let Value::Object(m) = &mut data {
-                m.remove("run_id");
-            }
-            stmt.execute(params![e.run_id, e.seq as i64, data.to_string()])
+            let data = json(
+                "event",
+                &Stored {
+                    seq: e.seq,
+                    ts_ms: e.ts_ms,
+                    step: e.step,
+                    kind: &e.kind,
+                },
+            )?;
+            stmt.execute(params![e.run_id, e.seq as i64, data])
                 .map_err(sql("store events"))?;
         }
         Ok(())
@@ -520,27 +611,141 @@ impl RunStore {
             .as_ref()
             .map(|s| json("state snapshot", s))
             .transpose()?;
-        tx.execute(
+        let next = json("checkpoint", &cp.next)?;
+        let joins = json("checkpoint", &cp.joins)?;
+        tx.prepare_cached(
             "INSERT OR REPLACE INTO checkpoints (run_id, step, next, joins, snapshot, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
+        )
+        .and_then(|mut stmt| {
+            stmt.execute(params![
                 run_id,
                 cp.step as i64,
-                json("checkpoint", &cp.next)?,
-                json("checkpoint", &cp.joins)?,
+                next,
+                joins,
                 snapshot,
                 now_ms() as i64
-            ],
-        )
-        .map_err(sql("store checkpoint"))?;
-        tx.execute(
-            "UPDATE runs SET step = ?2, updated_ms = ?3 WHERE id = ?1",
-            params![run_id, cp.step as i64, now_ms() as i64],
-        )
+            ])
+        })
         .map_err(sql("store checkpoint"))?;
         Ok(())
     }
 
-    /// Stores a completed task's writes (called the moment the task completes).
+    fn insert_tasks(
+        tx: &rusqlite::Transaction<'_>,
+        run_id: &str,
+        tasks: &[StagedTask],
+    ) -> Result<(), StoreError> {
+        if tasks.is_empty() {
+            return Ok(());
+        }
+        let mut stmt = tx
+            .prepare_cached(
+                "INSERT OR REPLACE INTO tasks (run_id, step, node, idx, status, attempts, writes, error, finished_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .map_err(sql("store task"))?;
+        for t in tasks {
+            let (status, writes, error) = match &t.outcome {
+                Ok(writes) => ("completed", Some(writes.as_str()), None),
+                Err(error) => ("failed", None, Some(error.as_str())),
+            };
+            stmt.execute(params![
+                run_id,
+                t.step as i64,
+                t.node,
+                idx_to_sql(t.index),
+                status,
+                t.attempts,
+                writes,
+                error,
+                t.finished_ms as i64
+            ])
+            .map_err(sql("store task"))?;
+        }
+        Ok(())
+    }
+
+    /// Writes one commit of a running run in one transaction: task ends, the step boundary, the
+    /// run's new status and the events, together or not at all. The run's row is updated
+    /// once, whatever the commit holds.
+    pub(crate) fn commit(&self, run_id: &str, c: &Commit<'_>) -> Result<(), CommitError> {
+        let failed_records = std::cell::Cell::new(None);
+        self.commit_inner(run_id, c, &failed_records)
+            .map_err(|error| CommitError {
+                records: failed_records.get(),
+                error,
+            })
+    }
+
+    fn commit_inner(
+        &self,
+        run_id: &str,
+        c: &Commit<'_>,
+        failed_records: &std::cell::Cell<Option<usize>>,
+    ) -> Result<(), StoreError> {
+        let end = match c.status {
+            Some((status, end)) => Some((
+                status,
+                end.error
+                    .as_ref()
+                    .map(|v| json("run error", v))
+                    .transpose()?,
+                end.interrupt
+                    .as_ref()
+                    .map(|v| json("run interrupt", v))
+                    .transpose()?,
+                end.output
+                    .as_ref()
+                    .map(|v| json("run output", v))
+                    .transpose()?,
+            )),
+            None => None,
+        };
+        let context = match (c.status.is_some(), c.checkpoint.is_some()) {
+            (true, _) => "update run",
+            (false, true) => "store checkpoint",
+            (false, false) => "store task",
+        };
+        self.write(context, |tx| {
+            Self::insert_tasks(tx, run_id, c.tasks)?;
+            for (i, records) in c.records.iter().enumerate() {
+                if let Err(e) = (records.write)(&Records { tx }) {
+                    failed_records.set(Some(i));
+                    return Err(e);
+                }
+            }
+            if let Some(cp) = c.checkpoint {
+                Self::insert_checkpoint(tx, run_id, cp)?;
+            }
+            let now = now_ms() as i64;
+            match (&end, c.checkpoint) {
+                (Some((status, error, interrupt, output)), cp) => tx
+                    .prepare_cached(
+                        "UPDATE runs SET status = ?2, error = ?3, interrupt = ?4, output = ?5, updated_ms = ?6, step = COALESCE(?7, step) WHERE id = ?1",
+                    )
+                    .and_then(|mut stmt| {
+                        stmt.execute(params![
+                            run_id,
+                            status.as_str(),
+                            error,
+                            interrupt,
+                            output,
+                            now,
+                            cp.map(|cp| cp.step as i64)
+                        ])
+                    })
+                    .map_err(sql("update run"))?,
+                // A checkpoint alone leaves the run's row as it is (one page less per step):
+                // its step and update time are read from the latest checkpoint
+                // ([`Self::RUN_COLUMNS`]).
+                (None, _) => 0,
+            };
+            Self::insert_events(tx, c.events)?;
+            Ok(())
+        })
+    }
+
+    /// Stores a completed task's writes.
     pub fn task_completed(
         &self,
         run_id: &str,
@@ -549,17 +754,15 @@ impl RunStore {
         attempts: u32,
         events: &[Event],
     ) -> Result<(), StoreError> {
-        let writes = json("task writes", &task.writes)?;
-        self.write("store task", |tx| {
-            tx.execute(
-                "INSERT OR REPLACE INTO tasks (run_id, step, node, idx, status, attempts, writes, error, finished_ms)
-                 VALUES (?1, ?2, ?3, ?4, 'completed', ?5, ?6, NULL, ?7)",
-                params![run_id, step as i64, task.node, idx_to_sql(task.index), attempts, writes, now_ms() as i64],
-            )
-            .map_err(sql("store task"))?;
-            Self::insert_events(tx, events)?;
-            Ok(())
-        })
+        let staged = [StagedTask::completed(step, task, attempts)?];
+        Ok(self.commit(
+            run_id,
+            &Commit {
+                tasks: &staged,
+                events,
+                ..Commit::default()
+            },
+        )?)
     }
 
     /// Records a task whose attempts are exhausted.
@@ -574,16 +777,15 @@ impl RunStore {
         error: &str,
         events: &[Event],
     ) -> Result<(), StoreError> {
-        self.write("store task", |tx| {
-            tx.execute(
-                "INSERT OR REPLACE INTO tasks (run_id, step, node, idx, status, attempts, writes, error, finished_ms)
-                 VALUES (?1, ?2, ?3, ?4, 'failed', ?5, NULL, ?6, ?7)",
-                params![run_id, step as i64, node, idx_to_sql(index), attempts, error, now_ms() as i64],
-            )
-            .map_err(sql("store task"))?;
-            Self::insert_events(tx, events)?;
-            Ok(())
-        })
+        let staged = [StagedTask::failed(step, node, index, attempts, error)];
+        Ok(self.commit(
+            run_id,
+            &Commit {
+                tasks: &staged,
+                events,
+                ..Commit::default()
+            },
+        )?)
     }
 
     /// Stores a step boundary.
@@ -593,11 +795,14 @@ impl RunStore {
         cp: &Checkpoint,
         events: &[Event],
     ) -> Result<(), StoreError> {
-        self.write("store checkpoint", |tx| {
-            Self::insert_checkpoint(tx, run_id, cp)?;
-            Self::insert_events(tx, events)?;
-            Ok(())
-        })
+        Ok(self.commit(
+            run_id,
+            &Commit {
+                checkpoint: Some(cp),
+                events,
+                ..Commit::default()
+            },
+        )?)
     }
 
     /// Sets a run's status and its final fields.
@@ -608,37 +813,14 @@ impl RunStore {
         end: &RunEnd,
         events: &[Event],
     ) -> Result<(), StoreError> {
-        let error = end
-            .error
-            .as_ref()
-            .map(|v| json("run error", v))
-            .transpose()?;
-        let interrupt = end
-            .interrupt
-            .as_ref()
-            .map(|v| json("run interrupt", v))
-            .transpose()?;
-        let output = end
-            .output
-            .as_ref()
-            .map(|v| json("run output", v))
-            .transpose()?;
-        self.write("update run", |tx| {
-            tx.execute(
-                "UPDATE runs SET status = ?2, error = ?3, interrupt = ?4, output = ?5, updated_ms = ?6 WHERE id = ?1",
-                params![
-                    run_id,
-                    status.as_str(),
-                    error,
-                    interrupt,
-                    output,
-                    now_ms() as i64
-                ],
-            )
-            .map_err(sql("update run"))?;
-            Self::insert_events(tx, events)?;
-            Ok(())
-        })
+        Ok(self.commit(
+            run_id,
+            &Commit {
+                status: Some((status, end)),
+                events,
+                ..Commit::default()
+            },
+        )?)
     }
 
     /// Takes a stopped run over for this process, if it is still as the caller read it
@@ -727,7 +909,13 @@ impl RunStore {
         })
     }
 
-    const RUN_COLUMNS: &'static str = "id, parent_id, parent_task, workflow, origin, source, input, status, step, created_ms, updated_ms, error, interrupt, output, owner_pid, cancel_requested, meta";
+    /// A run's columns; its step and update time are the latest of its row's and its last
+    /// checkpoint's (a step's commit does not touch the run's row).
+    const RUN_COLUMNS: &'static str = "id, parent_id, parent_task, workflow, origin, source, input, status,
+        MAX(step, COALESCE((SELECT MAX(c.step) FROM checkpoints c WHERE c.run_id = runs.id), 0)),
+        created_ms,
+        MAX(updated_ms, COALESCE((SELECT c.created_ms FROM checkpoints c WHERE c.run_id = runs.id ORDER BY c.step DESC LIMIT 1), 0)),
+        error, interrupt, output, owner_pid, cancel_requested, meta";
 
     pub fn run(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
         let raw = self.with(|conn| {

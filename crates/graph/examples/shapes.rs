@@ -1,0 +1,228 @@
+//! Times whole runs of simple workflow shapes and prints the figures: the engine's side of the
+//! LangGraph comparison (`benches/langgraph/compare.py`) and of the scale curve in
+//! `docs/benchmarks.md` (run it under `/usr/bin/time -v` for peak memory).
+//!
+//! ```text
+//! cargo run --release -p ao-graph --example shapes -- SHAPE N [--durable] [--reps R] [--bytes B] [--json]
+//!   chain N   N transform nodes in a line, each doing x = x + 1 (N supersteps)
+//!   fan N     one node over `for_each: range(N)`, appending item * 2 and summing item
+//!   state N   N supersteps over a state holding a string of B bytes (default 1 MiB): the
+//!             first step writes it (from the input), the others increment a counter
+//! ```
+//!
+//! `--durable` runs with the SQLite run store in a temporary directory (one store for all
+//! repetitions, as a long-lived process would); otherwise in memory. The workflow is compiled
+//! once, outside the timing.
+
+use ao_graph::{Engine, Host, RunOptions, RunStore, Workflow, load_str};
+use serde_json::{Value, json};
+use std::fmt::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct Args {
+    shape: String,
+    n: usize,
+    durable: bool,
+    reps: usize,
+    bytes: usize,
+    json: bool,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: shapes (chain|fan|state) N [--durable] [--reps R] [--bytes B] [--json]\n\
+         see the comment at the top of crates/graph/examples/shapes.rs"
+    );
+    std::process::exit(2)
+}
+
+fn parse() -> Args {
+    let mut args = Args {
+        shape: String::new(),
+        n: 0,
+        durable: false,
+        reps: 5,
+        bytes: 1 << 20,
+        json: false,
+    };
+    let mut it = std::env::args().skip(1);
+    let mut positional = Vec::new();
+    while let Some(a) = it.next() {
+        let mut number = |what: &str| -> usize {
+            it.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+                eprintln!("{what} needs a number");
+                usage()
+            })
+        };
+        match a.as_str() {
+            "--durable" => args.durable = true,
+            "--json" => args.json = true,
+            "--reps" => args.reps = number("--reps").max(1),
+            "--bytes" => args.bytes = number("--bytes"),
+            "--help" | "-h" => usage(),
+            _ if a.starts_with("--") => {
+                eprintln!("unknown option {a}");
+                usage()
+            }
+            _ => positional.push(a),
+        }
+    }
+    let [shape, n] = positional.as_slice() else {
+        usage()
+    };
+    args.shape = shape.clone();
+    args.n = n.parse().unwrap_or_else(|_| usage());
+    args
+}
+
+fn chain(n: usize) -> String {
+    let mut src = String::from("name: chain\nchannels:\n  x: {default: 0}\nnodes:\n");
+    for i in 0..n {
+        let _ = writeln!(
+            src,
+            "  n{i}: {{kind: transform, set: {{x: \"state.x + 1\"}}}}"
+        );
+    }
+    src.push_str("edges:\n  - {from: START, to: n0}\n");
+    for i in 1..n {
+        let _ = writeln!(src, "  - {{from: n{}, to: n{i}}}", i - 1);
+    }
+    let _ = writeln!(src, "limits: {{max_steps: {}}}", n + 1);
+    src
+}
+
+fn fan(n: usize) -> String {
+    format!(
+        "name: fan\nchannels:\n  out: {{reducer: append}}\n  total: {{reducer: sum}}\nnodes:\n  f: {{kind: transform, for_each: \"range({n})\", set: {{out: \"item * 2\", total: item}}}}\nedges:\n  - {{from: START, to: f}}\nlimits: {{concurrency: {}}}\n",
+        n.max(1)
+    )
+}
+
+fn state(n: usize) -> String {
+    format!(
+        "name: state\nchannels:\n  blob: {{default: \"\"}}\n  x: {{default: 0}}\nnodes:\n  load: {{kind: transform, set: {{blob: \"input.blob\"}}}}\n  inc: {{kind: transform, set: {{x: \"state.x + 1\"}}}}\nedges:\n  - {{from: START, to: load}}\n  - {{from: load, to: inc}}\n  - from: inc\n    when: [{{if: \"state.x < {}\", to: inc}}]\nlimits: {{max_steps: {}}}\n",
+        n.saturating_sub(1),
+        n + 1
+    )
+}
+
+fn check(shape: &str, n: usize, bytes: usize, state: &Value) {
+    let ok = match shape {
+        "chain" => state["x"] == json!(n),
+        "fan" => {
+            state["out"].as_array().map(Vec::len) == Some(n)
+                && state["total"] == json!(n * n.saturating_sub(1) / 2)
+        }
+        _ => {
+            state["x"] == json!(n.saturating_sub(1))
+                && state["blob"].as_str().map(str::len) == Some(bytes)
+        }
+    };
+    if !ok {
+        eprintln!("unexpected final state for {shape} {n}");
+        std::process::exit(1);
+    }
+}
+
+fn main() {
+    let args = parse();
+    let src = match args.shape.as_str() {
+        "chain" => chain(args.n),
+        "fan" => fan(args.n),
+        "state" => state(args.n.max(1)),
+        _ => usage(),
+    };
+    let wf: Arc<Workflow> = Arc::new(load_str(&src, "shapes.yaml").unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(1)
+    }));
+    let input = if args.shape == "state" {
+        json!({"blob": "a".repeat(args.bytes)})
+    } else {
+        json!({})
+    };
+    let dir = tempfile::tempdir().unwrap_or_else(|e| {
+        eprintln!("cannot create a temporary directory: {e}");
+        std::process::exit(1)
+    });
+    let engine = if args.durable {
+        let store = RunStore::open(dir.path()).unwrap_or_else(|e| {
+            eprintln!("{e}");
+            std::process::exit(1)
+        });
+        Engine::durable(Host::default(), Arc::new(store))
+    } else {
+        Engine::in_memory(Host::default())
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| {
+            eprintln!("cannot start the runtime: {e}");
+            std::process::exit(1)
+        });
+    let mut times: Vec<Duration> = Vec::with_capacity(args.reps);
+    for _ in 0..args.reps {
+        let input = input.clone();
+        let began = Instant::now();
+        let out = rt
+            .block_on(engine.start(wf.clone(), input, RunOptions::default()))
+            .unwrap_or_else(|e| {
+                eprintln!("run failed: {e}");
+                std::process::exit(1)
+            });
+        times.push(began.elapsed());
+        if out.status != ao_core::run::RunStatus::Completed {
+            eprintln!("run ended {}: {:?}", out.status, out.error);
+            std::process::exit(1);
+        }
+        check(&args.shape, args.n.max(1), args.bytes, &out.state);
+    }
+    times.sort();
+    let median = times[times.len() / 2].as_secs_f64();
+    let min = times[0].as_secs_f64();
+    let units = args.n.max(1) as f64;
+    let store_bytes: u64 = ["runs.db", "runs.db-wal"]
+        .iter()
+        .filter_map(|f| std::fs::metadata(dir.path().join(f)).ok())
+        .map(|m| m.len())
+        .sum();
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "shape": args.shape,
+                "n": args.n,
+                "bytes": (args.shape == "state").then_some(args.bytes),
+                "durable": args.durable,
+                "reps": args.reps,
+                "median_s": median,
+                "min_s": min,
+                "per_unit_us": median / units * 1e6,
+                "store_bytes": args.durable.then_some(store_bytes),
+            })
+        );
+    } else {
+        println!(
+            "{} {}{} {}: median {:.3} ms over {} runs ({:.2} µs per {}){}",
+            args.shape,
+            args.n,
+            if args.shape == "state" {
+                format!(" ({} bytes)", args.bytes)
+            } else {
+                String::new()
+            },
+            if args.durable { "durable" } else { "in memory" },
+            median * 1e3,
+            args.reps,
+            median / units * 1e6,
+            if args.shape == "fan" { "task" } else { "step" },
+            if args.durable {
+                format!(", store {} bytes", store_bytes)
+            } else {
+                String::new()
+            }
+        );
+    }
+}
