@@ -27,7 +27,7 @@ pub fn dispatch(project: &Project, cmd: &GraphCommand, ui: Ui) -> Result<u8, Cli
             if ui.json {
                 let items: Vec<_> = list
                     .iter()
-                    .map(|w| serde_json::json!({"name": w.name, "description": w.description, "origin": w.origin}))
+                    .map(|w| serde_json::json!({"name": w.name, "description": w.description, "origin": w.origin, "aliases": w.aliases}))
                     .collect();
                 print_json(&serde_json::json!({"workflows": items}));
             } else if list.is_empty() {
@@ -47,6 +47,9 @@ pub fn dispatch(project: &Project, cmd: &GraphCommand, ui: Ui) -> Result<u8, Cli
                             .next()
                             .unwrap_or("")
                     );
+                    if !w.aliases.is_empty() {
+                        println!("{:<24} also: {}", "", w.aliases.join(", "));
+                    }
                 }
             }
             Ok(0)

@@ -26,6 +26,13 @@ pub struct RunArgs {
     /// Sets the input field `scope`.
     #[arg(long, value_name = "PATH")]
     pub scope: Option<String>,
+    /// Adds a file to the input field `context_files` (repeatable).
+    #[arg(long = "context-file", value_name = "PATH")]
+    pub context_files: Vec<String>,
+    /// Sets the input field `no_interview` (leader-worker: workers without a current profile
+    /// count as limited instead of being interviewed first).
+    #[arg(long)]
+    pub no_interview: bool,
     /// Let tools write files and run commands (default: dry-run; writes go to the run's
     /// changeset, commands are simulated).
     #[arg(long)]
@@ -40,11 +47,17 @@ pub async fn run(project: &Project, args: &RunArgs, ui: Ui) -> Result<u8, CliErr
         .with_budget(args.budget.budget()?);
     let wf = service.resolve(&args.workflow)?;
     service.preflight(&wf)?;
-    let input = run_input(
+    let mut input = run_input(
         &args.inputs,
         args.input_json.as_deref(),
         &[("goal", args.goal.as_ref()), ("scope", args.scope.as_ref())],
     )?;
+    if !args.context_files.is_empty() {
+        input["context_files"] = serde_json::json!(args.context_files);
+    }
+    if args.no_interview {
+        input["no_interview"] = serde_json::Value::Bool(true);
+    }
     if project.redactor().redact_value(&input) != input {
         eprintln!(
             "warning: the input holds the value of a secret (an API key or a *KEY/*TOKEN/*SECRET/*PASSWORD \
@@ -52,11 +65,104 @@ pub async fn run(project: &Project, args: &RunArgs, ui: Ui) -> Result<u8, CliErr
              secrets to commands through the environment instead ([policy] env_passthrough)."
         );
     }
-    drive(project.ui(ui), &service, |opts, sink| {
-        let service = service.clone();
-        async move { service.start(wf, input, opts, sink).await }
-    })
+    let report = wf.name() == "leader-worker";
+    let show = |output: &serde_json::Value| match serde_json::from_value::<
+        ao_core::types::LeaderWorkerReport,
+    >(output.clone())
+    {
+        Ok(r) => print!("{}", render_leader_worker(&r)),
+        Err(_) => crate::output::print_json(output),
+    };
+    drive_with(
+        project.ui(ui),
+        &service,
+        |opts, sink| {
+            let service = service.clone();
+            async move { service.start(wf, input, opts, sink).await }
+        },
+        |service, outcome| print_run_with(service, outcome, report.then_some(&show as _)),
+        None,
+    )
     .await
+}
+
+/// A leader-worker report as a person reads it.
+pub fn render_leader_worker(r: &ao_core::types::LeaderWorkerReport) -> String {
+    let mut out = format!(
+        "Goal: {}
+Plan: {}
+
+",
+        r.goal.trim(),
+        r.plan_summary.trim()
+    );
+    for s in &r.steps {
+        let result = serde_json::to_value(s.result)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let who = if s.worker.is_empty() {
+            String::new()
+        } else {
+            format!(" by {}", s.worker)
+        };
+        out.push_str(&format!(
+            "[{}] {} — {result}{who}{}
+",
+            s.step_id,
+            s.title.trim(),
+            if s.attempts > 1 {
+                format!(", {} attempts", s.attempts)
+            } else {
+                String::new()
+            }
+        ));
+        if !s.summary.trim().is_empty() {
+            out.push_str(&format!(
+                "   {}
+",
+                s.summary.trim()
+            ));
+        } else if !s.routing_reason.is_empty() && s.worker.is_empty() {
+            out.push_str(&format!(
+                "   {}
+",
+                s.routing_reason.trim()
+            ));
+        }
+        for n in &s.leader_notes {
+            out.push_str(&format!(
+                "   leader: {}
+",
+                n.trim()
+            ));
+        }
+    }
+    for v in &r.validation {
+        let verdict = if v.passed {
+            "passed".to_string()
+        } else if v.decision == ao_core::types::PolicyDecision::Allowed {
+            match v.exit_code {
+                Some(code) => format!("failed (exit {code})"),
+                None => "failed".to_string(),
+            }
+        } else {
+            format!("not run: {}", v.reason.as_deref().unwrap_or("denied"))
+        };
+        out.push_str(&format!(
+            "validation `{}`: {verdict}
+",
+            v.command
+        ));
+    }
+    out.push_str(&format!(
+        "Leader: {} after {} review(s) — {}
+",
+        r.decision.decision.as_str(),
+        r.review_rounds,
+        r.decision.reason.trim()
+    ));
+    out
 }
 
 /// Runs `start` with progress and Ctrl-C handling, prints the outcome, returns the exit code.

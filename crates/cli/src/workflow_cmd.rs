@@ -44,7 +44,7 @@ pub struct ReviewArgs {
 
 pub async fn review(project: &Project, args: &ReviewArgs, ui: Ui) -> Result<u8, CliError> {
     let service = project.runner(false)?.with_budget(args.budget.budget()?);
-    let mut input = json!({"fail_on": args.fail_on, "reviewer": service.worker_role()});
+    let mut input = json!({"fail_on": args.fail_on});
     match (&args.diff, &args.diff_file, args.file.is_empty()) {
         (Some(range), _, _) => input["range"] = json!(range),
         (None, Some(path), _) => input["diff"] = json!(read_text("--diff-file", path)?),
@@ -209,7 +209,6 @@ pub async fn fix(project: &Project, args: &FixArgs, ui: Ui) -> Result<u8, CliErr
         "scope": args.scope,
         "validate": args.validate.clone().unwrap_or_default(),
         "max_attempts": args.max_attempts,
-        "fixer": service.worker_role(),
     });
     // A completed run exits 0 whatever the leader decided (product.md); the decision is in the
     // report.

@@ -358,3 +358,88 @@ fn sigterm_stops_the_runs_still_going_and_leaves_them_resumable() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(run_status(&p, &run_id)["status"], "cancelled");
 }
+
+/// The built-in workflow tools do the workflows' real work: what the caller gives reaches the
+/// model, the model's answer is the typed output, and a dry-run fix is a changeset that
+/// `ao_get_changeset` shows while the tree stays as it was.
+#[test]
+fn the_builtin_workflow_tools_do_the_real_work() {
+    use ao_testkit::{completion, tool_calls};
+    use serde_json::json;
+    let stub = StubModel::start(|req: &Value| {
+        let system = req["messages"][0]["content"].as_str().unwrap_or_default();
+        let all = req.to_string();
+        let told = req["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["role"] == "tool");
+        let reply = if system.contains("careful code reviewer") || system.contains("merge reviews")
+        {
+            let risk = if all.contains("DIFF_MARKER_RISKY") || all.contains("reviewed (high)") {
+                "high"
+            } else {
+                "low"
+            };
+            json!({"summary": format!("reviewed ({risk})"), "architecture_impact": "none", "must_fix": [], "should_fix": [], "missing_tests": [], "risk_level": risk})
+        } else if system.contains("break a goal into small steps") {
+            json!({"summary": format!("PLAN for {}", if all.contains("GOAL_MARKER") { "the goal" } else { "?" }), "steps": [
+                {"id": "s1", "title": "do it", "description": "d", "task_type": "codegen", "depends_on": [], "acceptance_checks": []}], "risks": [], "validation": []})
+        } else if system.contains("root cause") {
+            json!({"root_cause": if all.contains("LOG_MARKER") { "the log says so" } else { "?" }, "evidence": [], "fix_plan": ["edit"]})
+        } else if system.contains("You fix code") {
+            if !told {
+                return (
+                    200,
+                    tool_calls(&[(
+                        "fs_write",
+                        json!({"path": "src/x.rs", "content": "fixed\n"}),
+                    )]),
+                );
+            }
+            json!({"status": "done", "summary": "fixed", "files_touched": ["src/x.rs"], "confidence": "high", "notes": []})
+        } else {
+            json!({"decision": "approve", "reason": "ok", "revisions": [], "question": null})
+        };
+        (200, completion(&reply.to_string()))
+    });
+    let p = Project::new().with_leader(&stub, "sk-mcp-test-key-0002");
+    p.write("src/x.rs", "broken\n");
+    let mut wire = Wire::start(&p);
+    let diff = "--- a/src/x.rs\n+++ b/src/x.rs\n@@ -1 +1 @@\n-broken\n+DIFF_MARKER_RISKY\n";
+    let r = wire.call(
+        1,
+        "ao_review_diff",
+        json!({"diff": diff, "fail_on": "high", "wait_seconds": 60}),
+    );
+    let out = &r["result"]["structuredContent"];
+    assert_eq!(out["run"]["status"], "completed", "{r}");
+    assert_eq!(out["run"]["output"]["risk_level"], "high", "{r}");
+    assert_eq!(out["verdict"]["fails"], true, "{r}");
+
+    let r = wire.call(
+        2,
+        "ao_plan",
+        json!({"goal": "GOAL_MARKER", "wait_seconds": 60}),
+    );
+    let plan = &r["result"]["structuredContent"]["run"]["output"];
+    assert_eq!(plan["summary"], "PLAN for the goal", "{r}");
+    assert_eq!(plan["assignments"][0]["step_id"], "s1", "{r}");
+
+    let r = wire.call(
+        3,
+        "ao_fix_error",
+        json!({"log": "error: LOG_MARKER\n --> src/x.rs:1:1\n", "wait_seconds": 60}),
+    );
+    let run = &r["result"]["structuredContent"]["run"];
+    assert_eq!(run["status"], "completed", "{r}");
+    assert_eq!(run["output"]["root_cause"], "the log says so", "{r}");
+    let id = run["run_id"].as_str().unwrap();
+    let r = wire.call(4, "ao_get_changeset", json!({"run_id": id}));
+    let text = r["result"]["structuredContent"].to_string();
+    assert!(text.contains("+fixed"), "{r}");
+    assert_eq!(
+        std::fs::read_to_string(p.path().join("src/x.rs")).unwrap(),
+        "broken\n"
+    );
+}

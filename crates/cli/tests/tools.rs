@@ -713,6 +713,18 @@ fn a_dry_run_write_goes_to_the_changeset_and_a_later_read_in_the_run_sees_it() {
         diff.contains("-# demo") && diff.contains("+# changed"),
         "{diff}"
     );
+    // No run exists to apply later: the hint says how to write it instead.
+    let reason = v["reason"].as_str().unwrap();
+    assert!(!reason.contains("ao apply"), "{reason}");
+    assert!(reason.contains("--apply"), "{reason}");
+    let (_, human, _) = p.run(&[
+        "tools",
+        "run",
+        "fs.write",
+        "--args",
+        r##"{"path": "README.md", "content": "# changed\n"}"##,
+    ]);
+    assert!(!human.contains("ao apply RUN_ID"), "{human}");
     assert_unchanged(&before, &snapshot(p.path()));
 }
 
@@ -1395,11 +1407,24 @@ fn ao_apply_check_reports_and_writes_nothing_then_ao_apply_writes_every_file() {
     let applied = snapshot(p.path());
     assert_unchanged(&expected, &applied);
 
-    // Applying again is refused: the files are no longer what the run read.
-    let (code, stdout, _) = p.run(&["apply", &id]);
-    assert_eq!(code, 1, "{stdout}");
-    assert!(stdout.contains("nothing was written"), "{stdout}");
+    // Applying again says so, and writes nothing.
+    let (code, stdout, stderr) = p.run(&["apply", &id]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("is already applied: the working tree already holds its change to 3 files"),
+        "{stdout}{stderr}"
+    );
+    assert!(!stderr.contains("changed since"), "{stderr}");
     assert_unchanged(&applied, &snapshot(p.path()));
+    // Partly applied by hand is not "already applied": the other file is named.
+    std::fs::write(p.path().join("src/other.rs"), "// other, edited again\n").unwrap();
+    let (code, stdout, stderr) = p.run(&["apply", &id]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("changed since the run read it"),
+        "{stdout}{stderr}"
+    );
+    assert!(stdout.contains("already applied"), "{stdout}{stderr}");
 }
 
 #[test]

@@ -57,6 +57,10 @@ pub struct PlanStep {
     /// Checks that say the step is done.
     #[serde(default)]
     pub acceptance_checks: Vec<String>,
+    /// How hard the step is (`low`, `medium`, `high`); routing gives harder steps only to
+    /// workers measured fit for them. Unset counts as `medium`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub complexity: Option<crate::profile::TaskComplexity>,
 }
 
 /// Kinds of work a step can be, which decide what worker may take it.

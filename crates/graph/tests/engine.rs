@@ -152,6 +152,78 @@ edges:
 }
 
 #[tokio::test]
+async fn a_key_files_each_task_result_under_its_own_name_in_a_merge_channel() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c2 = calls.clone();
+    let host = Host::default().with_builtin(
+        "echo",
+        Arc::new(FnBuiltin(move |with: Value| {
+            c2.fetch_add(1, Ordering::SeqCst);
+            async move { Ok(json!({"did": with["step"]["title"]})) }
+        })),
+    );
+    let w = wf(r#"
+name: keyed
+channels:
+  steps: {default: [{id: a, title: first}, {id: b, title: second}, {id: 7, title: third}]}
+  results: {reducer: merge}
+nodes:
+  work: {kind: builtin, name: echo, for_each: state.steps, with: {step: item}, writes: results, key: item.id}
+  again: {kind: builtin, name: echo, with: {step: "dict(state.steps[0], title='redo')"}, writes: results, key: "'a'"}
+edges:
+  - {from: START, to: work}
+  - {from: work, to: again}
+"#);
+    let out = run(&Engine::in_memory(host), &w, json!({})).await;
+    assert_eq!(out.status, RunStatus::Completed, "{:?}", out.error);
+    assert_eq!(
+        out.state["results"],
+        json!({"a": {"did": "redo"}, "b": {"did": "second"}, "7": {"did": "third"}})
+    );
+
+    // A key that is neither text nor a number fails the task before its work is done.
+    let before = calls.load(Ordering::SeqCst);
+    let w = wf(r#"
+name: keyed
+channels:
+  results: {reducer: merge}
+nodes:
+  work: {kind: builtin, name: echo, with: {step: "{}"}, writes: results, key: "[1]"}
+edges:
+  - {from: START, to: work}
+"#);
+    let host2 = Host::default().with_builtin(
+        "echo",
+        Arc::new(FnBuiltin(|_with: Value| async move { Ok(json!(1)) })),
+    );
+    let out = run(&Engine::in_memory(host2), &w, json!({})).await;
+    assert_eq!(out.status, RunStatus::Failed);
+    let err = out.error.unwrap();
+    assert!(err.message.contains("key `[1]`"), "{}", err.message);
+    assert_eq!(calls.load(Ordering::SeqCst), before);
+}
+
+#[test]
+fn a_key_needs_a_merge_channel_and_a_kind_that_writes() {
+    let e = load_err(
+        "name: x\nchannels:\n  c: {reducer: append}\nnodes:\n  a: {kind: builtin, name: n, writes: c, key: \"'k'\"}\nedges:\n  - {from: START, to: a}\n",
+    );
+    assert!(e.contains("`key` needs a `merge` channel"), "{e}");
+    assert!(e.contains("test.yaml:5:"), "{e}");
+    let e = load_err(
+        "name: x\nchannels:\n  c: {reducer: merge}\nnodes:\n  a: {kind: builtin, name: n, key: \"'k'\"}\nedges:\n  - {from: START, to: a}\n",
+    );
+    assert!(e.contains("`key` needs `writes`"), "{e}");
+    let e = load_err(
+        "name: x\nchannels:\n  c: {reducer: merge}\nnodes:\n  a: {kind: transform, set: {c: \"{}\"}, key: \"'k'\"}\nedges:\n  - {from: START, to: a}\n",
+    );
+    assert!(
+        e.contains("`key` is not a key of a `transform` node"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
 async fn an_empty_for_each_writes_nothing_and_its_edges_still_fire() {
     let w = wf(r#"
 name: empty

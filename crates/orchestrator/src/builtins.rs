@@ -13,6 +13,10 @@ use std::time::Duration;
 /// Built-in workflows: (name, YAML), compiled into the binary.
 pub const WORKFLOWS: &[(&str, &str)] = &[
     ("fix-error", include_str!("../workflows/fix-error.yaml")),
+    (
+        "leader-worker",
+        include_str!("../workflows/leader-worker.yaml"),
+    ),
     ("plan", include_str!("../workflows/plan.yaml")),
     ("review", include_str!("../workflows/review.yaml")),
     (
@@ -30,6 +34,12 @@ pub const ALIASES: &[(&str, &str)] = &[
     ("fix-error-workflow", "fix-error"),
     ("worker-interview-workflow", "worker-interview"),
 ];
+
+/// Inputs of built-in workflows that name the model role doing the workers' part: (workflow,
+/// field). When a run of the built-in leaves one out, the orchestration layer fills it with
+/// the role workers get by default ([`crate::Service::worker_role`]), so every front end runs
+/// a project that has only a leader the same way.
+pub const WORKER_ROLE_INPUTS: &[(&str, &str)] = &[("review", "reviewer"), ("fix-error", "fixer")];
 
 /// The built-in name an alias stands for (a name stands for itself).
 pub fn canonical_name(name: &str) -> Option<&'static str> {

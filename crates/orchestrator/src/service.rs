@@ -36,6 +36,8 @@ pub struct WorkflowInfo {
     pub description: Option<String>,
     /// The file, or `builtin:NAME`.
     pub origin: String,
+    /// Other names a built-in workflow answers to (`leader-worker-basic`).
+    pub aliases: Vec<String>,
 }
 
 /// What `cancel` did.
@@ -326,8 +328,17 @@ impl Service {
             Arc::new(NoopRecorder),
             tools.redactor().clone(),
         );
-        let outcome = ToolRegistry::standard().call(name, args, &ctx).await?;
-        Ok((outcome, ctx.changeset()))
+        let mut outcome = ToolRegistry::standard().call(name, args, &ctx).await?;
+        let changeset = ctx.changeset();
+        if outcome.decision == ao_tools::Decision::Simulated && !changeset.is_empty() {
+            // A single tool call has no run: nothing can `ao apply` it later.
+            outcome.reason = Some(
+                "dry-run: not written (a single tool call keeps no changeset to apply later); \
+                 call it again in apply mode (`--apply`) to write it"
+                    .into(),
+            );
+        }
+        Ok((outcome, changeset))
     }
 
     fn changeset_unchecked(&self, run_id: &str) -> Result<(Changeset, bool), Error> {
@@ -381,10 +392,23 @@ impl Service {
             });
         }
         let tools = self.tool_runner()?;
-        apply_changeset(&changeset, tools.policy(), check_only).map_err(|e| Error::Changeset {
-            run_id: run_id.to_string(),
-            message: e.to_string(),
-        })
+        let report = apply_changeset(&changeset, tools.policy(), check_only).map_err(|e| {
+            Error::Changeset {
+                run_id: run_id.to_string(),
+                message: e.to_string(),
+            }
+        })?;
+        if report.is_already_applied() {
+            let n = report.files.iter().filter(|f| f.already_applied).count();
+            return Err(Error::Changeset {
+                run_id: run_id.to_string(),
+                message: format!(
+                    "is already applied: the working tree already holds its change to {n} file{}; nothing to do",
+                    if n == 1 { "" } else { "s" }
+                ),
+            });
+        }
+        Ok(report)
     }
 
     /// Checks before a run that what its `llm` nodes need is configured, so a missing model
@@ -478,6 +502,7 @@ impl Service {
                 name,
                 description,
                 origin: path.display().to_string(),
+                aliases: Vec::new(),
             });
         }
         for (name, source) in builtins::WORKFLOWS {
@@ -491,6 +516,11 @@ impl Service {
                 name: name.to_string(),
                 description,
                 origin: format!("builtin:{name}"),
+                aliases: builtins::ALIASES
+                    .iter()
+                    .filter(|(_, n)| n == name)
+                    .map(|(a, _)| a.to_string())
+                    .collect(),
             });
         }
         out
@@ -499,10 +529,20 @@ impl Service {
     pub async fn start(
         &self,
         wf: Arc<Workflow>,
-        input: Value,
+        mut input: Value,
         mut opts: RunOptions,
         sink: Option<SharedSink>,
     ) -> Result<RunView, Error> {
+        if wf.origin().starts_with("builtin:") {
+            for (name, field) in builtins::WORKER_ROLE_INPUTS {
+                if wf.name() == *name
+                    && let Some(fields) = input.as_object_mut()
+                    && !fields.contains_key(*field)
+                {
+                    fields.insert(field.to_string(), Value::String(self.worker_role()));
+                }
+            }
+        }
         let meta = self.run_meta(&wf);
         if let Some(b) = meta.get(crate::budget::META_KEY) {
             self.check_cost_budget(&serde_json::from_value(b.clone()).unwrap_or_default())?;

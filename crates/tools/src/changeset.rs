@@ -262,6 +262,9 @@ pub struct FileApplyStatus {
     /// Why it cannot be applied, if it cannot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// The file already holds the change (the changeset was applied before).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub already_applied: bool,
 }
 
 /// What [`apply_changeset`] did or would do.
@@ -279,6 +282,17 @@ impl ApplyReport {
     /// True when at least one file has a problem, so nothing was (or would be) written.
     pub fn is_refused(&self) -> bool {
         self.files.iter().any(|f| f.problem.is_some())
+    }
+
+    /// True when every file the changeset changes already holds its change: the changeset was
+    /// applied before, and there is nothing left to do.
+    pub fn is_already_applied(&self) -> bool {
+        let changed: Vec<&FileApplyStatus> = self
+            .files
+            .iter()
+            .filter(|f| f.action != FileAction::Unchanged)
+            .collect();
+        !changed.is_empty() && changed.iter().all(|f| f.already_applied)
     }
 }
 
@@ -353,6 +367,7 @@ pub fn apply_changeset(
             path: f.path.clone(),
             action,
             problem: None,
+            already_applied: false,
         };
         if action == FileAction::Unchanged {
             statuses.push(status);
@@ -373,7 +388,12 @@ pub fn apply_changeset(
                     Current::Missing => (None, None),
                     Current::File(bytes) => (Some(sha256_hex(&bytes)), Some(bytes)),
                 };
-                if found != f.base_sha256 {
+                let wanted = f.new_content.as_ref().map(|c| sha256_hex(c.as_bytes()));
+                if found != f.base_sha256 && found == wanted {
+                    status.already_applied = true;
+                    status.problem =
+                        Some("already applied: the file already holds the run's change".into());
+                } else if found != f.base_sha256 {
                     status.problem = Some(match (&f.base_sha256, &found) {
                         (None, Some(_)) => {
                             "the file was created since the run; re-run the workflow".to_string()

@@ -223,11 +223,13 @@ fn valid_channel_name(s: &str) -> bool {
 fn allowed_keys(kind: NodeKindName) -> &'static [&'static str] {
     match kind {
         NodeKindName::Transform => &["set"],
-        NodeKindName::Llm => &["role", "system", "prompt", "output", "tools", "writes"],
-        NodeKindName::Tool => &["tool", "args", "writes"],
+        NodeKindName::Llm => &[
+            "role", "system", "prompt", "output", "tools", "writes", "key",
+        ],
+        NodeKindName::Tool => &["tool", "args", "writes", "key"],
         NodeKindName::Interrupt => &["prompt", "schema", "writes"],
-        NodeKindName::Workflow => &["workflow", "input", "writes"],
-        NodeKindName::Builtin => &["name", "with", "writes"],
+        NodeKindName::Workflow => &["workflow", "input", "writes", "key"],
+        NodeKindName::Builtin => &["name", "with", "writes", "key"],
     }
 }
 
@@ -255,6 +257,9 @@ fn present_keys(n: &NodeSpec) -> Vec<&'static str> {
     }
     if n.writes.is_some() {
         keys.push("writes");
+    }
+    if n.key.is_some() {
+        keys.push("key");
     }
     keys
 }
@@ -654,6 +659,32 @@ impl Compiler<'_> {
                 self.writes_channel(&at.key("writes"), n, w, channels);
                 writes.push(w.clone());
             }
+            let key = n.key.as_ref().and_then(|k| {
+                let merge = n
+                    .writes
+                    .as_ref()
+                    .and_then(|w| channels.get(w))
+                    .map(|c| c.reducer == Reducer::Merge);
+                match merge {
+                    Some(true) => self.expr(&at.key("key"), k, channels, fe),
+                    Some(false) => {
+                        self.issue(
+                            &at.key("key"),
+                            format!(
+                                "`key` needs a `merge` channel in `writes`; `{}` is not one",
+                                n.writes.as_deref().unwrap_or_default()
+                            ),
+                        );
+                        None
+                    }
+                    None => {
+                        if n.writes.is_none() {
+                            self.issue(&at.key("key"), "`key` needs `writes` (a `merge` channel)");
+                        }
+                        None
+                    }
+                }
+            });
             let kind = match n.kind {
                 NodeKindName::Transform => {
                     if !require(self, "set", n.set.is_some()) {
@@ -799,6 +830,7 @@ impl Compiler<'_> {
                     retry,
                     timeout,
                     writes,
+                    key,
                 },
             );
         }

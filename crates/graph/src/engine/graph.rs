@@ -195,6 +195,8 @@ pub struct Node {
     pub timeout: Option<Duration>,
     /// The channels this node may write.
     pub writes: Vec<String>,
+    /// `key:` — each task writes `{KEY: result}` to its (merge) channel.
+    pub key: Option<Expr>,
 }
 
 /// Where an edge leads.

@@ -93,14 +93,18 @@ pub fn json(wf: &Workflow) -> Value {
         .nodes
         .values()
         .map(|n| {
-            json!({
+            let mut node = json!({
                 "name": n.name,
                 "kind": n.kind.name().as_str(),
                 "description": n.description,
                 "for_each": n.for_each.as_ref().map(|e| e.source()),
                 "writes": n.writes,
                 "max_attempts": n.retry.max_attempts,
-            })
+            });
+            if let Some(k) = &n.key {
+                node["key"] = Value::String(k.source().to_string());
+            }
+            node
         })
         .collect();
     let edges: Vec<Value> = wf
@@ -166,6 +170,9 @@ pub fn text(wf: &Workflow) -> String {
         }
         if !n.writes.is_empty() {
             let _ = write!(line, "  writes {}", n.writes.join(", "));
+        }
+        if let Some(k) = &n.key {
+            let _ = write!(line, " under {}", k.source());
         }
         let _ = writeln!(out, "{line}");
     }

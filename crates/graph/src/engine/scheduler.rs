@@ -1570,7 +1570,28 @@ impl RunCtx {
             attempt,
             events: self,
         };
+        // `key:` is evaluated before the node's work, so a bad key costs no model call.
+        let task_key = match &node.key {
+            None => None,
+            Some(k) => Some(
+                match k.eval(scope).map_err(|m| expr_fail("key", k.source(), m))? {
+                    Value::String(s) => s,
+                    Value::Number(n) => n.to_string(),
+                    other => {
+                        return Err(expr_fail(
+                            "key",
+                            k.source(),
+                            format!("a key must be text or a number, it gave {other}"),
+                        ));
+                    }
+                },
+            ),
+        };
         let written = |writes: &Option<String>, value: Value| -> Attempt {
+            let value = match &task_key {
+                Some(k) => Value::Object(serde_json::Map::from_iter([(k.clone(), value)])),
+                None => value,
+            };
             Attempt::Writes(writes.iter().map(|w| (w.clone(), value.clone())).collect())
         };
         let eval_map = |items: &[(String, super::expr::Expr)]| -> Result<Value, NodeFailure> {

@@ -152,7 +152,11 @@ pub struct NodeSpec {
     #[serde(default)]
     pub tools: Option<Vec<String>>,
 
-    /// tool: the tool's name.
+    /// tool: the tool's name. The node writes the call's result as one object:
+    /// `{tool, effect, decision, output}` (plus `reason` when the gate denied or simulated it),
+    /// where `decision` is `allowed`, `simulated` or `denied` and `output` is what the tool
+    /// returned (null when it did not run). Read a tool's fields under `output`:
+    /// `state.found.output.matches`, not `state.found.matches`.
     #[serde(default)]
     pub tool: Option<String>,
     /// tool: arguments; string values are templates.
@@ -178,8 +182,15 @@ pub struct NodeSpec {
     pub with: Option<BTreeMap<String, ExprSource>>,
 
     /// The channel this node's result is written to (llm, tool, interrupt, workflow, builtin).
+    /// A `tool` node's result is `{tool, effect, decision, output, reason?}` (see `tool`); an
+    /// `llm` node's is the model's answer (text, or the validated JSON of its `output`).
     #[serde(default)]
     pub writes: Option<String>,
+    /// With a `merge` channel in `writes` (llm, tool, workflow, builtin): each task writes
+    /// `{KEY: result}`, KEY being this expression's value for the task (text or a number), so
+    /// the tasks of a `for_each` land under their own keys (`key: item.id`).
+    #[serde(default)]
+    pub key: Option<ExprSource>,
 }
 
 /// The source text of an expression. YAML scalars that are not strings (`0`, `true`) are taken

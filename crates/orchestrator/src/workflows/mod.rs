@@ -11,6 +11,7 @@
 
 mod ansi;
 pub mod diffsplit;
+pub mod leader_worker;
 pub mod logparse;
 pub mod nodes;
 pub mod repomap;

@@ -7,8 +7,9 @@
 //! | `parse_log` | `log` (text), `scope` (optional path prefix), `max_files` (default 8) | `{locations, files, omitted, lines, out_of_scope}` |
 //! | `split_diff` | `diff` (unified diff text) | `{chunks, files, omitted_files, omitted_count}` |
 //! | `files_as_diff` | `files` (a list of `fs.read` results) | `{diff, skipped}`: the files as added files |
-//! | `ready_steps` | `steps` (`[{id, depends_on?, …}]`), `done` (ids) | `{ready, waiting, done}` |
+//! | `ready_steps` | `steps` (`[{id, depends_on?, …}]`), `done` (ids), `only` (ids, optional: the steps to run; the others count as done) | `{ready, waiting, done}` |
 //! | `review_verdict` | `summary` (a `ReviewSummary`), `fail_on` (`low`/`medium`/`high`, optional) | `{fails, reasons, threshold}` |
+//! | `assign_steps`, `leader_worker_report` | see [`super::leader_worker`] | |
 //!
 //! A node that cannot do its work with the values it was given fails permanently with a
 //! message naming the value (the same values would fail again).
@@ -39,20 +40,28 @@ impl BuiltinNode for Pure {
 
 /// Adds this module's builtins to `host`.
 pub fn register(host: Host) -> Host {
-    let nodes: [(&str, Pure); 6] = [
+    let nodes: [(&str, Pure); 8] = [
         ("repo_map", Pure(repo_map_node)),
         ("parse_log", Pure(parse_log_node)),
         ("split_diff", Pure(split_diff_node)),
         ("files_as_diff", Pure(files_as_diff_node)),
         ("ready_steps", Pure(ready_steps_node)),
         ("review_verdict", Pure(review_verdict_node)),
+        (
+            "assign_steps",
+            Pure(super::leader_worker::assign_steps_node),
+        ),
+        (
+            "leader_worker_report",
+            Pure(super::leader_worker::leader_worker_report_node),
+        ),
     ];
     nodes.into_iter().fold(host, |host, (name, node)| {
         host.with_builtin(name, Arc::new(node))
     })
 }
 
-fn bad(node: &str, what: impl std::fmt::Display) -> NodeFailure {
+pub(super) fn bad(node: &str, what: impl std::fmt::Display) -> NodeFailure {
     NodeFailure::permanent(format!("builtin `{node}`: {what}"))
 }
 
@@ -65,7 +74,7 @@ fn text<'a>(with: &'a Value, key: &str, node: &str) -> Result<&'a str, NodeFailu
     })
 }
 
-fn short(v: Option<&Value>) -> String {
+pub(super) fn short(v: Option<&Value>) -> String {
     match v {
         None => "nothing".into(),
         Some(v) => {
@@ -201,11 +210,25 @@ fn ready_steps_node(call: &NodeCall<'_>, with: &Value) -> Result<Value, NodeFail
             "`with.steps` must be a list of steps with an `id`",
         )
     })?;
-    let done: BTreeSet<&str> = with
+    let mut done: BTreeSet<&str> = with
         .get("done")
         .and_then(Value::as_array)
         .map(|d| d.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
+    // `only`: the steps to run (e.g. those sent back for revision); the rest count as done.
+    let only: Option<BTreeSet<&str>> = match with.get("only") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(ids)) => Some(ids.iter().filter_map(Value::as_str).collect()),
+        Some(other) => {
+            return Err(bad(
+                "ready_steps",
+                format!(
+                    "`with.only` must be a list of step ids, got {}",
+                    short(Some(other))
+                ),
+            ));
+        }
+    };
     let mut ids: BTreeMap<&str, &Value> = BTreeMap::new();
     for s in steps {
         let id = s.get("id").and_then(Value::as_str).ok_or_else(|| {
@@ -217,6 +240,23 @@ fn ready_steps_node(call: &NodeCall<'_>, with: &Value) -> Result<Value, NodeFail
         if ids.insert(id, s).is_some() {
             return Err(bad("ready_steps", format!("two steps have the id `{id}`")));
         }
+    }
+    if let Some(only) = &only {
+        let unknown: Vec<&str> = only
+            .iter()
+            .filter(|id| !ids.contains_key(*id))
+            .copied()
+            .collect();
+        if !unknown.is_empty() && call.attempt == 1 {
+            call.events.emit(EventKind::Warning {
+                node: Some(call.node.to_string()),
+                message: format!(
+                    "{} named to run, but the plan has no such step",
+                    unknown.join(", ")
+                ),
+            });
+        }
+        done.extend(ids.keys().filter(|id| !only.contains(*id)));
     }
     let deps = |s: &Value| -> Vec<String> {
         s.get("depends_on")
