@@ -505,6 +505,63 @@ pub const WORKFLOW_OUTPUT_TYPES: &[(&str, &str)] = &[
 
 /// The JSON Schema of a built-in type, by type name (`Plan`) or by the name of the workflow
 /// that outputs it (`plan`). See the module documentation for the shape it takes.
+/// The rules of a built-in type that its schema cannot say, as a check of a value that already
+/// matches the schema (`Err` names the broken rule). `None` when the type has none.
+pub fn type_check(name: &str) -> Option<fn(&Value) -> Result<(), String>> {
+    let name = WORKFLOW_OUTPUT_TYPES
+        .iter()
+        .find(|(workflow, _)| *workflow == name)
+        .map_or(name, |(_, ty)| ty);
+    match name {
+        "LeaderDecision" => Some(|v| {
+            let d: LeaderDecision = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
+            d.check(&[])
+        }),
+        "Plan" => Some(|v| {
+            let p: Plan = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
+            p.check()
+        }),
+        _ => None,
+    }
+}
+
+impl Plan {
+    /// Checks what the schema cannot: at least one step, step ids unique and not blank, and
+    /// every `depends_on` naming another step of the plan.
+    pub fn check(&self) -> Result<(), String> {
+        if self.steps.is_empty() {
+            return Err("the plan has no `steps`".into());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for s in &self.steps {
+            if s.id.trim().is_empty() {
+                return Err(format!("step \"{}\" has an empty `id`", s.title));
+            }
+            if !seen.insert(s.id.as_str()) {
+                return Err(format!(
+                    "two steps have the id `{}`; ids must be unique",
+                    s.id
+                ));
+            }
+        }
+        for s in &self.steps {
+            for d in &s.depends_on {
+                if d == &s.id {
+                    return Err(format!("step `{}` depends on itself", s.id));
+                }
+                if !seen.contains(d.as_str()) {
+                    return Err(format!(
+                        "step `{}` depends on `{d}`, which is not a step of the plan (steps: {})",
+                        s.id,
+                        seen.iter().copied().collect::<Vec<_>>().join(", ")
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 pub fn type_schema(name: &str) -> Option<Value> {
     let name = WORKFLOW_OUTPUT_TYPES
         .iter()
@@ -888,5 +945,47 @@ mod tests {
             ..sample_decision()
         };
         assert!(approve.check(&steps).unwrap_err().contains("approve"));
+    }
+
+    #[test]
+    fn a_plan_needs_unique_ids_and_dependencies_it_has() {
+        let step = |id: &str, deps: &[&str]| PlanStep {
+            id: id.into(),
+            title: format!("t{id}"),
+            description: "d".into(),
+            task_type: TaskType::Codegen,
+            depends_on: deps.iter().map(|d| d.to_string()).collect(),
+            acceptance_checks: Vec::new(),
+            complexity: None,
+        };
+        let plan = |steps: Vec<PlanStep>| Plan {
+            summary: "s".into(),
+            steps,
+            assignments: Vec::new(),
+            risks: Vec::new(),
+            validation: Vec::new(),
+        };
+        assert_eq!(
+            plan(vec![step("a", &[]), step("b", &["a"])]).check(),
+            Ok(())
+        );
+        let err = |p: Plan| p.check().unwrap_err();
+        assert!(err(plan(vec![])).contains("no `steps`"));
+        assert!(
+            err(plan(vec![step("a", &[]), step("a", &[])])).contains("two steps have the id `a`")
+        );
+        assert!(err(plan(vec![step(" ", &[])])).contains("empty `id`"));
+        assert!(err(plan(vec![step("a", &["a"])])).contains("depends on itself"));
+        assert!(err(plan(vec![step("a", &["zz"])])).contains("`zz`, which is not a step"));
+        // Through the type's check, as the model layer calls it.
+        let check = type_check("plan").unwrap();
+        let bad = serde_json::to_value(plan(vec![step("a", &["b"])])).unwrap();
+        assert!(check(&bad).is_err());
+        let decision = type_check("LeaderDecision").unwrap();
+        assert!(
+            decision(&serde_json::json!({"decision": "revise", "reason": "r", "revisions": []}))
+                .is_err()
+        );
+        assert!(decision(&serde_json::json!({"decision": "approve", "reason": "r"})).is_ok());
     }
 }

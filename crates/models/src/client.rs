@@ -569,7 +569,16 @@ impl ModelClient {
                     };
                     match extract_json_prepared(&trip.reply.text, v, &restore) {
                         Some(value) => {
-                            let issues = validate(v, &value, MAX_ISSUES);
+                            let mut issues = validate(v, &value, MAX_ISSUES);
+                            if issues.is_empty()
+                                && let Some(check) = &schema.check
+                                && let Err(rule) = (check.0)(&value)
+                            {
+                                issues.push(SchemaIssue {
+                                    path: String::new(),
+                                    message: rule,
+                                });
+                            }
                             (Some(value), issues)
                         }
                         None => (

@@ -90,7 +90,7 @@ pub use error::{CallError, ModelError, SchemaIssue, Target, TimeoutKind};
 pub use exchange::{AttemptKind, DiscardExchanges, Exchange, ExchangeRecorder, MemoryRecorder};
 pub use request::{
     Completion, CompletionRequest, DEFAULT_MAX_REPAIRS, FallbackNote, Message, OutputSchema,
-    StreamEvent, ToolCall, ToolSpec,
+    ReplyCheck, StreamEvent, ToolCall, ToolSpec,
 };
 pub use retry::RetryTiming;
 pub use structured::{LEARNED_MODE_LIFETIME, LearnedMode, LearnedModes, StructuredMode};

@@ -116,6 +116,28 @@ pub struct OutputSchema {
     /// Name sent as `json_schema.name` (letters, digits, `_`, `-`; others are replaced).
     pub name: String,
     pub schema: serde_json::Value,
+    /// Rules the schema cannot say, checked on a reply that matches it; a broken rule is
+    /// treated like a schema issue (the model is asked to repair its reply).
+    #[serde(skip)]
+    pub check: Option<ReplyCheck>,
+}
+
+/// A check of a reply beyond its schema: `Err` says which rule it breaks.
+#[derive(Clone)]
+pub struct ReplyCheck(
+    pub std::sync::Arc<dyn Fn(&serde_json::Value) -> Result<(), String> + Send + Sync>,
+);
+
+impl std::fmt::Debug for ReplyCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReplyCheck")
+    }
+}
+
+impl PartialEq for ReplyCheck {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 impl OutputSchema {
@@ -123,7 +145,17 @@ impl OutputSchema {
         OutputSchema {
             name: name.into(),
             schema,
+            check: None,
         }
+    }
+
+    /// Adds rules the schema cannot express (see [`OutputSchema::check`]).
+    pub fn with_check(
+        mut self,
+        check: impl Fn(&serde_json::Value) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.check = Some(ReplyCheck(std::sync::Arc::new(check)));
+        self
     }
 
     pub(crate) fn wire_name(&self) -> String {

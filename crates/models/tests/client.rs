@@ -290,6 +290,37 @@ async fn schema_violation_then_repaired_reply() {
 }
 
 #[tokio::test]
+async fn a_reply_that_breaks_a_rule_beyond_the_schema_is_repaired_like_a_schema_issue() {
+    let stub = Stub::script(vec![
+        ok(chat(r#"{"steps": ["a", "a"]}"#)),
+        ok(chat(r#"{"steps": ["a", "b"]}"#)),
+    ])
+    .await;
+    let schema = plan_schema().with_check(|v| {
+        let steps = v["steps"].as_array().cloned().unwrap_or_default();
+        if steps.windows(2).any(|w| w[0] == w[1]) {
+            Err("RULE: two steps are the same".into())
+        } else {
+            Ok(())
+        }
+    });
+    let done = client(&stub.base_url(), "")
+        .complete("leader", ask().with_schema(schema), &MemoryRecorder::new())
+        .await
+        .expect("reply");
+    assert_eq!(done.json, Some(json!({"steps": ["a", "b"]})));
+    assert_eq!(done.repairs, 1);
+    let seen = stub.requests();
+    assert_eq!(seen.len(), 2);
+    let repair = seen[1].body["messages"]
+        .as_array()
+        .and_then(|m| m.last().cloned())
+        .unwrap_or(Value::Null);
+    let text = repair["content"].as_str().unwrap_or_default();
+    assert!(text.contains("RULE: two steps are the same"), "{text}");
+}
+
+#[tokio::test]
 async fn repairs_exhausted_names_the_schema_path() {
     let stub = Stub::script(vec![ok(chat(r#"{"steps": [1], "extra": true}"#))]).await;
     let err = client(&stub.base_url(), "")

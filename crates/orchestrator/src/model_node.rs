@@ -137,7 +137,11 @@ pub fn output_schema(output: &Value) -> Result<Option<OutputSchema>, String> {
                         ao_core::types::TYPE_NAMES.join(", ")
                     )
                 })?;
-                return Ok(Some(OutputSchema::new(name, schema)));
+                let mut out = OutputSchema::new(name, schema);
+                if let Some(check) = ao_core::types::type_check(name) {
+                    out = out.with_check(check);
+                }
+                return Ok(Some(out));
             }
             Err(format!("unsupported output {output}"))
         }
