@@ -505,9 +505,12 @@ pub const WORKFLOW_OUTPUT_TYPES: &[(&str, &str)] = &[
 
 /// The JSON Schema of a built-in type, by type name (`Plan`) or by the name of the workflow
 /// that outputs it (`plan`). See the module documentation for the shape it takes.
+/// Checks a value of a built-in type against the rules its schema cannot say.
+pub type TypeCheck = fn(&Value) -> Result<(), String>;
+
 /// The rules of a built-in type that its schema cannot say, as a check of a value that already
 /// matches the schema (`Err` names the broken rule). `None` when the type has none.
-pub fn type_check(name: &str) -> Option<fn(&Value) -> Result<(), String>> {
+pub fn type_check(name: &str) -> Option<TypeCheck> {
     let name = WORKFLOW_OUTPUT_TYPES
         .iter()
         .find(|(workflow, _)| *workflow == name)

@@ -122,11 +122,12 @@ pub struct OutputSchema {
     pub check: Option<ReplyCheck>,
 }
 
+/// The function a [`ReplyCheck`] runs.
+pub type CheckFn = dyn Fn(&serde_json::Value) -> Result<(), String> + Send + Sync;
+
 /// A check of a reply beyond its schema: `Err` says which rule it breaks.
 #[derive(Clone)]
-pub struct ReplyCheck(
-    pub std::sync::Arc<dyn Fn(&serde_json::Value) -> Result<(), String> + Send + Sync>,
-);
+pub struct ReplyCheck(pub std::sync::Arc<CheckFn>);
 
 impl std::fmt::Debug for ReplyCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
