@@ -63,7 +63,8 @@ pub struct Cassette {
     pub workflow: String,
     /// The run they were recorded from (for the reader; not used to match).
     pub run_id: String,
-    /// The calls, in the order they were made within each node's task.
+    /// The calls, by node, task index and round; calls with the same key in the order they
+    /// were made (a node that ran again, in a loop).
     pub calls: Vec<RecordedCall>,
 }
 
@@ -358,8 +359,9 @@ pub fn from_store(
         runs.extend(children);
         i += 1;
     }
-    let mut calls = Vec::new();
-    for run in &runs {
+    // Each call with where it came from: (run, step), for the order below.
+    let mut calls: Vec<((usize, u64), RecordedCall)> = Vec::new();
+    for (position, run) in runs.iter().enumerate() {
         let prefix = node_prefix(store, &run.id, &top.id)?;
         let rounds = store.records(&run.id, records::LLM_CALL)?;
         let mut exchanges: BTreeMap<(u64, String, Option<usize>, u32), Vec<Value>> =
@@ -389,14 +391,19 @@ pub fn from_store(
                     ),
                 }
             })?;
-            calls.push(call);
+            calls.push(((position, r.step), call));
         }
     }
+    // A deterministic order, whatever order concurrent tasks finished in: by node, task and
+    // round, and for the same key in the order it was asked (a node that ran again).
+    calls.sort_by(|(a_at, a), (b_at, b)| {
+        (&a.node, a.index, a.round, a_at).cmp(&(&b.node, b.index, b.round, b_at))
+    });
     Ok(Cassette {
         ao_cassette: CASSETTE_VERSION,
         workflow: top.workflow.clone(),
         run_id: top.id.clone(),
-        calls,
+        calls: calls.into_iter().map(|(_, c)| c).collect(),
     })
 }
 
@@ -513,11 +520,19 @@ pub fn parse(bytes: &[u8]) -> Result<Cassette, String> {
         ao_cassette: Option<Value>,
     }
     let at = |e: &serde_json::Error| format!("{}:{}: {e}", e.line(), e.column());
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(
+            "1:1: not a cassette: a JSON object with `ao_cassette` was expected".to_string(),
+        );
+    }
     // The version first, so a cassette of another version says so instead of failing on a
     // field this build does not know.
-    let version: Version = serde_json::from_slice(bytes).map_err(|e| {
-        let pos = at(&e);
-        format!("{pos} (not a cassette: a JSON object with `ao_cassette` was expected)")
+    let version: Version = serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => format!(
+            "{} (not a cassette: a JSON object with `ao_cassette` was expected)",
+            at(&e)
+        ),
+        _ => at(&e),
     })?;
     match version.ao_cassette {
         Some(Value::Number(n)) if n.as_u64() == Some(u64::from(CASSETTE_VERSION)) => {}
