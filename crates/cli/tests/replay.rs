@@ -467,3 +467,40 @@ fn a_bad_or_hostile_cassette_is_a_clear_error_and_does_no_more_than_a_model() {
         "{v}"
     );
 }
+
+/// A call, a question to a person, another call.
+const ASK: &str = "name: ask\nchannels:\n  draft: {}\n  ok: {}\n  final: {}\nnodes:\n  draft: {kind: llm, prompt: \"draft\", writes: draft}\n  confirm: {kind: interrupt, prompt: \"keep it?\", schema: {type: boolean}, writes: ok}\n  final: {kind: llm, prompt: \"final after {{ state.ok }}\", writes: final}\nedges:\n  - {from: START, to: draft}\n  - {from: draft, to: confirm}\n  - {from: confirm, to: final}\noutput: {final: state.final}\n";
+
+#[test]
+fn a_resumed_run_records_and_replays_across_its_processes() {
+    let stub =
+        StubModel::start(|req: &Value| (200, completion(&format!("re: {}", last_user(req)))));
+    let p = Project::new().with_leader(&stub, KEY);
+    p.write("workflows/ask.yaml", ASK);
+    let (code, v) = p.json(&["run", "ask", "--record", "ask.json", "--json"]);
+    assert_eq!(code, 3, "{v}");
+    assert_eq!(
+        read_json(&p, "ask.json")["calls"].as_array().unwrap().len(),
+        1
+    );
+    let id = v["run_id"].as_str().unwrap().to_string();
+    let (code, recorded) = p.json(&[
+        "runs", "resume", &id, "--answer", "true", "--record", "ask.json", "--json",
+    ]);
+    assert_eq!(code, 0, "{recorded}");
+    assert_eq!(
+        read_json(&p, "ask.json")["calls"].as_array().unwrap().len(),
+        2
+    );
+
+    stub.stop();
+    let (code, v) = p.json(&["run", "ask", "--replay", "ask.json", "--json"]);
+    assert_eq!(code, 3, "{v}");
+    let id = v["run_id"].as_str().unwrap().to_string();
+    let (code, v) = p.json(&[
+        "runs", "resume", &id, "--answer", "true", "--replay", "ask.json", "--json",
+    ]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["output"], recorded["output"]);
+    assert_eq!(stub.count(), 2);
+}

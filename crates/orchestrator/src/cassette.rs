@@ -222,7 +222,7 @@ pub(crate) fn call_request(fingerprint: &str, settings: &Value) -> Result<CallRe
     let model = settings
         .get("model")
         .and_then(Value::as_str)
-        .ok_or("the round was stored without its model settings (by an earlier version of ao)")?
+        .ok_or("the round was stored without its model settings (an interview ask, or a run stored by an earlier version of ao), so it cannot be replayed")?
         .to_string();
     Ok(CallRequest {
         role,
