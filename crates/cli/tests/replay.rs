@@ -102,6 +102,9 @@ fn a_recorded_run_replays_with_the_model_stopped() {
         "topic=tides",
         "--replay",
         "digest.cassette.json",
+        // A replayed call spends nothing: a budget of one request does not stop three.
+        "--max-llm-calls",
+        "1",
         "--json",
     ]);
     assert_eq!(code, 0, "{replayed}");
