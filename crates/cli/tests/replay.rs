@@ -507,3 +507,32 @@ fn a_resumed_run_records_and_replays_across_its_processes() {
     assert_eq!(v["output"], recorded["output"]);
     assert_eq!(stub.count(), 2);
 }
+
+#[test]
+fn sub_runs_of_a_fan_out_replay_under_their_parent_task() {
+    let stub =
+        StubModel::start(|req: &Value| (200, completion(&format!("re: {}", last_user(req)))));
+    let p = Project::new().with_leader(&stub, KEY);
+    p.write(
+        "workflows/outer.yaml",
+        "name: outer\nchannels:\n  c: {reducer: append}\nnodes:\n  sub: {kind: workflow, workflow: child, for_each: \"range(2)\", input: {n: item}, writes: c}\nedges:\n  - {from: START, to: sub}\noutput: {c: state.c}\n",
+    );
+    p.write(
+        "workflows/child.yaml",
+        "name: child\ninput: {type: object, properties: {n: {}}}\nchannels:\n  x: {}\nnodes:\n  inner: {kind: llm, prompt: \"inner {{ input.n }}\", writes: x}\nedges:\n  - {from: START, to: inner}\noutput: state.x\n",
+    );
+    let (code, recorded) = p.json(&["run", "outer", "--record", "o.json", "--json"]);
+    assert_eq!(code, 0, "{recorded}");
+    let nodes: Vec<String> = read_json(&p, "o.json")["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["node"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(nodes, ["sub[0]/inner", "sub[1]/inner"]);
+    stub.stop();
+    let (code, v) = p.json(&["run", "outer", "--replay", "o.json", "--json"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["output"], recorded["output"]);
+    assert_eq!(v["usage"]["replayed"], 2, "{v}");
+}

@@ -122,20 +122,24 @@ impl ModelRunner {
         &self,
         call: &NodeCall<'_>,
     ) -> Result<Option<(Arc<Replay>, String)>, NodeFailure> {
-        let replays = self.replays.lock().unwrap_or_else(|p| p.into_inner());
-        if replays.is_empty() {
-            return Ok(None);
+        let replays = || self.replays.lock().unwrap_or_else(|p| p.into_inner());
+        {
+            let replays = replays();
+            if replays.is_empty() {
+                return Ok(None);
+            }
+            if let Some(r) = replays.get(call.run_id) {
+                return Ok(Some((r.clone(), call.run_id.to_string())));
+            }
         }
-        if let Some(r) = replays.get(call.run_id) {
-            return Ok(Some((r.clone(), call.run_id.to_string())));
-        }
+        // A sub-run: its top-level run's cassette (the store is read without the lock held).
         let Some(store) = &self.store else {
             return Ok(None);
         };
         let top = store
             .root_run_id(call.run_id)
             .map_err(|e| record_failure("(reading) the run's lineage", e))?;
-        Ok(replays.get(&top).map(|r| (r.clone(), top)))
+        Ok(replays().get(&top).map(|r| (r.clone(), top)))
     }
 
     /// Streams the replies of `llm` nodes to `sink` from now on (the assembled result is the
