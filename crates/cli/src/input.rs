@@ -154,3 +154,52 @@ impl BudgetArgs {
         })
     }
 }
+
+/// What a call the replay cassette does not answer does.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ReplayMissArg {
+    /// The run fails, naming the node and what differs from the recorded call.
+    #[default]
+    Fail,
+    /// That request goes to the configured model (and only that one).
+    Live,
+}
+
+/// `--record FILE`, `--replay FILE`, `--replay-miss fail|live`: record a run's model calls to a
+/// cassette, or answer them from one.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ReplayArgs {
+    /// Write the run's model calls to a cassette FILE when it stops (for --replay).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<std::path::PathBuf>,
+    /// Answer the run's model calls from a cassette FILE instead of the models: nothing is sent.
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<std::path::PathBuf>,
+    /// With --replay: a call the cassette does not answer fails the run (fail, the default), or
+    /// goes to the configured model (live).
+    #[arg(long, value_name = "WHAT", value_enum, requires = "replay")]
+    pub replay_miss: Option<ReplayMissArg>,
+}
+
+impl ReplayArgs {
+    /// `service`, recording and replaying as asked. The cassette is read (and checked) now, so a
+    /// bad one is an error before anything runs.
+    pub fn apply(
+        &self,
+        service: ao_orchestrator::Service,
+    ) -> Result<ao_orchestrator::Service, CliError> {
+        let mut service = service;
+        if let Some(path) = &self.replay {
+            let miss = match self.replay_miss.unwrap_or_default() {
+                ReplayMissArg::Fail => ao_orchestrator::replay::ReplayMiss::Fail,
+                ReplayMissArg::Live => ao_orchestrator::replay::ReplayMiss::Live,
+            };
+            let replay = ao_orchestrator::replay::Replay::load(path, miss)?;
+            service = service.with_replay(std::sync::Arc::new(replay));
+        }
+        if let Some(path) = &self.record {
+            service = service.with_record(path.clone());
+        }
+        Ok(service)
+    }
+}

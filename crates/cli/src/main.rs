@@ -121,9 +121,10 @@ enum Command {
     Mcp(mcp_cmd::McpCommand),
     /// The effective configuration and where each value came from; no model calls.
     Doctor,
-    /// Print a JSON Schema: `workflow`, `config`, `interview-suite`, or an output type
-    /// (`Plan`/`plan`, `ReviewSummary`/`review`, `FixReport`/`fix-error`,
-    /// `WorkerCapabilityProfile`/`profile`).
+    /// Print a JSON Schema: `workflow`, `config`, `run`, `cassette`, `interview-suite`, or an
+    /// output type
+    /// (`Plan`/`plan`, `LeaderWorkerReport`/`leader-worker`, `ReviewSummary`/`review`,
+    /// `FixReport`/`fix-error`, `WorkerCapabilityProfile`/`profile`).
     Schema {
         /// What to print the schema of.
         name: String,
@@ -393,6 +394,7 @@ async fn dispatch(cli: &Cli, ui: Ui) -> Result<u8, CliError> {
                 "profile" => ao_core::types::type_schema("WorkerCapabilityProfile"),
                 "interview-suite" => Some(ao_orchestrator::interview::suite::suite_schema()),
                 "run" => Some(ao_orchestrator::run_view_schema()),
+                "cassette" => Some(ao_orchestrator::cassette::cassette_schema()),
                 other => ao_core::types::type_schema(other),
             };
             match schema {
@@ -401,7 +403,7 @@ async fn dispatch(cli: &Cli, ui: Ui) -> Result<u8, CliError> {
                     Ok(0)
                 }
                 None => Err(CliError::usage(format!(
-                    "no schema named `{name}` (available: workflow, config, run, plan, review, fix-error, \
+                    "no schema named `{name}` (available: workflow, config, run, cassette, plan, leader-worker, review, fix-error, \
                      profile, interview-suite, {})",
                     ao_core::types::TYPE_NAMES.join(", ")
                 ))),

@@ -62,7 +62,15 @@ pub fn print_outcome(o: &RunView) {
                 println!("error ({}): {}", e.kind, e);
             }
             let stopped = o.error.as_ref().is_some_and(|e| e.kind == "stopped");
-            if stopped {
+            let replay_miss = o
+                .error
+                .as_ref()
+                .is_some_and(|e| e.kind == ao_orchestrator::replay::REPLAY_MISMATCH);
+            if replay_miss {
+                println!(
+                    "the workflow no longer makes the recorded call: record the cassette again (--record FILE), or send the calls it does not answer to the model (--replay-miss live)"
+                );
+            } else if stopped {
                 println!("continue with: ao runs resume {}", o.run_id);
             } else if o.status == RunStatus::Failed {
                 println!(
@@ -91,6 +99,13 @@ pub fn usage_line(o: &RunView) -> Option<String> {
     );
     if let Some(cost) = u.total.cost_usd {
         line.push_str(&format!(", ${cost:.4}"));
+    }
+    if u.replayed > 0 {
+        line.push_str(&format!(
+            "; {} call{} answered from the cassette (nothing sent)",
+            u.replayed,
+            if u.replayed == 1 { "" } else { "s" }
+        ));
     }
     Some(line)
 }

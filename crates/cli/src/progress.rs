@@ -206,6 +206,7 @@ impl EventSink for Progress {
                 input_tokens,
                 output_tokens,
                 cached: false,
+                replayed: false,
                 ..
             } => {
                 line.llm_calls += 1;

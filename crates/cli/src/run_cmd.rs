@@ -39,12 +39,16 @@ pub struct RunArgs {
     pub apply: bool,
     #[command(flatten)]
     pub budget: crate::input::BudgetArgs,
+    #[command(flatten)]
+    pub replay: crate::input::ReplayArgs,
 }
 
 pub async fn run(project: &Project, args: &RunArgs, ui: Ui) -> Result<u8, CliError> {
-    let service = project
-        .runner(args.apply)?
-        .with_budget(args.budget.budget()?);
+    let service = args.replay.apply(
+        project
+            .runner(args.apply)?
+            .with_budget(args.budget.budget()?),
+    )?;
     let wf = service.resolve(&args.workflow)?;
     service.preflight(&wf)?;
     let mut input = run_input(

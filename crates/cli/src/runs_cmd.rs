@@ -72,6 +72,16 @@ pub enum RunsCommand {
         /// Raise (or set) the run's budget from here on.
         #[command(flatten)]
         budget: crate::input::BudgetArgs,
+        #[command(flatten)]
+        replay: crate::input::ReplayArgs,
+    },
+    /// Write a stored run's model calls (its sub-runs' included) to a cassette, to answer them
+    /// again with `--replay`.
+    Export {
+        run_id: String,
+        /// The cassette file to write.
+        #[arg(long, value_name = "FILE")]
+        cassette: std::path::PathBuf,
     },
     /// Cancel a run (a running one stops at its next safe point).
     Cancel { run_id: String },
@@ -224,6 +234,7 @@ pub async fn dispatch(project: &Project, cmd: &RunsCommand, ui: Ui) -> Result<u8
             other_root,
             reload,
             budget,
+            replay,
         } => {
             let check = root_check(*other_root);
             let reload = if *reload {
@@ -231,7 +242,7 @@ pub async fn dispatch(project: &Project, cmd: &RunsCommand, ui: Ui) -> Result<u8
             } else {
                 None
             };
-            let service = project.runner(*apply)?.with_budget(budget.budget()?);
+            let service = replay.apply(project.runner(*apply)?.with_budget(budget.budget()?))?;
             let answer = answer
                 .as_deref()
                 .map(|a| json_arg("--answer", a))
@@ -243,6 +254,25 @@ pub async fn dispatch(project: &Project, cmd: &RunsCommand, ui: Ui) -> Result<u8
                 async move { service.resume(&run_id, answer, opts, sink, check).await }
             })
             .await
+        }
+        RunsCommand::Export { run_id, cassette } => {
+            // The project's redactor goes over what is written, on top of the store's.
+            let service = project.runner(false)?;
+            let calls = service.export_cassette(run_id, cassette)?;
+            if ui.json {
+                print_json(&serde_json::json!({
+                    "run_id": run_id,
+                    "cassette": cassette.display().to_string(),
+                    "calls": calls,
+                }));
+            } else {
+                println!(
+                    "wrote {calls} model call{} of run {run_id} to {}",
+                    if calls == 1 { "" } else { "s" },
+                    cassette.display()
+                );
+            }
+            Ok(0)
         }
         RunsCommand::Cancel { run_id } => {
             let result = service

@@ -81,6 +81,7 @@ pub fn describe(kind: &EventKind) -> String {
             output_tokens,
             latency_ms,
             cached,
+            replayed,
             request,
             error,
         } => {
@@ -90,6 +91,9 @@ pub fn describe(kind: &EventKind) -> String {
             };
             match (cached, error) {
                 (true, _) => format!("{node}: stored {role} call reused (nothing sent)"),
+                (false, _) if *replayed => {
+                    format!("{node}: {role} call replayed from the cassette (nothing sent)")
+                }
                 (false, Some(e)) => format!(
                     "{node}: {role} model `{model}` request{why} failed after {latency_ms} ms: {e}"
                 ),

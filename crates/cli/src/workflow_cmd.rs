@@ -40,10 +40,14 @@ pub struct ReviewArgs {
     pub format: String,
     #[command(flatten)]
     pub budget: crate::input::BudgetArgs,
+    #[command(flatten)]
+    pub replay: crate::input::ReplayArgs,
 }
 
 pub async fn review(project: &Project, args: &ReviewArgs, ui: Ui) -> Result<u8, CliError> {
-    let service = project.runner(false)?.with_budget(args.budget.budget()?);
+    let service = args
+        .replay
+        .apply(project.runner(false)?.with_budget(args.budget.budget()?))?;
     let mut input = json!({"fail_on": args.fail_on});
     match (&args.diff, &args.diff_file, args.file.is_empty()) {
         (Some(range), _, _) => input["range"] = json!(range),
@@ -95,13 +99,17 @@ pub struct PlanArgs {
     pub scope: String,
     #[command(flatten)]
     pub budget: crate::input::BudgetArgs,
+    #[command(flatten)]
+    pub replay: crate::input::ReplayArgs,
 }
 
 pub async fn plan(project: &Project, args: &PlanArgs, ui: Ui) -> Result<u8, CliError> {
     if args.goal.trim().is_empty() {
         return Err(CliError::usage("--goal: say what the plan should achieve"));
     }
-    let service = project.runner(false)?.with_budget(args.budget.budget()?);
+    let service = args
+        .replay
+        .apply(project.runner(false)?.with_budget(args.budget.budget()?))?;
     let wf = service.resolve("plan")?;
     service.preflight(&wf)?;
     let input =
@@ -186,6 +194,8 @@ pub struct FixArgs {
     pub apply: bool,
     #[command(flatten)]
     pub budget: crate::input::BudgetArgs,
+    #[command(flatten)]
+    pub replay: crate::input::ReplayArgs,
 }
 
 pub async fn fix(project: &Project, args: &FixArgs, ui: Ui) -> Result<u8, CliError> {
@@ -199,9 +209,11 @@ pub async fn fix(project: &Project, args: &FixArgs, ui: Ui) -> Result<u8, CliErr
             args.error
         )));
     }
-    let service = project
-        .runner(args.apply)?
-        .with_budget(args.budget.budget()?);
+    let service = args.replay.apply(
+        project
+            .runner(args.apply)?
+            .with_budget(args.budget.budget()?),
+    )?;
     let wf = service.resolve("fix-error")?;
     service.preflight(&wf)?;
     let input = json!({

@@ -86,3 +86,44 @@ fn a_cost_budget_stops_at_the_right_call_and_needs_prices() {
     );
     assert_eq!(unpriced.count(), 0, "nothing was sent");
 }
+
+#[test]
+fn ao_toml_budget_applies_when_the_workflow_sets_none_and_flags_override_both() {
+    let stub = StubModel::replying("ok");
+    let p = Project::new();
+    p.write(
+        "ao.toml",
+        &format!(
+            "[leader]\nprovider = \"openai-compatible\"\nmodel = \"stub-model\"\nbase_url = \"{}\"\n\n[budget]\nmax_llm_calls = 2\n",
+            stub.base_url
+        ),
+    );
+    p.write(
+        "workflows/plain.yaml",
+        &FIVE
+            .replace("limits: {max_llm_calls: 3}\n", "")
+            .replace("name: five", "name: plain"),
+    );
+    p.write("workflows/five.yaml", FIVE);
+    // No limit in the workflow: the project's default (2) applies.
+    let (code, v) = p.json(&["run", "plain", "--json"]);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["error"]["kind"], "budget_exceeded", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_llm_calls (2)"),
+        "{v}"
+    );
+    assert_eq!(stub.count(), 2);
+    // The workflow's own limit (3) wins over the project's default.
+    let (code, v) = p.json(&["run", "five", "--json"]);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["error"]["node"], "n4", "{v}");
+    assert_eq!(stub.count(), 5);
+    // A flag wins over both.
+    let (code, v) = p.json(&["run", "five", "--max-llm-calls", "5", "--json"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(stub.count(), 10);
+}

@@ -68,6 +68,122 @@ fn every_example_workflow_validates() {
     assert!(checked >= 2, "the examples were found");
 }
 
+/// `examples/replay-ci`: the arguments that run its workflow on its input with its ao.toml.
+fn replay_ci_args(extra: &[&str]) -> Vec<String> {
+    let dir = example("replay-ci");
+    let path = |f: &str| dir.join(f).to_str().unwrap().to_string();
+    let mut args = vec![
+        "--config".to_string(),
+        path("ao.toml"),
+        "run".into(),
+        path("workflow.yaml"),
+        "--input-json".into(),
+        format!("@{}", path("input.json")),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+/// The model the replay-ci cassette was recorded from: a feature, a fix, a chore, then notes.
+fn release_notes_model() -> ao_testkit::StubModel {
+    ao_testkit::StubModel::start(|req: &serde_json::Value| {
+        let prompt = req["messages"]
+            .as_array()
+            .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        let reply = match prompt.strip_prefix("Change: ") {
+            Some(c) if c.starts_with("Add") => r#"{"kind": "feature"}"#,
+            Some(c) if c.starts_with("Fix") => r#"{"kind": "fix"}"#,
+            Some(_) => r#"{"kind": "chore"}"#,
+            None => {
+                "Version 1.4.0 adds a --verbose flag to the CLI, fixes a crash when the config file is empty, and updates its dependencies."
+            }
+        };
+        (200, ao_testkit::completion(reply))
+    })
+}
+
+#[test]
+fn replay_ci_runs_its_workflow_from_the_cassette_without_a_model() {
+    // As in the example's README: nothing listens at the configured base URL, no key is set.
+    let p = Project::new();
+    let cassette = example("replay-ci").join("cassette.json");
+    let args = replay_ci_args(&["--replay", cassette.to_str().unwrap(), "--json"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, v) = p.json(&args);
+    assert_eq!(code, 0, "{v}");
+    let expected: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(example("replay-ci").join("expected-output.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(v["output"], expected);
+    assert_eq!(v["usage"]["replayed"], 4);
+    assert_eq!(v["usage"]["calls"], 0);
+}
+
+/// The committed cassette is what recording the example against its model gives today (run
+/// with `AO_UPDATE_EXAMPLES=1` to write it again after changing the example).
+#[test]
+fn replay_ci_cassette_is_what_recording_gives() {
+    let model = release_notes_model();
+    let mut p = Project::new();
+    p.set_env("LEADER_MODEL_BASE_URL", &model.base_url);
+    let args = replay_ci_args(&["--record", "cassette.json", "--json"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, v) = p.json(&args);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(model.count(), 4);
+    let recorded: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.path().join("cassette.json")).unwrap())
+            .unwrap();
+    let dir = example("replay-ci");
+    if std::env::var_os("AO_UPDATE_EXAMPLES").is_some() {
+        // The committed copy keeps what matching uses; the HTTP attempts (times, the stub's
+        // port) would only change with every recording.
+        let mut committed = recorded.clone();
+        for call in committed["calls"].as_array_mut().unwrap() {
+            call["exchanges"] = serde_json::json!([]);
+        }
+        committed["run_id"] = serde_json::json!("recorded-for-the-example");
+        std::fs::write(
+            dir.join("cassette.json"),
+            serde_json::to_string_pretty(&committed).unwrap() + "\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("expected-output.json"),
+            serde_json::to_string_pretty(&v["output"]).unwrap() + "\n",
+        )
+        .unwrap();
+    }
+    let committed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("cassette.json")).unwrap()).unwrap();
+    let key = |c: &serde_json::Value| {
+        (
+            c["node"].clone(),
+            c["index"].clone(),
+            c["round"].clone(),
+            c["request_sha256"].clone(),
+            c["reply"].clone(),
+        )
+    };
+    let calls = |c: &serde_json::Value| {
+        c["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(key)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        calls(&committed),
+        calls(&recorded),
+        "examples/replay-ci/cassette.json is out of date: run this test with AO_UPDATE_EXAMPLES=1"
+    );
+}
+
 /// A stub for the examples below: answers by what the system prompt asks for.
 fn stub_for_examples() -> ao_testkit::StubModel {
     use ao_testkit::{completion, tool_calls};

@@ -362,6 +362,8 @@ pub struct Config {
     pub policy_env: PolicyEnv,
     /// The `[policy]` table of ao.toml (the default when absent).
     pub policy: PolicyConfig,
+    /// The `[budget]` table of ao.toml: budget limits for runs whose workflow sets none.
+    pub budget: BudgetConfig,
 }
 
 /// One line of `ao doctor`: a setting, its displayable value, and where it came from.
@@ -660,6 +662,42 @@ pub struct AoTomlFile {
     /// The policy gate: allowed commands, writable and denied globs, limits.
     #[serde(default)]
     pub policy: Option<PolicyConfig>,
+    /// Default budget limits of every run: each applies when the workflow's `limits` do not
+    /// set it; `--max-tokens`, `--max-cost`, `--max-llm-calls` override both.
+    #[serde(default)]
+    pub budget: Option<BudgetConfig>,
+}
+
+/// The `[budget]` table of `ao.toml`: what a run (its sub-runs included) may spend on models
+/// unless its workflow's `limits` say otherwise. Unknown keys are errors.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct BudgetConfig {
+    /// The most model tokens (in + out) a run may spend.
+    pub max_tokens: Option<NonZeroU64>,
+    /// The most US dollars a run may spend on models (needs a `price` for every model).
+    #[serde(deserialize_with = "positive_dollars")]
+    pub max_cost_usd: Option<f64>,
+    /// The most model requests a run may send.
+    pub max_llm_calls: Option<NonZeroU64>,
+}
+
+impl BudgetConfig {
+    pub fn is_empty(&self) -> bool {
+        *self == BudgetConfig::default()
+    }
+}
+
+/// A dollar amount that must be a positive, finite number.
+fn positive_dollars<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    let v = f64::deserialize(d)?;
+    if v.is_finite() && v > 0.0 {
+        Ok(Some(v))
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "max_cost_usd must be a positive number of dollars, got {v}"
+        )))
+    }
 }
 
 /// `[mcp_server]` in ao.toml.
@@ -886,6 +924,7 @@ impl Config {
             log_level,
             policy_env,
             policy: file.policy.unwrap_or_default(),
+            budget: file.budget.unwrap_or_default(),
         })
     }
 
@@ -964,6 +1003,17 @@ impl Config {
             )
         };
         rows.push(policy);
+        rows.push(if self.budget.is_empty() {
+            row("budget".into(), "unset".into(), None)
+        } else {
+            row(
+                "budget".into(),
+                serde_json::to_value(self.budget)
+                    .map(|v| without_nulls(&v).to_string())
+                    .unwrap_or_default(),
+                Some(Source::AoToml),
+            )
+        });
         rows
     }
 }
@@ -2154,6 +2204,40 @@ mod tests {
             Mode::DryRun
         );
         assert!(PolicyEnv::from_vars(&env(&[("AO_DRY_RUN", "maybe")])).is_err());
+    }
+
+    #[test]
+    fn budget_table_sets_defaults_and_bad_values_name_file_line_and_key() {
+        let root = TempRoot::new("budget-table");
+        root.write(
+            "ao.toml",
+            "[budget]\nmax_llm_calls = 20\nmax_cost_usd = 1.5\n",
+        );
+        let cfg = Config::load(&ConfigInputs::new(&root.0)).expect("load");
+        assert_eq!(cfg.budget.max_llm_calls.map(|n| n.get()), Some(20));
+        assert_eq!(cfg.budget.max_cost_usd, Some(1.5));
+        assert_eq!(cfg.budget.max_tokens, None);
+        let row = cfg
+            .doctor_rows()
+            .into_iter()
+            .find(|r| r.setting == "budget")
+            .expect("a budget row");
+        assert!(row.value.contains("\"max_llm_calls\":20"), "{}", row.value);
+        for (text, key) in [
+            ("[budget]\nmax_cost_usd = -2.0\n", "budget.max_cost_usd"),
+            ("[budget]\nmax_cost_usd = 0\n", "budget.max_cost_usd"),
+            ("[budget]\nmax_llm_calls = 0\n", "budget.max_llm_calls"),
+            ("[budget]\nmax_calls = 3\n", "budget.max_calls"),
+        ] {
+            root.write("ao.toml", text);
+            let msg = Config::load(&ConfigInputs::new(&root.0))
+                .expect_err(text)
+                .to_string();
+            assert!(
+                msg.contains("ao.toml:2:") && msg.contains(&format!("`{key}`")),
+                "{text:?}: {msg}"
+            );
+        }
     }
 
     #[test]

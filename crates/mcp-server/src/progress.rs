@@ -142,10 +142,13 @@ fn describe(event: &Event) -> Option<String> {
             input_tokens,
             output_tokens,
             cached,
+            replayed,
             ..
         } => {
             if *cached {
                 format!("`{node}`: stored {role} model reply reused")
+            } else if *replayed {
+                format!("`{node}`: {role} model reply replayed from the cassette")
             } else {
                 format!(
                     "`{node}`: {role} model call, {input_tokens} tokens in, {output_tokens} out"

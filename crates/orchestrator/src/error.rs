@@ -39,6 +39,10 @@ pub enum ErrorKind {
     ToolFailed,
     /// The run store failed.
     Store,
+    /// A replay cassette cannot be read or is malformed (with file:line:col).
+    InvalidCassette,
+    /// A cassette could not be written.
+    CassetteNotWritten,
 }
 
 impl ErrorKind {
@@ -57,6 +61,8 @@ impl ErrorKind {
             ErrorKind::OtherRoot => "other_root",
             ErrorKind::ToolFailed => "tool_failed",
             ErrorKind::Store => "store",
+            ErrorKind::InvalidCassette => "invalid_cassette",
+            ErrorKind::CassetteNotWritten => "cassette_not_written",
         }
     }
 
@@ -73,8 +79,12 @@ impl ErrorKind {
             | ErrorKind::RunNotFound
             | ErrorKind::NotResumable
             | ErrorKind::AnswerRequired
-            | ErrorKind::OtherRoot => 2,
-            ErrorKind::Changeset | ErrorKind::ToolFailed | ErrorKind::Store => 1,
+            | ErrorKind::OtherRoot
+            | ErrorKind::InvalidCassette => 2,
+            ErrorKind::Changeset
+            | ErrorKind::ToolFailed
+            | ErrorKind::Store
+            | ErrorKind::CassetteNotWritten => 1,
         }
     }
 }
@@ -118,6 +128,16 @@ pub enum Error {
     Model(#[from] ao_models::ModelError),
     #[error("{0}")]
     Usage(String),
+    /// A replay cassette that cannot be read, or is malformed.
+    #[error("cassette {path}: {message}")]
+    Cassette { path: String, message: String },
+    /// A run's cassette could not be written (the run itself is stored).
+    #[error("the cassette of run {run_id} could not be written to {path}: {message}")]
+    CassetteNotWritten {
+        run_id: String,
+        path: String,
+        message: String,
+    },
     /// The saved worker profiles cannot be read or written.
     #[error(transparent)]
     Profiles(#[from] crate::interview::profiles::ProfileStoreError),
@@ -157,6 +177,8 @@ impl Error {
             Error::Model(_) => ErrorKind::Config,
             Error::Usage(_) => ErrorKind::Usage,
             Error::Profiles(_) => ErrorKind::Store,
+            Error::Cassette { .. } => ErrorKind::InvalidCassette,
+            Error::CassetteNotWritten { .. } => ErrorKind::CassetteNotWritten,
         }
     }
 

@@ -36,6 +36,7 @@
 
 pub mod budget;
 pub mod builtins;
+pub mod cassette;
 pub mod doctor;
 mod error;
 mod files;
@@ -44,6 +45,7 @@ mod jobs;
 pub mod model_node;
 pub mod models;
 pub mod records;
+pub mod replay;
 pub mod routing;
 mod service;
 pub mod tool_node;

@@ -10,7 +10,9 @@
 //! Recording is fail-closed: an exchange, a completed call or a tool result that cannot be
 //! stored, or stored calls that cannot be read, fail the task instead of going on.
 
+use crate::cassette::{self, Reply};
 use crate::records::{self, CallRecord, RequestCost};
+use crate::replay::{INVALID_REPLAY, Lookup, REPLAY_MISMATCH, Replay, ReplayMiss};
 use crate::tool_node::{ToolCallError, ToolNodeRunner};
 use ao_core::redact::Redactor;
 use ao_graph::{
@@ -22,6 +24,7 @@ use ao_models::{
     ModelClient, OutputSchema, StreamEvent, ToolCall, Usage,
 };
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -44,6 +47,23 @@ pub struct ModelRunner {
     tokens: Mutex<Option<Arc<dyn TokenSink>>>,
     /// What calls in flight have reserved against their run's budget.
     budgets: Arc<crate::budget::BudgetGuard>,
+    /// The cassettes that answer the calls of top-level runs being replayed, by run id.
+    replays: Arc<Mutex<HashMap<String, Arc<Replay>>>>,
+}
+
+/// Keeps a run's cassette in use until it is dropped ([`ModelRunner::replay_run`]).
+pub struct ReplayGuard {
+    replays: Arc<Mutex<HashMap<String, Arc<Replay>>>>,
+    run_id: String,
+}
+
+impl Drop for ReplayGuard {
+    fn drop(&mut self) {
+        self.replays
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.run_id);
+    }
 }
 
 /// Receives a running `llm` node's reply text as it streams in.
@@ -80,7 +100,46 @@ impl ModelRunner {
             tools: None,
             tokens: Mutex::new(None),
             budgets: Arc::default(),
+            replays: Arc::default(),
         }
+    }
+
+    /// Answers the model calls of the top-level run `run_id` (its sub-runs included) from
+    /// `replay` until the guard is dropped.
+    pub fn replay_run(&self, run_id: &str, replay: Arc<Replay>) -> ReplayGuard {
+        self.replays
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(run_id.to_string(), replay);
+        ReplayGuard {
+            replays: self.replays.clone(),
+            run_id: run_id.to_string(),
+        }
+    }
+
+    /// The cassette answering `call`'s run, with the top-level run's id, if it is replayed.
+    fn replay_for(
+        &self,
+        call: &NodeCall<'_>,
+    ) -> Result<Option<(Arc<Replay>, String)>, NodeFailure> {
+        let replays = || self.replays.lock().unwrap_or_else(|p| p.into_inner());
+        {
+            let replays = replays();
+            if replays.is_empty() {
+                return Ok(None);
+            }
+            if let Some(r) = replays.get(call.run_id) {
+                return Ok(Some((r.clone(), call.run_id.to_string())));
+            }
+        }
+        // A sub-run: its top-level run's cassette (the store is read without the lock held).
+        let Some(store) = &self.store else {
+            return Ok(None);
+        };
+        let top = store
+            .root_run_id(call.run_id)
+            .map_err(|e| record_failure("(reading) the run's lineage", e))?;
+        Ok(replays().get(&top).map(|r| (r.clone(), top)))
     }
 
     /// Streams the replies of `llm` nodes to `sink` from now on (the assembled result is the
@@ -254,6 +313,7 @@ fn staged_call(call: &CallRecord<'_>, lineage: Vec<(String, Option<String>)>) ->
         .completed
         .map(|(request, result)| (request.to_string(), result.clone()));
     let (exchanges, requests) = (call.exchanges.to_vec(), call.requests.to_vec());
+    let (settings, replayed) = (call.settings.clone(), call.replayed);
     Box::new(move |records| {
         let call = CallRecord {
             task: TaskKey {
@@ -265,11 +325,23 @@ fn staged_call(call: &CallRecord<'_>, lineage: Vec<(String, Option<String>)>) ->
             round,
             role: &role,
             completed: completed.as_ref().map(|(q, r)| (q.as_str(), r)),
+            settings: &settings,
             exchanges: &exchanges,
             requests: &requests,
+            replayed,
         };
         records::write_call(records, &call, &lineage)
     })
+}
+
+/// Exchanges marked with the model round they belong to (so a cassette can tell them apart).
+fn with_round(mut exchanges: Vec<Value>, round: u32) -> Vec<Value> {
+    for e in &mut exchanges {
+        if let Some(m) = e.as_object_mut() {
+            m.insert("round".into(), json!(round));
+        }
+    }
+    exchanges
 }
 
 /// Rounds of tool calls one `llm` node may make before it is stopped.
@@ -281,6 +353,8 @@ struct Round {
     number: u32,
     fingerprint: String,
     result: Value,
+    /// The model settings it was asked with (kept with it, for cassettes).
+    settings: Value,
 }
 
 /// The stored result of a tool call that was started but whose result was never recorded,
@@ -313,6 +387,10 @@ impl ModelRunner {
             })
             .to_string(),
         );
+        let settings = cassette::call_settings(
+            self.client.role_config(&request.role),
+            &completion_request.tools,
+        );
         // A stored round is reused when the task runs again with the same conversation so far:
         // always for a round that called tools (its results are stored with it), and for the
         // answer only on a first attempt in this process (a retry asks again, since the stored
@@ -333,6 +411,7 @@ impl ModelRunner {
                     output_tokens: 0,
                     latency_ms: 0,
                     cached: true,
+                    replayed: false,
                     request: None,
                     error: None,
                 });
@@ -340,7 +419,83 @@ impl ModelRunner {
                     number: round,
                     fingerprint,
                     result,
+                    settings,
                 });
+            }
+        }
+        // A replayed run's calls are answered from its cassette; one it does not answer fails
+        // the task, or goes to the model when the replay lets misses through.
+        if let Some((replay, top)) = self.replay_for(call)? {
+            let prefix = match &self.store {
+                Some(store) => cassette::node_prefix(store, call.run_id, &top)
+                    .map_err(|e| record_failure("(reading) the run's lineage", e))?,
+                None => String::new(),
+            };
+            let node = format!("{prefix}{}", call.node);
+            let normalised =
+                cassette::call_request(&fingerprint, &settings).map_err(NodeFailure::permanent)?;
+            match replay.lookup(&node, call.index, round, &normalised) {
+                Lookup::Hit(recorded) => {
+                    let result = self.replayed_reply(call, request, round, &recorded.reply)?;
+                    let exchanges: Vec<Value> = recorded
+                        .exchanges
+                        .iter()
+                        .map(|e| {
+                            let mut e = e.clone();
+                            if let Some(m) = e.as_object_mut() {
+                                m.insert("replayed".into(), Value::Bool(true));
+                            }
+                            self.redactor.redact_value(&e)
+                        })
+                        .collect();
+                    self.keep_round(
+                        call,
+                        &request.role,
+                        round,
+                        (&fingerprint, &result, &settings),
+                        with_round(exchanges, round),
+                        &[],
+                        true,
+                    )?;
+                    call.events.emit(EventKind::LlmCall {
+                        node: call.node.to_string(),
+                        role: request.role.clone(),
+                        model: normalised.model.clone(),
+                        input_tokens: 0,
+                        output_tokens: 0,
+                        latency_ms: 0,
+                        cached: false,
+                        replayed: true,
+                        request: None,
+                        error: None,
+                    });
+                    return Ok(Round {
+                        number: round,
+                        fingerprint,
+                        result,
+                        settings,
+                    });
+                }
+                Lookup::Miss(why) if replay.miss() == ReplayMiss::Live => {
+                    call.events.emit(EventKind::Warning {
+                        node: Some(call.node.to_string()),
+                        message: self.redactor.redact_str(&format!(
+                            "the cassette {} does not answer this call ({why}); it was sent to the model",
+                            replay.source()
+                        )),
+                    });
+                }
+                Lookup::Miss(why) => {
+                    return Err(NodeFailure {
+                        message: self.redactor.redact_str(&format!(
+                            "{why}, so the cassette {} does not answer its call ({}round {round}); record the cassette again, or let the calls it does not answer go to the model",
+                            replay.source(),
+                            call.index.map(|i| format!("task {i}, ")).unwrap_or_default(),
+                        )),
+                        retryable: false,
+                        kind: REPLAY_MISMATCH,
+                    });
+                }
             }
         }
         // The run's budget, if it has one: this call reserves its share before it is sent.
@@ -390,6 +545,7 @@ impl ModelRunner {
                     output_tokens: r.usage.completion_tokens,
                     latency_ms: r.latency_ms,
                     cached: false,
+                    replayed: false,
                     request: Some(r.kind),
                     error: r.error,
                 });
@@ -401,9 +557,12 @@ impl ModelRunner {
                 // A failed call's attempts are kept too: they say what went wrong and what
                 // they cost.
                 if let Some(store) = &self.store {
-                    let exchanges = recorder
-                        .take()
-                        .map_err(|why| record_failure("the model exchanges", why))?;
+                    let exchanges = with_round(
+                        recorder
+                            .take()
+                            .map_err(|why| record_failure("the model exchanges", why))?,
+                        round,
+                    );
                     records::store_call(
                         store,
                         &CallRecord {
@@ -411,8 +570,10 @@ impl ModelRunner {
                             round,
                             role: &request.role,
                             completed: None,
+                            settings: &settings,
                             exchanges: &exchanges,
                             requests: &requests,
+                            replayed: false,
                         },
                     )
                     .map_err(|err| record_failure("the model exchanges", err))?;
@@ -432,40 +593,18 @@ impl ModelRunner {
             } else {
                 json!({"answer": completion.text})
             });
-        if let Some(store) = &self.store {
-            let exchanges = recorder
-                .take()
-                .map_err(|why| record_failure("the model exchanges", why))?;
-            let record = CallRecord {
-                task: key,
-                round,
-                role: &request.role,
-                completed: Some((&fingerprint, &result)),
-                exchanges: &exchanges,
-                requests: &requests,
-            };
-            if result.get("tool_calls").is_some() {
-                // A round that called tools is on disk before any of them runs.
-                records::store_call(store, &record)
-                    .map_err(|e| record_failure("the model's answer", e))?;
-            } else {
-                // The answer is the task's result and nothing else waits for it: it is written
-                // with the task's end (one commit less), or now if the engine cannot.
-                let lineage = records::call_lineage(store, &record)
-                    .map_err(|e| record_failure("the model's answer", e))?;
-                let staged = TaskRecords {
-                    node: call.node.to_string(),
-                    index: call.index,
-                    what: "the model's answer".into(),
-                    write: staged_call(&record, lineage),
-                };
-                if let Err(staged) = call.events.with_task_end(staged) {
-                    store
-                        .write_records("store model call", |r| (staged.write)(r))
-                        .map_err(|e| record_failure("the model's answer", e))?;
-                }
-            }
-        }
+        let exchanges = recorder
+            .take()
+            .map_err(|why| record_failure("the model exchanges", why))?;
+        self.keep_round(
+            call,
+            &request.role,
+            round,
+            (&fingerprint, &result, &settings),
+            with_round(exchanges, round),
+            &requests,
+            false,
+        )?;
         emit_sent(sent);
         if let Some(note) = &completion.fallback {
             call.events.emit(EventKind::Warning {
@@ -489,7 +628,117 @@ impl ModelRunner {
             number: round,
             fingerprint,
             result,
+            settings,
         })
+    }
+
+    /// Keeps a completed round with its task: a round that called tools now (before any of
+    /// them runs), an answer with the task's end (one commit less), or now if the engine
+    /// cannot.
+    #[allow(clippy::too_many_arguments)]
+    fn keep_round(
+        &self,
+        call: &NodeCall<'_>,
+        role: &str,
+        round: u32,
+        (fingerprint, result, settings): (&str, &Value, &Value),
+        exchanges: Vec<Value>,
+        requests: &[RequestCost],
+        replayed: bool,
+    ) -> Result<(), NodeFailure> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        let record = CallRecord {
+            task: TaskKey {
+                run_id: call.run_id,
+                step: call.step,
+                node: call.node,
+                index: call.index,
+            },
+            round,
+            role,
+            completed: Some((fingerprint, result)),
+            settings,
+            exchanges: &exchanges,
+            requests,
+            replayed,
+        };
+        if result.get("tool_calls").is_some() {
+            return records::store_call(store, &record)
+                .map_err(|e| record_failure("the model's answer", e));
+        }
+        let lineage = records::call_lineage(store, &record)
+            .map_err(|e| record_failure("the model's answer", e))?;
+        let staged = TaskRecords {
+            node: call.node.to_string(),
+            index: call.index,
+            what: "the model's answer".into(),
+            write: staged_call(&record, lineage),
+        };
+        if let Err(staged) = call.events.with_task_end(staged) {
+            store
+                .write_records("store model call", |r| (staged.write)(r))
+                .map_err(|e| record_failure("the model's answer", e))?;
+        }
+        Ok(())
+    }
+
+    /// A recorded reply as this round's result, if the node can take it: what a model's reply
+    /// could not do, a recorded one cannot either (an answer must match the node's output;
+    /// tool calls need tools offered this round, and go through the policy gate afterwards).
+    fn replayed_reply(
+        &self,
+        call: &NodeCall<'_>,
+        request: &LlmRequest,
+        round: u32,
+        reply: &Reply,
+    ) -> Result<Value, NodeFailure> {
+        let invalid = |why: String| NodeFailure {
+            message: self
+                .redactor
+                .redact_str(&format!("the cassette's reply for round {round}: {why}")),
+            retryable: false,
+            kind: INVALID_REPLAY,
+        };
+        match reply {
+            Reply::ToolCalls { .. } if request.tools.is_empty() || round >= MAX_TOOL_ROUNDS => {
+                return Err(invalid(
+                    "it calls tools, but none are offered to the node in this round".into(),
+                ));
+            }
+            Reply::ToolCalls { .. } => {}
+            Reply::Answer(answer) => match output_schema(&request.output)
+                .map_err(NodeFailure::permanent)?
+            {
+                None if !answer.is_string() => {
+                    return Err(invalid(
+                        "the node answers text, but it is not a string".into(),
+                    ));
+                }
+                None => {
+                    let sink = self
+                        .tokens
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clone();
+                    if let (Some(sink), Some(text)) = (sink, answer.as_str()) {
+                        sink.text(call.node, text);
+                    }
+                }
+                Some(schema) => {
+                    let validator = jsonschema::validator_for(&schema.schema)
+                        .map_err(|e| NodeFailure::permanent(format!("the output schema: {e}")))?;
+                    if let Some(e) = validator.iter_errors(answer).next() {
+                        return Err(invalid(format!(
+                            "the answer does not match the node's output schema at `{}`: {e}",
+                            e.instance_path()
+                        )));
+                    }
+                }
+            },
+        }
+        Ok(self.redactor.redact_value(&reply.to_result()))
     }
 
     /// How many policy decisions the task has recorded (`None` without a store, or when the
@@ -624,6 +873,7 @@ impl ModelRunner {
                     round.number,
                     &round.fingerprint,
                     &round.result,
+                    &round.settings,
                 )
                 .map_err(|e| record_failure("a tool call's result", e)),
                 None => Ok(()),

@@ -6,8 +6,8 @@
 //!
 //! | kind | scope | seq | data |
 //! |---|---|---|---|
-//! | `llm_call` | task | model round | `{request, result}`: a completed round, reused on resume |
-//! | `exchange` | task | appended | one HTTP attempt, redacted |
+//! | `llm_call` | task | model round | `{request, result, settings}`: a completed round, reused on resume; `settings` are the model settings it was asked with (what a cassette keys on besides the request) |
+//! | `exchange` | task | appended | one HTTP attempt, redacted, with its `round` (and `replayed: true` when a cassette answered it) |
 //! | `tool_call` | task | appended | one policy decision, redacted |
 //! | `changeset_file` | top-level run | appended | one file's change after a write, and whether it was applied; the changeset is the last entry of each path |
 //! | `changeset` | top-level run | 0 | (stores before per-file entries) the whole changeset |
@@ -62,6 +62,14 @@ pub struct RunUsage {
     /// `NODE/SUBNODE` (the parent's `workflow` node, then the sub-run's node).
     #[serde(default)]
     pub by_node: std::collections::BTreeMap<String, NodeUsage>,
+    /// Model calls answered from a replay cassette: nothing was sent, so they are in no other
+    /// count (calls, tokens, cost).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub replayed: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The model requests of one node (all its tasks), and of each `for_each` task.
@@ -75,6 +83,9 @@ pub struct NodeUsage {
     pub cost_usd: Option<f64>,
     /// Wall time of the requests, summed.
     pub latency_ms: u64,
+    /// Calls answered from a replay cassette (in no other count).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub replayed: u64,
     /// Per `for_each` task, by index (empty for a node without `for_each`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub tasks: std::collections::BTreeMap<usize, NodeUsage>,
@@ -112,6 +123,7 @@ fn add_usage(
     task: &TaskKey<'_>,
     role: &str,
     requests: &[RequestCost],
+    replayed: bool,
 ) -> Result<(), StoreError> {
     let mut node_path = task.node.to_string();
     for (run, started_by) in lineage {
@@ -124,6 +136,13 @@ fn add_usage(
             None => RunUsage::default(),
         };
         let node = usage.by_node.entry(node_path.clone()).or_default();
+        if replayed {
+            usage.replayed += 1;
+            node.replayed += 1;
+            if let Some(i) = task.index.filter(|_| run == task.run_id) {
+                node.tasks.entry(i).or_default().replayed += 1;
+            }
+        }
         for r in requests {
             usage.totals.add(role, &r.usage);
             node.add(&r.usage, r.latency_ms);
@@ -155,9 +174,13 @@ pub struct CallRecord<'a> {
     pub role: &'a str,
     /// The redacted fingerprint and result of a completed round (`None` for a failed call).
     pub completed: Option<(&'a str, &'a Value)>,
+    /// The model settings the round was asked with (see [`crate::cassette`]).
+    pub settings: &'a Value,
     pub exchanges: &'a [Value],
     /// What each request that was sent cost (one model call each, answered or not).
     pub requests: &'a [RequestCost],
+    /// A replay cassette answered the round (nothing was sent).
+    pub replayed: bool,
 }
 
 pub fn store_call(store: &RunStore, call: &CallRecord<'_>) -> Result<(), StoreError> {
@@ -172,7 +195,7 @@ pub fn call_lineage(
     store: &RunStore,
     call: &CallRecord<'_>,
 ) -> Result<Vec<(String, Option<String>)>, StoreError> {
-    if call.requests.is_empty() {
+    if call.requests.is_empty() && !call.replayed {
         Ok(Vec::new())
     } else {
         lineage_with_nodes(store, call.task.run_id)
@@ -192,14 +215,21 @@ pub fn write_call(
                 scope,
                 LLM_CALL,
                 call.round,
-                &json!({"request": request, "result": result}),
+                &json!({"request": request, "result": result, "settings": call.settings}),
             )?;
         }
         for exchange in call.exchanges {
             records.append(scope, EXCHANGE, exchange)?;
         }
-        if !call.requests.is_empty() {
-            add_usage(records, lineage, &call.task, call.role, call.requests)?;
+        if !call.requests.is_empty() || call.replayed {
+            add_usage(
+                records,
+                lineage,
+                &call.task,
+                call.role,
+                call.requests,
+                call.replayed,
+            )?;
         }
         Ok(())
     }
@@ -212,13 +242,14 @@ pub fn update_round(
     round: u32,
     request: &str,
     result: &Value,
+    settings: &Value,
 ) -> Result<(), StoreError> {
     store.write_records("store tool results", |records| {
         records.put(
             RecordScope::Task(*task),
             LLM_CALL,
             round,
-            &json!({"request": request, "result": result}),
+            &json!({"request": request, "result": result, "settings": settings}),
         )
     })
 }
@@ -298,7 +329,7 @@ pub fn put_changed_file(
 
 /// The run and its ancestors, each with the node of its parent that started it (the engine
 /// keys a sub-run's parent task as `STEP/NODE/INDEX`).
-fn lineage_with_nodes(
+pub(crate) fn lineage_with_nodes(
     store: &RunStore,
     run_id: &str,
 ) -> Result<Vec<(String, Option<String>)>, StoreError> {

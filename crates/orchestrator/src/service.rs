@@ -5,9 +5,11 @@
 //! renders output, and no message names a front end's flag.
 
 use crate::builtins;
+use crate::cassette::{self, Cassette};
 use crate::error::Error;
 use crate::model_node::ModelRunner;
 use crate::records;
+use crate::replay::Replay;
 use crate::tool_node::ToolNodeRunner;
 use crate::view::{RunDetail, RunSummary, RunView};
 use ao_core::config::{Config, ConfigError};
@@ -77,8 +79,14 @@ pub struct Service {
     llm: Option<Arc<ModelRunner>>,
     /// Budget limits the caller sets for the runs it starts or resumes, over the workflow's.
     budget: ao_graph::Budget,
+    /// The project's default budget limits (ao.toml `[budget]`), under the workflow's.
+    default_budget: ao_graph::Budget,
     /// The configured roles' prices (for checking a cost budget can be kept).
     unpriced_roles: Vec<String>,
+    /// The cassette that answers the model calls of the runs this service starts or resumes.
+    replay: Option<Arc<Replay>>,
+    /// Where the cassette of the runs this service starts or resumes is written once they stop.
+    record_to: Option<PathBuf>,
 }
 
 impl Service {
@@ -97,7 +105,10 @@ impl Service {
             tools: None,
             llm: None,
             budget: ao_graph::Budget::default(),
+            default_budget: ao_graph::Budget::default(),
             unpriced_roles: Vec::new(),
+            replay: None,
+            record_to: None,
         };
         service.host.resolver = Some(Arc::new(ProjectResolver { root }));
         Ok(service)
@@ -159,6 +170,11 @@ impl Service {
             &self.store,
             &tools,
         );
+        self.default_budget = ao_graph::Budget {
+            max_tokens: config.budget.max_tokens.map(|n| n.get()),
+            max_cost_usd: config.budget.max_cost_usd,
+            max_llm_calls: config.budget.max_llm_calls.map(|n| n.get()),
+        };
         self.unpriced_roles = config
             .model_roles()
             .filter(|m| m.price.is_none())
@@ -235,14 +251,65 @@ impl Service {
         self
     }
 
+    /// Answers the model calls of the runs this service starts or resumes (their sub-runs
+    /// included) from `replay` instead of the models.
+    pub fn with_replay(mut self, replay: Arc<Replay>) -> Self {
+        self.replay = Some(replay);
+        self
+    }
+
+    /// Writes the cassette of each run this service starts or resumes to `path` once the run
+    /// stops (completed, failed or waiting): every model call it made so far.
+    pub fn with_record(mut self, path: PathBuf) -> Self {
+        self.record_to = Some(path);
+        self
+    }
+
+    /// The cassette of a stored run (its sub-runs included): every completed model call, as
+    /// stored, redacted again on the way out.
+    pub fn cassette(&self, run_id: &str) -> Result<Cassette, Error> {
+        self.record(run_id)?;
+        cassette::from_store(&self.store, run_id, self.host.redactor.as_ref())
+    }
+
+    /// Writes the cassette of a stored run to `path`; returns how many calls it holds.
+    pub fn export_cassette(&self, run_id: &str, path: &Path) -> Result<usize, Error> {
+        let cassette = self.cassette(run_id)?;
+        cassette::write(path, &cassette).map_err(|message| Error::CassetteNotWritten {
+            run_id: run_id.to_string(),
+            path: path.display().to_string(),
+            message,
+        })?;
+        Ok(cassette.calls.len())
+    }
+
+    /// While a top-level run is driven: its calls answered from the replay cassette, if any.
+    fn replaying(&self, top_run: &str) -> Option<crate::model_node::ReplayGuard> {
+        let (replay, llm) = (self.replay.as_ref()?, self.llm.as_ref()?);
+        Some(llm.replay_run(top_run, replay.clone()))
+    }
+
+    /// Once a run stops: its cassette written, if one was asked for.
+    fn recorded(&self, view: RunView) -> Result<RunView, Error> {
+        if let Some(path) = &self.record_to {
+            let top = self.store.root_run_id(&view.run_id)?;
+            self.export_cassette(&top, path)?;
+        }
+        Ok(view)
+    }
+
     /// What a new run records about where it belongs (the project root, the mode) and what it
-    /// may spend.
+    /// may spend: each budget limit from the caller if it sets one, else from the workflow's
+    /// `limits`, else from the project's defaults (ao.toml `[budget]`).
     fn run_meta(&self, wf: &Workflow) -> Value {
         let mut meta = json!({
             "root": self.root.display().to_string(),
             "mode": self.tools.as_ref().map(|t| t.policy().mode()),
         });
-        let budget = wf.budget().overridden_by(self.budget);
+        let budget = self
+            .default_budget
+            .overridden_by(wf.budget())
+            .overridden_by(self.budget);
         if !budget.is_empty() {
             meta[crate::budget::META_KEY] = json!(budget);
         }
@@ -548,8 +615,15 @@ impl Service {
             self.check_cost_budget(&serde_json::from_value(b.clone()).unwrap_or_default())?;
         }
         opts.meta = Some(meta);
+        // The run's id is known before it starts, so its calls can be replayed.
+        let run_id = opts
+            .run_id
+            .get_or_insert_with(|| ao_core::ids::RunId::new().to_string())
+            .clone();
+        let replaying = self.replaying(&run_id);
         let outcome = self.engine(sink).start(wf, input, opts).await;
-        self.finish(outcome)
+        drop(replaying);
+        self.recorded(self.finish(outcome)?)
     }
 
     pub async fn resume(
@@ -564,8 +638,11 @@ impl Service {
         self.check_root(run_id, root_check)?;
         self.check_mode_unchanged(run_id)?;
         self.raise_budget(run_id)?;
+        let top = self.store.root_run_id(run_id)?;
+        let replaying = self.replaying(&top);
         let outcome = self.engine(sink).resume(run_id, answer, opts).await;
-        self.finish(outcome)
+        drop(replaying);
+        self.recorded(self.finish(outcome)?)
     }
 
     /// On resume: the caller's budget limits replace the run's stored ones (how a run stopped

@@ -89,6 +89,14 @@ pub struct UsageView {
     pub by_role: BTreeMap<String, TokenUsage>,
     /// Per node that called a model; a sub-run's nodes as `NODE/SUBNODE`.
     pub by_node: BTreeMap<String, NodeUsageView>,
+    /// Calls answered from a replay cassette: nothing was sent, so they are in no other count
+    /// (calls, tokens, cost).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub replayed: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The model requests of one node.
@@ -101,6 +109,9 @@ pub struct NodeUsageView {
     pub cost_usd: Option<f64>,
     /// Wall time of its requests, summed.
     pub latency_ms: u64,
+    /// Calls answered from a replay cassette (in no other count).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub replayed: u64,
     /// Per `for_each` task, by index (absent for a node without `for_each`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tasks: BTreeMap<usize, TaskUsageView>,
@@ -115,6 +126,9 @@ pub struct TaskUsageView {
     pub estimated: bool,
     pub cost_usd: Option<f64>,
     pub latency_ms: u64,
+    /// Calls answered from a replay cassette (in no other count).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub replayed: u64,
 }
 
 impl From<&NodeUsage> for NodeUsageView {
@@ -126,6 +140,7 @@ impl From<&NodeUsage> for NodeUsageView {
             estimated: n.estimated,
             cost_usd: n.cost_usd,
             latency_ms: n.latency_ms,
+            replayed: n.replayed,
             tasks: n
                 .tasks
                 .iter()
@@ -139,6 +154,7 @@ impl From<&NodeUsage> for NodeUsageView {
                             estimated: t.estimated,
                             cost_usd: t.cost_usd,
                             latency_ms: t.latency_ms,
+                            replayed: t.replayed,
                         },
                     )
                 })
@@ -163,6 +179,7 @@ impl From<&RunUsage> for UsageView {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.into()))
                 .collect(),
+            replayed: u.replayed,
         }
     }
 }

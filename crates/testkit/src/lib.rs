@@ -15,6 +15,9 @@ pub struct StubModel {
     pub base_url: String,
     requests: Arc<Mutex<Vec<Value>>>,
     authorizations: Arc<Mutex<Vec<Option<String>>>>,
+    stopped: Arc<std::sync::atomic::AtomicBool>,
+    addr: std::net::SocketAddr,
+    listener: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl StubModel {
@@ -27,8 +30,14 @@ impl StubModel {
         let authorizations = Arc::new(Mutex::new(Vec::new()));
         let auth_seen = authorizations.clone();
         let respond: Arc<Responder> = Arc::new(respond);
-        std::thread::spawn(move || {
+        let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop_seen = stopped.clone();
+        let handle = std::thread::spawn(move || {
             for stream in listener.incoming() {
+                if stop_seen.load(std::sync::atomic::Ordering::SeqCst) {
+                    // Dropping the listener closes the port: later connections are refused.
+                    return;
+                }
                 let Ok(stream) = stream else { continue };
                 let seen = seen.clone();
                 let auth_seen = auth_seen.clone();
@@ -40,6 +49,21 @@ impl StubModel {
             base_url: format!("http://{addr}/v1"),
             requests,
             authorizations,
+            stopped,
+            addr,
+            listener: Mutex::new(Some(handle)),
+        }
+    }
+
+    /// Stops serving: the port is closed once this returns, so any later request fails to
+    /// connect (what it received so far stays readable).
+    pub fn stop(&self) {
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        // Wake the accepting thread so it sees the flag.
+        let _ = TcpStream::connect(self.addr);
+        if let Some(handle) = self.listener.lock().unwrap().take() {
+            let _ = handle.join();
         }
     }
 

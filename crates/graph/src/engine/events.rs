@@ -75,6 +75,9 @@ pub enum EventKind {
         latency_ms: u64,
         /// A completed call stored earlier was reused (nothing was sent, nothing paid).
         cached: bool,
+        /// A replay cassette answered the call (nothing was sent, nothing paid).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        replayed: bool,
         /// Why the request was sent: `first`, `retry`, `fallback`, `step_down`, `repair`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         request: Option<String>,

@@ -450,6 +450,7 @@ impl BuiltinNode for Ask {
                     output_tokens: 0,
                     latency_ms: 0,
                     cached: true,
+                    replayed: false,
                     request: None,
                     error: None,
                 });
@@ -490,8 +491,11 @@ impl BuiltinNode for Ask {
                         round: 0,
                         role: &worker_id,
                         completed: Some((&fingerprint, &value)),
+                        // Interview asks are not replayed: no model settings to key on.
+                        settings: &Value::Null,
                         exchanges: &exchanges,
                         requests: &requests,
+                        replayed: false,
                     },
                 )
                 .map_err(record_failure)?;
@@ -505,6 +509,7 @@ impl BuiltinNode for Ask {
                     output_tokens: r.usage.completion_tokens,
                     latency_ms: r.latency_ms,
                     cached: false,
+                    replayed: false,
                     request: Some(r.kind),
                     error: r.error,
                 });
