@@ -277,6 +277,10 @@ impl Settings {
         self.limits
     }
 
+    pub(crate) fn required(&self) -> bool {
+        self.require
+    }
+
     #[cfg(test)]
     pub(crate) fn set_abi(&mut self, abi: u8) {
         self.abi = abi;
@@ -779,5 +783,354 @@ pub(crate) struct Prepared {
 impl Prepared {
     pub(crate) fn child_setup(&self) -> ChildSetup {
         self.raw
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{Policy, PolicyEnv, PolicyInput};
+    use crate::registry::{ToolContext, ToolRegistry};
+    use crate::{Decision, MemoryRecorder};
+    use ao_core::redact::Redactor;
+    use std::sync::Arc;
+
+    fn config(json: serde_json::Value) -> PolicyConfig {
+        serde_json::from_value(json).expect("a valid [policy] table")
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn settings(json: serde_json::Value, e: &[(&str, &str)], root: &Path, abi: u8) -> Settings {
+        let mut s = Settings::new(&config(json), &env(e), root).expect("settings");
+        s.set_abi(abi);
+        s
+    }
+
+    #[test]
+    fn the_summary_says_what_each_abi_enforces() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let at = |abi: u8, net: serde_json::Value| {
+            Confine::new(
+                &settings(serde_json::json!({"network": net}), &[], dir.path(), abi),
+                dir.path(),
+                true,
+            )
+            .summary()
+        };
+        let none = at(0, false.into());
+        assert!(!none.filesystem && !none.network_enforced && !none.scopes);
+        assert!(!none.complete());
+        assert!(none.not_enforced[0].contains("no Landlock"), "{none:?}");
+        let v3 = at(3, false.into());
+        assert!(v3.filesystem && !v3.network_enforced && !v3.scopes);
+        assert!(v3.not_enforced.iter().any(|n| n.contains("TCP connect")));
+        assert!(!v3.not_enforced.iter().any(|n| n.contains("truncating")));
+        assert!(at(2, false.into()).not_enforced.iter().any(|n| n.contains("truncating")));
+        // All TCP allowed: nothing to enforce, and no UDP caveat.
+        let open = at(3, true.into());
+        assert!(open.network_enforced);
+        assert_eq!(open.network, "allowed");
+        assert!(!open.not_enforced.iter().any(|n| n.contains("UDP")));
+        let v5 = at(5, serde_json::json!([443, 80, 443]));
+        assert!(v5.network_enforced && !v5.scopes);
+        assert_eq!(v5.network, "ports 80, 443");
+        assert!(!v5.not_enforced.iter().any(|n| n.contains("ioctl")));
+        assert!(at(4, false.into()).not_enforced.iter().any(|n| n.contains("ioctl")));
+        let v7 = at(7, serde_json::json!([]));
+        assert!(v7.complete());
+        assert_eq!(v7.network, "denied");
+        assert_eq!(v7.processes_enforced, !running_as_root());
+        assert_eq!(
+            v7.not_enforced.iter().any(|n| n.contains("RLIMIT_NPROC")),
+            running_as_root()
+        );
+    }
+
+    #[test]
+    fn require_confinement_refuses_only_what_the_kernel_cannot_enforce() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let refusal = |require: bool, abi: u8| {
+            Confine::new(
+                &settings(
+                    serde_json::json!({"require_confinement": require}),
+                    &[],
+                    dir.path(),
+                    abi,
+                ),
+                dir.path(),
+                false,
+            )
+            .refusal()
+        };
+        assert_eq!(refusal(false, 0), None);
+        assert_eq!(refusal(true, 7), None);
+        assert_eq!(refusal(true, 6), None);
+        let r = refusal(true, 5).unwrap_or_default();
+        assert!(r.contains("socket and signal scopes") && !r.contains("TCP"), "{r}");
+        let r = refusal(true, 3).unwrap_or_default();
+        assert!(r.contains("TCP rules"), "{r}");
+        let r = refusal(true, 0).unwrap_or_default();
+        assert!(r.contains("filesystem rules") && r.contains("ABI 0"), "{r}");
+        // prepare() refuses too, so no path can start the process.
+        let c = Confine::new(
+            &settings(
+                serde_json::json!({"require_confinement": true}),
+                &[],
+                dir.path(),
+                0,
+            ),
+            dir.path(),
+            false,
+        );
+        assert!(c.prepare(&mut BTreeMap::new()).is_err());
+    }
+
+    #[test]
+    fn rules_allow_the_root_and_toolchains_but_never_the_home_or_secrets() {
+        let base = tempfile::tempdir().expect("tmp");
+        let home = base.path().join("home");
+        let root = home.join("work/project");
+        let cargo = home.join(".cargo");
+        let cache = home.join(".cache/sccache");
+        for d in [&root, &cargo.join("bin"), &cargo.join("registry"), &cache] {
+            std::fs::create_dir_all(d).expect("mkdir");
+        }
+        std::fs::write(cargo.join("credentials.toml"), "token").expect("write");
+        std::fs::write(cargo.join("config.toml"), "").expect("write");
+        std::os::unix::fs::symlink("/", base.path().join("slash")).expect("symlink");
+        let home_s = home.display().to_string();
+        let path = format!("/usr/bin:{home_s}:{}", base.path().join("slash").display());
+        let s = settings(
+            serde_json::json!({"cache_dirs": ["~/.cache/sccache"], "read_dirs": ["~", "/"]}),
+            &[("HOME", &home_s), ("PATH", &path)],
+            &root,
+            7,
+        );
+        let c = Confine::new(&s, &root, true);
+        let (rules, dropped) = c.rules(None);
+        let has = |p: &Path, write: bool| {
+            let p = p.canonicalize().expect("canonical");
+            rules.iter().any(|r| r.path == p && r.write == write)
+        };
+        assert!(has(&root, true));
+        assert!(has(&cache, true));
+        assert!(has(&cargo.join("bin"), false));
+        assert!(has(&cargo.join("config.toml"), false));
+        assert!(has(Path::new("/usr/bin"), false));
+        assert!(!rules.iter().any(|r| r.path.ends_with("credentials.toml")));
+        let home_real = home.canonicalize().expect("canonical");
+        assert!(
+            !rules
+                .iter()
+                .any(|r| home_real.starts_with(&r.path)),
+            "a rule covers the home directory: {rules:?}"
+        );
+        // `~`, `/`, the `PATH` entry for the home and the link to `/` were all dropped.
+        assert_eq!(dropped.len(), 4, "{dropped:?}");
+        assert!(!rules.iter().any(|r| r.path.ends_with("shadow")));
+        assert!(!rules.iter().any(|r| r.path.ends_with("sudoers")));
+        assert!(!rules.iter().any(|r| r.path.starts_with("/etc/ssl/private")));
+        assert!(
+            !rules
+                .iter()
+                .any(|r| r.path.starts_with("/etc/ssh") && r.path.to_string_lossy().ends_with("_key"))
+        );
+        // /etc/ld.so.cache and the like stay readable.
+        if Path::new("/etc/passwd").exists() {
+            assert!(has(Path::new("/etc/passwd"), false));
+        }
+        // Dry-run: the root is read-only.
+        let (rules, _) = Confine::new(&s, &root, false).rules(None);
+        let real_root = root.canonicalize().expect("canonical");
+        assert!(rules.iter().any(|r| r.path == real_root && !r.write));
+        // A root that contains the home directory is said not to keep it unreadable.
+        let summary = Confine::new(&s, &home, true).summary();
+        assert!(
+            summary.not_enforced.iter().any(|n| n.contains("contains it")),
+            "{summary:?}"
+        );
+        assert!(
+            !Confine::new(&s, &root, true)
+                .summary()
+                .not_enforced
+                .iter()
+                .any(|n| n.contains("contains it"))
+        );
+    }
+
+    #[test]
+    fn a_linked_worktree_reaches_its_git_directory() {
+        let base = tempfile::tempdir().expect("tmp");
+        let main_git = base.path().join("main/.git");
+        let wt_git = main_git.join("worktrees/wt");
+        std::fs::create_dir_all(&wt_git).expect("mkdir");
+        std::fs::write(wt_git.join("commondir"), "../..\n").expect("write");
+        let root = base.path().join("wt");
+        std::fs::create_dir_all(&root).expect("mkdir");
+        std::fs::write(root.join(".git"), format!("gitdir: {}\n", wt_git.display()))
+            .expect("write");
+        let dirs = git_dirs(&root);
+        assert_eq!(dirs.len(), 2);
+        assert_eq!(
+            dirs[1].canonicalize().expect("canonical"),
+            main_git.canonicalize().expect("canonical")
+        );
+        assert!(git_dirs(base.path()).is_empty());
+    }
+
+    #[test]
+    fn paths_are_spelt_from_home_or_root() {
+        let root = Path::new("/r");
+        let home = Some(Path::new("/h"));
+        assert_eq!(spelt_path("~/.cache", home, root), Ok(PathBuf::from("/h/.cache")));
+        assert_eq!(spelt_path("~", home, root), Ok(PathBuf::from("/h")));
+        assert_eq!(spelt_path("cache", home, root), Ok(PathBuf::from("/r/cache")));
+        assert_eq!(spelt_path("/abs", home, root), Ok(PathBuf::from("/abs")));
+        assert!(spelt_path("~/x", None, root).is_err());
+        let dir = tempfile::tempdir().expect("tmp");
+        let err = Settings::new(
+            &config(serde_json::json!({"cache_dirs": ["~/x"]})),
+            &BTreeMap::new(),
+            dir.path(),
+        )
+        .err();
+        assert_eq!(
+            err.map(|(k, _)| k),
+            Some("policy.cache_dirs".to_string())
+        );
+    }
+
+    #[test]
+    fn limits_are_never_raised_above_the_current_hard_limit() {
+        let mut cur = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: `cur` is a valid, writable rlimit.
+        unsafe {
+            libc::getrlimit(libc::RLIMIT_FSIZE, &mut cur);
+        }
+        let l = capped(libc::RLIMIT_FSIZE, 1000, 5);
+        assert_eq!(l.rlim_max, 1005.min(cur.rlim_max));
+        assert_eq!(l.rlim_cur, 1000.min(l.rlim_max));
+        let l = capped(libc::RLIMIT_FSIZE, u64::MAX, 0);
+        assert_eq!(l.rlim_max, cur.rlim_max);
+        let dir = tempfile::tempdir().expect("tmp");
+        let s = settings(
+            serde_json::json!({"max_cpu_s": 7, "max_address_space_mb": 2, "max_file_size_mb": 3, "max_processes": 9}),
+            &[],
+            dir.path(),
+            7,
+        );
+        assert_eq!(
+            s.limits(),
+            ResourceLimits {
+                cpu_s: 7,
+                address_space_mb: 2,
+                processes: 9,
+                file_size_mb: 3
+            }
+        );
+        let r = Confine::new(&s, dir.path(), false).rlimits();
+        assert_eq!(r.cpu.rlim_cur, 7);
+        assert_eq!(r.cpu.rlim_max, (7 + CPU_HARD_SLACK_S).min(r.cpu.rlim_max));
+        assert_eq!(r.address_space.rlim_cur, 2 * 1024 * 1024);
+        assert_eq!(r.file_size.rlim_cur, 3 * 1024 * 1024);
+        if running_as_root() {
+            assert_eq!(r.processes.rlim_cur, 9);
+        } else {
+            assert!(r.processes.rlim_cur > 9, "the user's own tasks are counted");
+        }
+        let d = settings(serde_json::json!({}), &[], dir.path(), 7).limits();
+        assert_eq!(
+            d,
+            ResourceLimits {
+                cpu_s: DEFAULT_MAX_CPU_S,
+                address_space_mb: DEFAULT_MAX_ADDRESS_SPACE_MB,
+                processes: DEFAULT_MAX_PROCESSES,
+                file_size_mb: DEFAULT_MAX_FILE_SIZE_MB
+            }
+        );
+    }
+
+    fn context(root: &Path, json: serde_json::Value, abi: u8) -> (ToolContext, Arc<MemoryRecorder>) {
+        let vars = env(&[("PATH", "/usr/bin:/bin"), ("AO_ALLOWED_COMMANDS", "sh")]);
+        let mut policy = Policy::new(PolicyInput {
+            root,
+            state_dir: None,
+            config: &config(json),
+            policy_env: &PolicyEnv::from_vars(&vars).expect("vars"),
+            env: &vars,
+            apply_flag: true,
+        })
+        .expect("policy");
+        policy.set_landlock_abi(abi);
+        let recorder = Arc::new(MemoryRecorder::new());
+        let ctx = ToolContext::new(
+            Arc::new(policy),
+            recorder.clone(),
+            Redactor::new(&vars, [""; 0]),
+        );
+        (ctx, recorder)
+    }
+
+    #[tokio::test]
+    async fn a_kernel_without_landlock_runs_the_command_unless_confinement_is_required() {
+        if landlock_abi() == 0 {
+            return;
+        }
+        let base = tempfile::tempdir().expect("tmp");
+        let root = base.path().join("root");
+        std::fs::create_dir(&root).expect("mkdir");
+        let outside = base.path().join("outside.txt");
+        let argv = serde_json::json!(["sh", "-c", format!("echo x > {}", outside.display())]);
+        // Degraded kernel, confinement not required: it runs, unconfined, and says so.
+        let (ctx, rec) = context(&root, serde_json::json!({}), 0);
+        let out = ToolRegistry::standard()
+            .call("cmd.run", serde_json::json!({"argv": argv}), &ctx)
+            .await
+            .expect("outcome");
+        assert_eq!(out.decision, Decision::Allowed);
+        assert!(outside.exists(), "{:?}", out.output);
+        let record = rec.records().pop().and_then(|r| r.confinement);
+        assert_eq!(record.map(|c| c.filesystem), Some(false));
+        std::fs::remove_file(&outside).expect("rm");
+        // Confinement required: refused, recorded as denied, nothing started.
+        let (ctx, rec) = context(&root, serde_json::json!({"require_confinement": true}), 3);
+        let out = ToolRegistry::standard()
+            .call("cmd.run", serde_json::json!({"argv": argv}), &ctx)
+            .await
+            .expect("outcome");
+        assert_eq!(out.decision, Decision::Denied);
+        assert!(
+            out.reason.as_deref().unwrap_or_default().contains("require_confinement"),
+            "{out:?}"
+        );
+        assert_eq!(rec.records().pop().map(|r| r.decision), Some(Decision::Denied));
+        assert!(!outside.exists());
+        // The kernel's own ABI: enforced, the write outside fails.
+        if landlock_abi() < 6 {
+            return;
+        }
+        let (ctx, rec) = context(
+            &root,
+            serde_json::json!({"require_confinement": true}),
+            landlock_abi(),
+        );
+        let out = ToolRegistry::standard()
+            .call("cmd.run", serde_json::json!({"argv": argv}), &ctx)
+            .await
+            .expect("outcome");
+        assert_eq!(out.decision, Decision::Allowed);
+        assert_ne!(out.output["exit_code"], 0, "{:?}", out.output);
+        assert!(!outside.exists());
+        let record = rec.records().pop().and_then(|r| r.confinement);
+        assert_eq!(record.map(|c| c.filesystem), Some(true));
     }
 }

@@ -601,6 +601,12 @@ impl Policy {
         self.confine(true).summary()
     }
 
+    /// `[policy] require_confinement`: commands are refused when the kernel cannot enforce
+    /// the whole confinement.
+    pub fn require_confinement(&self) -> bool {
+        self.confinement.required()
+    }
+
     /// The resource limits every child gets.
     pub fn resource_limits(&self) -> crate::confine::ResourceLimits {
         self.confinement.limits()
