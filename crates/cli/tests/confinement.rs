@@ -66,7 +66,9 @@ fn confined(p: &Project) -> bool {
 /// `ao tools run cmd.run --apply --json` with `argv`.
 fn run(p: &Project, argv: &[&str]) -> Value {
     let args = json!({ "argv": argv }).to_string();
-    let (code, v) = p.json(&["tools", "run", "cmd.run", "--args", &args, "--apply", "--json"]);
+    let (code, v) = p.json(&[
+        "tools", "run", "cmd.run", "--args", &args, "--apply", "--json",
+    ]);
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["decision"], "allowed", "{v}");
     v["output"].clone()
@@ -110,7 +112,13 @@ fn escape_script(outside: &Path, home: &Path, port: u16) -> String {
 
 /// Every marker of a refused attempt, the system library read, the write inside.
 fn assert_escapes_refused(stdout: &str, stderr: &str) {
-    for marker in ["WROTE_INSIDE", "ELF", "DENIED_OUTSIDE", "DENIED_SSH", "DENIED_TCP"] {
+    for marker in [
+        "WROTE_INSIDE",
+        "ELF",
+        "DENIED_OUTSIDE",
+        "DENIED_SSH",
+        "DENIED_TCP",
+    ] {
         assert!(
             stdout.contains(marker),
             "missing {marker}:\n{stdout}\n{stderr}"
@@ -227,7 +235,10 @@ fn an_endless_loop_and_a_runaway_writer_are_stopped_by_the_limits() {
     assert_eq!(o["limit_hit"], "cpu_time");
     assert_eq!(o["timed_out"], false);
     assert!(
-        o["stderr"].as_str().unwrap().contains("CPU time limit (1 s"),
+        o["stderr"]
+            .as_str()
+            .unwrap()
+            .contains("CPU time limit (1 s"),
         "{o}"
     );
     assert!(started.elapsed() < Duration::from_secs(30));
@@ -242,7 +253,11 @@ fn an_endless_loop_and_a_runaway_writer_are_stopped_by_the_limits() {
     assert_eq!(size, 1024 * 1024, "{o}");
     assert_eq!(o["stdout"], format!("{}\n", 128 + 25), "{o}");
     let o = run(&s.p, &["head", "-c", "3000000", "/dev/zero"]);
-    assert_eq!(o["limit_hit"], Value::Null, "stdout is a pipe, not a file: {o}");
+    assert_eq!(
+        o["limit_hit"],
+        Value::Null,
+        "stdout is a pipe, not a file: {o}"
+    );
 }
 
 /// Live processes whose command line holds `marker`.
@@ -266,15 +281,14 @@ fn a_process_flood_is_stopped_and_leaves_nothing_behind() {
     let marker = "4321.5";
     let o = run(
         &s.p,
-        &[
-            "bash",
-            "-c",
-            &format!("while :; do sleep {marker} & done"),
-        ],
+        &["bash", "-c", &format!("while :; do sleep {marker} & done")],
     );
     assert_eq!(o["timed_out"], true, "{o}");
     assert!(
-        o["stderr"].as_str().unwrap().contains("killed after the 2 s timeout"),
+        o["stderr"]
+            .as_str()
+            .unwrap()
+            .contains("killed after the 2 s timeout"),
         "{o}"
     );
     let root = running_as_root();
@@ -295,9 +309,11 @@ fn a_process_flood_is_stopped_and_leaves_nothing_behind() {
             "the process limit held: {o}"
         );
     }
-    support::wait_for("the flood's processes to go", Duration::from_secs(10), || {
-        processes_with(marker) == 0
-    });
+    support::wait_for(
+        "the flood's processes to go",
+        Duration::from_secs(10),
+        || processes_with(marker) == 0,
+    );
 }
 
 #[test]
@@ -363,8 +379,14 @@ fn a_validation_command_in_its_sandbox_cannot_reach_the_project_the_home_or_the_
     if !confined(&p) {
         return;
     }
-    p.write("src/lib.rs", "pub fn get(answer: u32) -> u32 {\n    answr\n}\n");
-    p.write("build.log", "error[E0425]: cannot find value `answr`\n --> src/lib.rs:2:5\n");
+    p.write(
+        "src/lib.rs",
+        "pub fn get(answer: u32) -> u32 {\n    answr\n}\n",
+    );
+    p.write(
+        "build.log",
+        "error[E0425]: cannot find value `answr`\n --> src/lib.rs:2:5\n",
+    );
     let (l, port) = listener();
     // The project's own tree is outside the sandbox: a validation must not write there.
     let escaped = p.path().join("ESCAPED_FROM_SANDBOX");
@@ -388,11 +410,17 @@ fn a_validation_command_in_its_sandbox_cannot_reach_the_project_the_home_or_the_
     let val = &v["output"]["validation"][0];
     assert_eq!(val["ran_in"], "sandbox", "{v}");
     assert_eq!(val["passed"], true, "{v}");
-    assert_escapes_refused(val["stdout"].as_str().unwrap(), val["stderr"].as_str().unwrap());
+    assert_escapes_refused(
+        val["stdout"].as_str().unwrap(),
+        val["stderr"].as_str().unwrap(),
+    );
     assert!(!escaped.exists());
     assert_no_connection(&l);
     assert_eq!(val["confinement"]["filesystem"], true, "{val}");
-    assert_eq!(val["confinement"]["root_writable"], true, "the sandbox is writable");
+    assert_eq!(
+        val["confinement"]["root_writable"], true,
+        "the sandbox is writable"
+    );
     assert!(tree(&p) == before, "the working tree is unchanged");
 }
 
@@ -425,7 +453,10 @@ fn cargo_test_of_a_small_crate_passes_confined() {
     let o = run(&p, &["cargo", "test", "--offline"]);
     assert_eq!(o["exit_code"], 0, "{o}");
     assert!(
-        o["stdout"].as_str().unwrap().contains("test tests::adds ... ok"),
+        o["stdout"]
+            .as_str()
+            .unwrap()
+            .contains("test tests::adds ... ok"),
         "{o}"
     );
     assert_eq!(o["confinement"]["filesystem"], landlock_abi(&p) >= 1);

@@ -33,8 +33,8 @@ use std::sync::OnceLock;
 
 use ao_core::config::{NetworkSetting, PolicyConfig};
 use landlock::{
-    Access, AccessFs, AccessNet, BitFlags, NetPort, PathBeneath, PathFd, Ruleset, RulesetAttr,
-    RulesetCreatedAttr, Scope, ABI,
+    ABI, Access, AccessFs, AccessNet, BitFlags, NetPort, PathBeneath, PathFd, Ruleset, RulesetAttr,
+    RulesetCreatedAttr, Scope,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -191,7 +191,9 @@ pub(crate) struct Settings {
 fn spelt_path(spelling: &str, home: Option<&Path>, root: &Path) -> Result<PathBuf, String> {
     if spelling == "~" || spelling.starts_with("~/") {
         let Some(home) = home else {
-            return Err(format!("`{spelling}` names the home directory, but HOME is not set"));
+            return Err(format!(
+                "`{spelling}` names the home directory, but HOME is not set"
+            ));
         };
         return Ok(home.join(spelling.trim_start_matches('~').trim_start_matches('/')));
     }
@@ -597,7 +599,10 @@ impl Confine {
         {
             for port in ports {
                 created = created
-                    .add_rule(NetPort::new(*port, AccessNet::BindTcp | AccessNet::ConnectTcp))
+                    .add_rule(NetPort::new(
+                        *port,
+                        AccessNet::BindTcp | AccessNet::ConnectTcp,
+                    ))
                     .map_err(|e| fail(&e))?;
             }
         }
@@ -831,7 +836,12 @@ mod tests {
         assert!(v3.filesystem && !v3.network_enforced && !v3.scopes);
         assert!(v3.not_enforced.iter().any(|n| n.contains("TCP connect")));
         assert!(!v3.not_enforced.iter().any(|n| n.contains("truncating")));
-        assert!(at(2, false.into()).not_enforced.iter().any(|n| n.contains("truncating")));
+        assert!(
+            at(2, false.into())
+                .not_enforced
+                .iter()
+                .any(|n| n.contains("truncating"))
+        );
         // All TCP allowed: nothing to enforce, and no UDP caveat.
         let open = at(3, true.into());
         assert!(open.network_enforced);
@@ -841,7 +851,12 @@ mod tests {
         assert!(v5.network_enforced && !v5.scopes);
         assert_eq!(v5.network, "ports 80, 443");
         assert!(!v5.not_enforced.iter().any(|n| n.contains("ioctl")));
-        assert!(at(4, false.into()).not_enforced.iter().any(|n| n.contains("ioctl")));
+        assert!(
+            at(4, false.into())
+                .not_enforced
+                .iter()
+                .any(|n| n.contains("ioctl"))
+        );
         let v7 = at(7, serde_json::json!([]));
         assert!(v7.complete());
         assert_eq!(v7.network, "denied");
@@ -872,7 +887,10 @@ mod tests {
         assert_eq!(refusal(true, 7), None);
         assert_eq!(refusal(true, 6), None);
         let r = refusal(true, 5).unwrap_or_default();
-        assert!(r.contains("socket and signal scopes") && !r.contains("TCP"), "{r}");
+        assert!(
+            r.contains("socket and signal scopes") && !r.contains("TCP"),
+            "{r}"
+        );
         let r = refusal(true, 3).unwrap_or_default();
         assert!(r.contains("TCP rules"), "{r}");
         let r = refusal(true, 0).unwrap_or_default();
@@ -926,9 +944,7 @@ mod tests {
         assert!(!rules.iter().any(|r| r.path.ends_with("credentials.toml")));
         let home_real = home.canonicalize().expect("canonical");
         assert!(
-            !rules
-                .iter()
-                .any(|r| home_real.starts_with(&r.path)),
+            !rules.iter().any(|r| home_real.starts_with(&r.path)),
             "a rule covers the home directory: {rules:?}"
         );
         // `~`, `/`, the `PATH` entry for the home and the link to `/` were all dropped.
@@ -939,7 +955,8 @@ mod tests {
         assert!(
             !rules
                 .iter()
-                .any(|r| r.path.starts_with("/etc/ssh") && r.path.to_string_lossy().ends_with("_key"))
+                .any(|r| r.path.starts_with("/etc/ssh")
+                    && r.path.to_string_lossy().ends_with("_key"))
         );
         // /etc/ld.so.cache and the like stay readable.
         if Path::new("/etc/passwd").exists() {
@@ -952,7 +969,10 @@ mod tests {
         // A root that contains the home directory is said not to keep it unreadable.
         let summary = Confine::new(&s, &home, true).summary();
         assert!(
-            summary.not_enforced.iter().any(|n| n.contains("contains it")),
+            summary
+                .not_enforced
+                .iter()
+                .any(|n| n.contains("contains it")),
             "{summary:?}"
         );
         assert!(
@@ -988,9 +1008,15 @@ mod tests {
     fn paths_are_spelt_from_home_or_root() {
         let root = Path::new("/r");
         let home = Some(Path::new("/h"));
-        assert_eq!(spelt_path("~/.cache", home, root), Ok(PathBuf::from("/h/.cache")));
+        assert_eq!(
+            spelt_path("~/.cache", home, root),
+            Ok(PathBuf::from("/h/.cache"))
+        );
         assert_eq!(spelt_path("~", home, root), Ok(PathBuf::from("/h")));
-        assert_eq!(spelt_path("cache", home, root), Ok(PathBuf::from("/r/cache")));
+        assert_eq!(
+            spelt_path("cache", home, root),
+            Ok(PathBuf::from("/r/cache"))
+        );
         assert_eq!(spelt_path("/abs", home, root), Ok(PathBuf::from("/abs")));
         assert!(spelt_path("~/x", None, root).is_err());
         let dir = tempfile::tempdir().expect("tmp");
@@ -1000,10 +1026,7 @@ mod tests {
             dir.path(),
         )
         .err();
-        assert_eq!(
-            err.map(|(k, _)| k),
-            Some("policy.cache_dirs".to_string())
-        );
+        assert_eq!(err.map(|(k, _)| k), Some("policy.cache_dirs".to_string()));
     }
 
     #[test]
@@ -1059,7 +1082,11 @@ mod tests {
         );
     }
 
-    fn context(root: &Path, json: serde_json::Value, abi: u8) -> (ToolContext, Arc<MemoryRecorder>) {
+    fn context(
+        root: &Path,
+        json: serde_json::Value,
+        abi: u8,
+    ) -> (ToolContext, Arc<MemoryRecorder>) {
         let vars = env(&[("PATH", "/usr/bin:/bin"), ("AO_ALLOWED_COMMANDS", "sh")]);
         let mut policy = Policy::new(PolicyInput {
             root,
@@ -1109,10 +1136,16 @@ mod tests {
             .expect("outcome");
         assert_eq!(out.decision, Decision::Denied);
         assert!(
-            out.reason.as_deref().unwrap_or_default().contains("require_confinement"),
+            out.reason
+                .as_deref()
+                .unwrap_or_default()
+                .contains("require_confinement"),
             "{out:?}"
         );
-        assert_eq!(rec.records().pop().map(|r| r.decision), Some(Decision::Denied));
+        assert_eq!(
+            rec.records().pop().map(|r| r.decision),
+            Some(Decision::Denied)
+        );
         assert!(!outside.exists());
         // The kernel's own ABI: enforced, the write outside fails.
         if landlock_abi() < 6 {
