@@ -207,7 +207,8 @@ fn spelt_path(spelling: &str, home: Option<&Path>, root: &Path) -> Result<PathBu
 
 impl Settings {
     /// Reads the confinement keys of `[policy]`; `env` is the children's environment (already
-    /// scrubbed), `snapshot` the full one (for `TMPDIR`).
+    /// scrubbed: `HOME`, `PATH`, `TMPDIR` and the toolchain variables come from it), `root` is
+    /// where relative paths are taken from. `Err` names the key and what is wrong.
     pub(crate) fn new(
         config: &PolicyConfig,
         env: &BTreeMap<String, String>,
