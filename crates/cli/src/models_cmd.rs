@@ -195,6 +195,54 @@ pub fn doctor(project: &Project, ui: Ui) -> Result<u8, CliError> {
                     list("writable")
                 }
             );
+            let c = &p["confinement"];
+            let abi = c["landlock_abi"].as_u64().unwrap_or(0);
+            let yes = |k: &str| c[k].as_bool().unwrap_or(false);
+            let mut enforced = Vec::new();
+            if yes("filesystem") {
+                enforced.push("files".to_string());
+            }
+            if yes("network_enforced") {
+                enforced.push(format!("TCP {}", c["network"].as_str().unwrap_or("")));
+            }
+            if yes("scopes") {
+                enforced.push("abstract sockets and signals scoped".to_string());
+            }
+            println!(
+                "{:<28} Landlock ABI {abi}: {}{}",
+                "confinement",
+                if enforced.is_empty() {
+                    "nothing enforced".to_string()
+                } else {
+                    format!("enforced: {}", enforced.join(", "))
+                },
+                if p["require_confinement"].as_bool().unwrap_or(false) {
+                    " (required)"
+                } else {
+                    ""
+                }
+            );
+            let l = &c["limits"];
+            println!(
+                "{:<28} CPU {} s, address space {} MiB, file size {} MiB, processes +{}{}",
+                "confinement.limits",
+                l["cpu_s"],
+                l["address_space_mb"],
+                l["file_size_mb"],
+                l["processes"],
+                if yes("processes_enforced") {
+                    ""
+                } else {
+                    " (not enforced: running as root)"
+                }
+            );
+            for n in c["not_enforced"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<28} {}",
+                    "confinement.not_enforced",
+                    n.as_str().unwrap_or("")
+                );
+            }
             // What each allowed prefix still permits once ao has screened its options (the
             // read-only git commands are in the JSON form too).
             let allowed = p["allowed_commands"]

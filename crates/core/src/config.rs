@@ -514,6 +514,45 @@ pub struct PolicyConfig {
     pub output_cap_bytes: Option<NonZeroUsize>,
     /// Cap on entries from `fs.list` and matches from `fs.search` (default 1000).
     pub max_results: Option<NonZeroUsize>,
+    /// TCP for the processes ao starts: `false` (default) denies every TCP connect and bind,
+    /// `true` allows all, a list of port numbers allows connect and bind on those ports only.
+    /// Enforced by the kernel (Landlock, ABI 4 and later).
+    pub network: NetworkSetting,
+    /// Refuse to start any process when the kernel cannot enforce the whole confinement
+    /// (Landlock filesystem, TCP and scope rules). Default false: run with what is available.
+    pub require_confinement: bool,
+    /// Directories outside the root that commands may write (build caches such as
+    /// `~/.cache/sccache`); `~/` is the home directory, a relative path is taken from the root.
+    pub cache_dirs: Vec<String>,
+    /// Directories outside the root that commands may read and execute from, besides the
+    /// system's and the toolchain homes (`CARGO_HOME`, `RUSTUP_HOME`, ...); same spelling as
+    /// `cache_dirs`.
+    pub read_dirs: Vec<String>,
+    /// CPU time limit of each process ao starts, in seconds (`RLIMIT_CPU`, default 3600).
+    pub max_cpu_s: Option<NonZeroU64>,
+    /// Address-space limit of each process ao starts, in MiB (`RLIMIT_AS`, default 16384).
+    pub max_address_space_mb: Option<NonZeroU64>,
+    /// How many processes and threads a command may add to those its user already runs
+    /// (`RLIMIT_NPROC`, default 1024; not enforced by the kernel for root).
+    pub max_processes: Option<NonZeroU64>,
+    /// Largest file a process ao starts may write, in MiB (`RLIMIT_FSIZE`, default 8192).
+    pub max_file_size_mb: Option<NonZeroU64>,
+}
+
+/// `[policy] network`: `true`, `false` or a list of TCP ports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum NetworkSetting {
+    /// All TCP (`true`) or none (`false`).
+    All(bool),
+    /// Connect and bind on these TCP ports only.
+    Ports(Vec<u16>),
+}
+
+impl Default for NetworkSetting {
+    fn default() -> Self {
+        NetworkSetting::All(false)
+    }
 }
 
 /// The policy variables, layered (flags > real environment > `.env`) and parsed.
@@ -2256,6 +2295,17 @@ mod tests {
         assert!(cfg.policy.allow_hardlinks);
         assert_eq!(cfg.policy.denied, ["secrets"]);
         assert_eq!(cfg.policy.command_timeout_s.map(|n| n.get()), Some(30));
+        assert_eq!(cfg.policy.network, NetworkSetting::All(false));
+        root.write(
+            "ao.toml",
+            "[policy]\nnetwork = [443, 8080]\nrequire_confinement = true\n",
+        );
+        let cfg = Config::load(&ConfigInputs::new(&root.0)).expect("load");
+        assert_eq!(cfg.policy.network, NetworkSetting::Ports(vec![443, 8080]));
+        assert!(cfg.policy.require_confinement);
+        root.write("ao.toml", "[policy]\nnetwork = true\n");
+        let cfg = Config::load(&ConfigInputs::new(&root.0)).expect("load");
+        assert_eq!(cfg.policy.network, NetworkSetting::All(true));
         for (text, line, key) in [
             (
                 "[policy]\nwriteable = [\"src/**\"]\n",
@@ -2282,6 +2332,9 @@ mod tests {
                 2,
                 "policy.command_timeout_s",
             ),
+            ("[policy]\nnetwork = \"yes\"\n", 2, "policy.network"),
+            ("[policy]\nnetwork = [80, 70000]\n", 2, "policy.network"),
+            ("[policy]\nmax_processes = 0\n", 2, "policy.max_processes"),
         ] {
             root.write("ao.toml", text);
             let err = Config::load(&ConfigInputs::new(&root.0)).expect_err(text);
@@ -2311,6 +2364,13 @@ mod tests {
             ("max_timeout_s", "integer"),
             ("output_cap_bytes", "integer"),
             ("max_results", "integer"),
+            ("require_confinement", "boolean"),
+            ("cache_dirs", "array"),
+            ("read_dirs", "array"),
+            ("max_cpu_s", "integer"),
+            ("max_address_space_mb", "integer"),
+            ("max_processes", "integer"),
+            ("max_file_size_mb", "integer"),
         ] {
             let prop = &policy["properties"][key];
             assert!(

@@ -372,6 +372,10 @@ pub struct ValidationResult {
     /// Where it ran (or would have run): a disposable sandbox holding the run's changeset, or
     /// the project root (apply mode).
     pub ran_in: ValidationPlace,
+    /// The kernel confinement it ran under (Landlock ABI, what was enforced and what not, the
+    /// resource limits; as `ao doctor` shows it); null when it did not run.
+    #[serde(default)]
+    pub confinement: Option<serde_json::Value>,
 }
 
 /// The policy gate's answer to a call, as the tools report it.
@@ -743,6 +747,7 @@ mod tests {
             truncated: false,
             duration_ms: 1200,
             ran_in: ValidationPlace::Sandbox,
+            confinement: None,
         }
     }
 

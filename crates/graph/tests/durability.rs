@@ -56,9 +56,11 @@ fn child_process_of_the_kill_test() {
             async move {
                 let i = with["i"].as_u64().unwrap();
                 // Each line is one write(2) on an O_APPEND file: it is there even if the
-                // process is killed right after.
+                // process is killed right after. Lines are 32 bytes, so none crosses a page
+                // boundary: a write spanning two pages can be cut short by SIGKILL between
+                // them, which would leave half a line.
                 let note = |what: &str| {
-                    let line = format!("{what} {pid} {i}\n");
+                    let line = format!("{:<31}\n", format!("{what} {pid} {i}"));
                     log.lock().unwrap().write_all(line.as_bytes()).unwrap();
                 };
                 note("start");
@@ -119,12 +121,15 @@ fn executions(log: &Path) -> BTreeMap<u32, (Vec<u64>, Vec<u64>)> {
     let mut out: BTreeMap<u32, (Vec<u64>, Vec<u64>)> = BTreeMap::new();
     let text = std::fs::read_to_string(log).unwrap_or_default();
     for line in text.lines() {
-        let mut words = line.split(' ');
+        let mut words = line.split_whitespace();
         let (Some(what), Some(pid), Some(i)) = (words.next(), words.next(), words.next()) else {
             panic!("bad log line {line:?}");
         };
-        let entry = out.entry(pid.parse().unwrap()).or_default();
-        let i: u64 = i.parse().unwrap();
+        let bad = |e: std::num::ParseIntError| -> ! { panic!("bad log line {line:?}: {e}") };
+        let entry = out
+            .entry(pid.parse().unwrap_or_else(|e| bad(e)))
+            .or_default();
+        let i: u64 = i.parse().unwrap_or_else(|e| bad(e));
         match what {
             "start" => entry.0.push(i),
             _ => entry.1.push(i),

@@ -51,6 +51,11 @@ pub struct PolicyView {
     /// What each allowed (and read-only) command prefix still permits once ao has screened
     /// its options.
     pub command_permits: Vec<CommandPermitView>,
+    /// How the kernel confines a command in apply mode on this machine: the Landlock ABI, what
+    /// is enforced and what is not, the resource limits.
+    pub confinement: ao_tools::ConfinementSummary,
+    /// `[policy] require_confinement`: commands are refused unless all of it is enforced.
+    pub require_confinement: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
@@ -88,6 +93,21 @@ pub fn doctor(
         Ok(service) => service.tools().map(|t| {
             let p = t.policy();
             warnings.extend(p.arbitrary_code_warnings());
+            let confinement = p.confinement_summary();
+            if !confinement.complete() {
+                let what = format!(
+                    "the kernel (Landlock ABI {}) cannot confine commands fully: {}",
+                    confinement.landlock_abi,
+                    confinement.not_enforced.join("; ")
+                );
+                if p.require_confinement() {
+                    errors.push(format!(
+                        "{what}; `[policy] require_confinement = true`, so no command will start"
+                    ));
+                } else {
+                    warnings.push(what);
+                }
+            }
             PolicyView {
                 mode: serde_json::to_value(p.mode()).unwrap_or(Value::Null),
                 mode_source: p.mode_source().to_string(),
@@ -104,6 +124,8 @@ pub fn doctor(
                         permits: c.permits,
                     })
                     .collect(),
+                confinement,
+                require_confinement: p.require_confinement(),
             }
         }),
         Err(e) => {

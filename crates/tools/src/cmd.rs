@@ -56,7 +56,14 @@ pub(crate) async fn run(call: &Call<'_>, args: &Value) -> Result<ToolOutcome, To
             } else {
                 None
             };
-            call.allow(Some(&a.argv))?;
+            // The kernel confinement it will run under; a policy that requires confinement
+            // the kernel cannot give refuses the command.
+            let confine = policy.command_confine();
+            if let Some(reason) = confine.refusal() {
+                return call.deny(reason, Some(&a.argv));
+            }
+            let summary = confine.summary();
+            call.allow_confined(&a.argv, summary.clone())?;
             let (argv, env) = match &git {
                 Some(pin) => (
                     pin.argv(&crate::git::with_denied_excluded(policy, &a.argv[1..])),
@@ -74,6 +81,7 @@ pub(crate) async fn run(call: &Call<'_>, args: &Value) -> Result<ToolOutcome, To
                 &argv,
                 policy.root(),
                 env,
+                &confine,
                 timeout,
                 limits.output_cap_bytes,
                 Some(call.ctx.redactor()),
@@ -85,6 +93,23 @@ pub(crate) async fn run(call: &Call<'_>, args: &Value) -> Result<ToolOutcome, To
             if let Value::Object(map) = &mut output {
                 map.insert("argv".into(), json!(argv));
                 map.insert("simulated".into(), json!(false));
+                map.insert("confinement".into(), json!(summary));
+                if let Some(limit) = out.limit_hit {
+                    let what = match limit {
+                        "cpu_time" => format!(
+                            "the CPU time limit ({} s, `[policy] max_cpu_s`)",
+                            summary.limits.cpu_s
+                        ),
+                        _ => format!(
+                            "the file size limit ({} MiB, `[policy] max_file_size_mb`)",
+                            summary.limits.file_size_mb
+                        ),
+                    };
+                    map.insert(
+                        "stderr".into(),
+                        json!(format!("{}\n[ao: killed by {what}]", out.stderr)),
+                    );
+                }
                 if out.timed_out {
                     map.insert(
                         "stderr".into(),

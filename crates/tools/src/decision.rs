@@ -5,6 +5,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::confine::ConfinementSummary;
 use crate::policy::Mode;
 
 /// What the gate decided for one call.
@@ -73,6 +74,9 @@ pub struct DecisionRecord {
     pub argv: Option<Vec<String>>,
     /// The call's arguments (redacted).
     pub args: Value,
+    /// For a process that was started: the kernel confinement it ran under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confinement: Option<ConfinementSummary>,
 }
 
 /// Receives every decision; the engine stores them with the run.

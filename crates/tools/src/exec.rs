@@ -1,6 +1,8 @@
 //! Starting a process: argv only (no shell), in its own process group, with a scrubbed
-//! environment, a timeout that kills the whole group, and output caps that hold however much
-//! the process prints (output is read incrementally; only the first `cap` bytes are kept).
+//! environment, confined by the kernel (a Landlock ruleset and resource limits applied between
+//! `fork` and `exec`, see `confine.rs`), a timeout that kills the whole group, and output caps
+//! that hold however much the process prints (output is read incrementally; only the first
+//! `cap` bytes are kept). This is the one place `ao` starts processes.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -8,6 +10,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use ao_core::redact::Redactor;
+
+use crate::confine::Confine;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -26,6 +30,10 @@ pub(crate) struct ExecOutput {
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,
     pub timed_out: bool,
+    /// The resource limit that stopped the process, if a signal says so (`cpu_time`,
+    /// `file_size`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit_hit: Option<&'static str>,
     pub duration_ms: u64,
     pub stdout: String,
     pub stderr: String,
@@ -111,12 +119,14 @@ fn kill_group(pid: Option<u32>) {
     }
 }
 
-/// Runs `argv` in `cwd` with exactly `env` (plus pager/prompt suppressors), killing the
-/// process group after `timeout`. `Err` only when the process cannot be started.
+/// Runs `argv` in `cwd` with exactly `env` (plus pager/prompt suppressors and the private
+/// temporary directory) under `confine`, killing the process group after `timeout`. `Err` only
+/// when the process cannot be started (or its confinement cannot be set up).
 pub(crate) async fn run(
     argv: &[String],
     cwd: &Path,
     env: &BTreeMap<String, String>,
+    confine: &Confine,
     timeout: Duration,
     cap: usize,
     redactor: Option<&Redactor>,
@@ -124,21 +134,38 @@ pub(crate) async fn run(
     let Some((program, args)) = argv.split_first() else {
         return Err("empty argv".to_string());
     };
+    let mut env = env.clone();
+    // Kept until the child is gone: its temporary directory is removed on drop.
+    let prepared = confine.prepare(&mut env)?;
+    let setup = prepared.child_setup();
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
         .current_dir(cwd)
         .env_clear()
-        .envs(env)
+        .envs(&env)
         .envs(CHILD_FIXED_ENV)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .process_group(0);
+    // SAFETY: the closure only makes raw, async-signal-safe system calls on values computed
+    // before the fork (see `ChildSetup::apply`).
+    unsafe {
+        cmd.pre_exec(move || setup.apply());
+    }
     let started = Instant::now();
     let mut child = cmd
         .spawn()
-        .map_err(|e| format!("cannot start `{program}`: {e}; is it installed and on PATH?"))?;
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                format!(
+                    "cannot start `{program}`: {e}; the confinement lets commands run programs from the system's directories, the toolchain homes, PATH and `[policy] read_dirs` only"
+                )
+            } else {
+                format!("cannot start `{program}`: {e}; is it installed and on PATH?")
+            }
+        })?;
     let pid = child.id();
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
@@ -169,11 +196,18 @@ pub(crate) async fn run(
             (child.wait().await.ok(), true)
         }
     };
+    drop(prepared);
     use std::os::unix::process::ExitStatusExt;
+    let signal = status.and_then(|s| s.signal());
     Ok(ExecOutput {
         exit_code: status.and_then(|s| s.code()),
-        signal: status.and_then(|s| s.signal()),
+        signal,
         timed_out,
+        limit_hit: match signal {
+            Some(libc::SIGXCPU) => Some("cpu_time"),
+            Some(libc::SIGXFSZ) => Some("file_size"),
+            _ => None,
+        },
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         stdout: out.text(redactor),
         stderr: err.text(redactor),

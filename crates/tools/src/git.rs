@@ -155,6 +155,17 @@ const AUTHORING: [&str; 8] = [
     "stash",
 ];
 
+/// The user's global git configuration files (`~/.gitconfig`, `~/.config/git/config`).
+fn global_config_files(policy: &Policy) -> Vec<PathBuf> {
+    match policy.child_env().get("HOME") {
+        Some(home) if Path::new(home).is_absolute() => vec![
+            Path::new(home).join(".gitconfig"),
+            Path::new(home).join(".config/git/config"),
+        ],
+        _ => Vec::new(),
+    }
+}
+
 /// Whether the configuration key `name` (as `git config --list` prints it) names a program.
 fn names_a_program(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
@@ -233,10 +244,16 @@ impl GitPin {
                     "--get".into(),
                     key.into(),
                 ];
+                // The global configuration is outside what commands may read: this fixed
+                // argv alone may read those two files.
+                let confine = policy
+                    .confine(false)
+                    .with_read_files(global_config_files(policy));
                 if let Ok(out) = crate::exec::run(
                     &argv,
                     &root,
                     &env,
+                    &confine,
                     std::time::Duration::from_secs(10),
                     4096,
                     None,
@@ -297,6 +314,7 @@ impl GitPin {
             &argv,
             &self.work_tree,
             &self.env,
+            &policy.confine(false),
             std::time::Duration::from_secs(10),
             4 * 1024 * 1024,
             None,
@@ -544,6 +562,7 @@ pub(crate) async fn blob_reference(
                 &argv,
                 policy.root(),
                 pin.env(),
+                &policy.confine(false),
                 std::time::Duration::from_secs(10),
                 1024,
                 None,
@@ -661,12 +680,18 @@ pub(crate) async fn run(call: &Call<'_>, args: &Value) -> Result<ToolOutcome, To
         return call.deny(reason, None);
     }
     let argv = pin.argv(&tail);
-    call.allow(Some(&argv))?;
+    // The git tools only read: the root is read-only for them.
+    let confine = policy.confine(false);
+    if let Some(reason) = confine.refusal() {
+        return call.deny(reason, Some(&argv));
+    }
+    call.allow_confined(&argv, confine.summary())?;
     let limits = policy.limits();
     let out = crate::exec::run(
         &argv,
         policy.root(),
         pin.env(),
+        &confine,
         limits.command_timeout,
         limits.output_cap_bytes,
         Some(call.ctx.redactor()),

@@ -56,6 +56,7 @@
 mod beneath;
 mod changeset;
 mod cmd;
+mod confine;
 mod decision;
 mod error;
 mod exec;
@@ -71,6 +72,10 @@ mod screen;
 pub use changeset::{
     ApplyReport, Changeset, FileAction, FileApplyStatus, FileChange, Overlay, apply_changeset,
     sha256_hex,
+};
+pub use confine::{
+    ConfinementSummary, DEFAULT_MAX_ADDRESS_SPACE_MB, DEFAULT_MAX_CPU_S, DEFAULT_MAX_FILE_SIZE_MB,
+    DEFAULT_MAX_PROCESSES, ResourceLimits, landlock_abi,
 };
 pub use decision::{
     Decision, DecisionRecord, DecisionRecorder, Effect, MemoryRecorder, NoopRecorder,

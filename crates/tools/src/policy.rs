@@ -171,6 +171,10 @@ pub struct Policy {
     read_only_commands: Vec<Vec<String>>,
     child_env: BTreeMap<String, String>,
     limits: Limits,
+    confinement: crate::confine::Settings,
+    /// Directories outside the root commands may write besides `[policy] cache_dirs` (a
+    /// sandbox's shared build cache).
+    extra_write_dirs: Vec<PathBuf>,
 }
 
 fn split_command(key: &str, entry: &str) -> Result<Vec<String>, PolicyError> {
@@ -440,6 +444,8 @@ impl Policy {
             .output_cap_bytes
             .map_or(DEFAULT_OUTPUT_CAP_BYTES, |n| n.get());
         let max_results = config.max_results.map_or(DEFAULT_MAX_RESULTS, |n| n.get());
+        let confinement = crate::confine::Settings::new(config, &child_env, &root)
+            .map_err(|(key, message)| PolicyError::InvalidConfig { key, message })?;
 
         // An apply that a crash interrupted is finished (or rolled back) before anything reads
         // the tree, so no run ever sees it half-written.
@@ -470,6 +476,8 @@ impl Policy {
                 output_cap_bytes,
                 max_results,
             },
+            confinement,
+            extra_write_dirs: Vec::new(),
         })
     }
 
@@ -486,7 +494,8 @@ impl Policy {
     /// The same rules rooted at a validation sandbox (see [`crate::sandbox`]): commands run
     /// there for real (apply mode — the sandbox is a disposable copy), with `extra_command`
     /// allowed besides the allowlist (the user's own validation command) and `extra_env` set
-    /// for the children.
+    /// for the children. The directories `extra_env` names (build caches) are writable for the
+    /// commands besides the sandbox.
     pub fn sandboxed(
         &self,
         root: &Path,
@@ -515,6 +524,7 @@ impl Policy {
         for (k, v) in extra_env {
             p.child_env
                 .insert((*k).to_string(), v.display().to_string());
+            p.extra_write_dirs.push(v.to_path_buf());
         }
         Ok(p)
     }
@@ -572,6 +582,39 @@ impl Policy {
     /// Limits.
     pub fn limits(&self) -> Limits {
         self.limits
+    }
+
+    /// The kernel confinement of a process started for this policy: the root is writable when
+    /// `root_writable` (a command in apply mode), read-only otherwise.
+    pub(crate) fn confine(&self, root_writable: bool) -> crate::confine::Confine {
+        crate::confine::Confine::new(&self.confinement, &self.root, root_writable)
+            .with_write_dirs(&self.extra_write_dirs)
+    }
+
+    /// The confinement of a `cmd.run` command: the root is writable in apply mode only.
+    pub(crate) fn command_confine(&self) -> crate::confine::Confine {
+        self.confine(self.mode == Mode::Apply)
+    }
+
+    /// What confinement a command in apply mode gets on this machine (for `ao doctor`).
+    pub fn confinement_summary(&self) -> crate::confine::ConfinementSummary {
+        self.confine(true).summary()
+    }
+
+    /// `[policy] require_confinement`: commands are refused when the kernel cannot enforce
+    /// the whole confinement.
+    pub fn require_confinement(&self) -> bool {
+        self.confinement.required()
+    }
+
+    /// The resource limits every child gets.
+    pub fn resource_limits(&self) -> crate::confine::ResourceLimits {
+        self.confinement.limits()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn set_landlock_abi(&mut self, abi: u8) {
+        self.confinement.set_abi(abi);
     }
 
     /// The environment a child process gets (already scrubbed).

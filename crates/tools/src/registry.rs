@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::changeset::{Changeset, Overlay};
+use crate::confine::ConfinementSummary;
 use crate::decision::{Decision, DecisionRecord, DecisionRecorder, Effect};
 use crate::error::ToolError;
 use crate::policy::Policy;
@@ -284,6 +285,7 @@ impl<'a> Call<'a> {
         decision: Decision,
         reason: Option<&str>,
         argv: Option<&[String]>,
+        confinement: Option<ConfinementSummary>,
     ) -> Result<(), ToolError> {
         let r = &self.ctx.redactor;
         self.ctx
@@ -296,6 +298,7 @@ impl<'a> Call<'a> {
                 reason: reason.map(|s| r.redact_str(s)),
                 argv: argv.map(|a| a.iter().map(|s| r.redact_str(s)).collect()),
                 args: self.args.clone(),
+                confinement,
             })
             .map_err(|why| {
                 ToolError::failed(
@@ -310,17 +313,26 @@ impl<'a> Call<'a> {
 
     /// Records an `allowed` decision; the tool then does the work.
     pub fn allow(&self, argv: Option<&[String]>) -> Result<(), ToolError> {
-        self.record(Decision::Allowed, None, argv)
+        self.record(Decision::Allowed, None, argv, None)
+    }
+
+    /// Records an `allowed` decision for a process with the confinement it will run under.
+    pub fn allow_confined(
+        &self,
+        argv: &[String],
+        confinement: ConfinementSummary,
+    ) -> Result<(), ToolError> {
+        self.record(Decision::Allowed, None, Some(argv), Some(confinement))
     }
 
     /// Records a `simulated` decision.
     pub fn simulate(&self, reason: &str, argv: Option<&[String]>) -> Result<(), ToolError> {
-        self.record(Decision::Simulated, Some(reason), argv)
+        self.record(Decision::Simulated, Some(reason), argv, None)
     }
 
     /// Records a denial and returns it as the outcome.
     pub fn deny(&self, reason: String, argv: Option<&[String]>) -> Result<ToolOutcome, ToolError> {
-        self.record(Decision::Denied, Some(&reason), argv)?;
+        self.record(Decision::Denied, Some(&reason), argv, None)?;
         Ok(ToolOutcome {
             tool: self.tool.to_string(),
             effect: self.effect,

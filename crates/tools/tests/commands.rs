@@ -185,6 +185,10 @@ async fn the_child_environment_is_scrubbed() {
         "PAGER",
         "PASSED_VAR",
         "PATH",
+        // The command's private temporary directory.
+        "TEMP",
+        "TMP",
+        "TMPDIR",
     ];
     if env.contains_key("HOME") {
         expected.push("HOME");

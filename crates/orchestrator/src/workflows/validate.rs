@@ -38,7 +38,7 @@ fn result(command: &str, decision: &str, reason: Option<String>, ran_in: &str) -
     json!({
         "command": command, "decision": decision, "reason": reason, "passed": false,
         "exit_code": null, "timed_out": false, "stdout": "", "stderr": "", "truncated": false,
-        "duration_ms": 0, "ran_in": ran_in,
+        "duration_ms": 0, "ran_in": ran_in, "confinement": null,
     })
 }
 
@@ -155,6 +155,7 @@ impl Validate {
                     || o.get("stderr_truncated").and_then(Value::as_bool).unwrap_or(false),
                 "duration_ms": o.get("duration_ms").and_then(Value::as_u64).unwrap_or(0),
                 "ran_in": ran_in,
+                "confinement": o.get("confinement").cloned().unwrap_or(Value::Null),
             }));
         }
         drop(sandbox);
