@@ -63,7 +63,9 @@ def main():
             else:
                 mb = size / (1 << 20)
                 label = f"{size // 1024:,} KB state, {n} steps"
-                per = f"{t / n * 1e6:,.1f} µs/step, {t / mb * 1e3:,.1f} ms/MB"
+                per = f"{t / n * 1e6:,.1f} µs/step"
+                if mb >= 1:
+                    per += f", {t / mb * 1e3:,.1f} ms/MB"
             store = f"{f['store_bytes'] / 1e6:,.1f} MB ({reps} run{'s' if reps > 1 else ''})" if durable else "—"
             loaded = f.get("rss_loaded_bytes")
             loaded = f"{loaded / 1e6:,.1f} MB" if loaded else "—"
