@@ -14,11 +14,11 @@ durable SQLite run store. Rounds alternate between the two sides so that load on
 machine hits both alike; the figures are medians over all rounds.
 
 Usage (from the repository root):
-    python3 benches/langgraph/compare.py            # creates benches/langgraph/.venv on first use
+    python3 benches/langgraph/compare.py            # creates target/langgraph-venv on first use
     python3 benches/langgraph/compare.py --rounds 5 --chain 1000 --fan 100
 
-The first run installs `langgraph` and `langgraph-checkpoint-sqlite` from PyPI into a venv next
-to this script and re-runs itself there. Output: a table on stdout and, with --json FILE, the
+The first run installs `langgraph` and `langgraph-checkpoint-sqlite` from PyPI into a venv in
+`target/langgraph-venv` and re-runs itself there. Output: a table on stdout and, with --json FILE, the
 raw figures.
 """
 
@@ -34,7 +34,7 @@ import venv
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-VENV = os.path.join(HERE, ".venv")
+VENV = os.path.join(ROOT, "target", "langgraph-venv")
 PACKAGES = ["langgraph", "langgraph-checkpoint-sqlite"]
 
 

@@ -6,8 +6,10 @@
 //! cargo run --release -p ao-graph --example shapes -- SHAPE N [--durable] [--reps R] [--bytes B] [--json]
 //!   chain N   N transform nodes in a line, each doing x = x + 1 (N supersteps)
 //!   fan N     one node over `for_each: range(N)`, appending item * 2 and summing item
-//!   state N   N supersteps over a state holding a string of B bytes (default 1 MiB): the
-//!             first step writes it (from the input), the others increment a counter
+//!   state N   N supersteps over a state holding B bytes (default 1 MiB): the first step
+//!             appends them to a list channel as chunks of at most 1 MiB (one `for_each` task
+//!             per chunk, copying the input's chunk: one expression's value is capped at
+//!             8 MiB), the others increment a counter
 //! ```
 //!
 //! `--durable` runs with the SQLite run store in a temporary directory (one store for all
@@ -99,9 +101,16 @@ fn fan(n: usize) -> String {
     )
 }
 
-fn state(n: usize) -> String {
+/// The size of one chunk of the `state` shape's data, and how many chunks make `bytes`.
+fn chunks(bytes: usize) -> (usize, usize) {
+    let chunk = bytes.clamp(1, 1 << 20);
+    (chunk, bytes.div_ceil(chunk))
+}
+
+fn state(n: usize, bytes: usize) -> String {
     format!(
-        "name: state\nchannels:\n  blob: {{default: \"\"}}\n  x: {{default: 0}}\nnodes:\n  load: {{kind: transform, set: {{blob: \"input.blob\"}}}}\n  inc: {{kind: transform, set: {{x: \"state.x + 1\"}}}}\nedges:\n  - {{from: START, to: load}}\n  - {{from: load, to: inc}}\n  - from: inc\n    when: [{{if: \"state.x < {}\", to: inc}}]\nlimits: {{max_steps: {}}}\n",
+        "name: state\nchannels:\n  blob: {{reducer: append}}\n  x: {{default: 0}}\nnodes:\n  load: {{kind: transform, for_each: \"range({})\", set: {{blob: \"input.chunk\"}}}}\n  inc: {{kind: transform, set: {{x: \"state.x + 1\"}}}}\nedges:\n  - {{from: START, to: load}}\n  - {{from: load, to: inc}}\n  - from: inc\n    when: [{{if: \"state.x < {}\", to: inc}}]\nlimits: {{max_steps: {}}}\n",
+        chunks(bytes).1,
         n.saturating_sub(1),
         n + 1
     )
@@ -116,7 +125,12 @@ fn check(shape: &str, n: usize, bytes: usize, state: &Value) {
         }
         _ => {
             state["x"] == json!(n.saturating_sub(1))
-                && state["blob"].as_str().map(str::len) == Some(bytes)
+                && state["blob"].as_array().map(|chunks| {
+                    chunks
+                        .iter()
+                        .map(|c| c.as_str().map_or(0, str::len))
+                        .sum::<usize>()
+                }) == Some(chunks(bytes).0 * chunks(bytes).1)
         }
     };
     if !ok {
@@ -125,20 +139,30 @@ fn check(shape: &str, n: usize, bytes: usize, state: &Value) {
     }
 }
 
+/// The process's resident set size now (Linux: `VmRSS` in `/proc/self/status`).
+fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
 fn main() {
     let args = parse();
     let src = match args.shape.as_str() {
         "chain" => chain(args.n),
         "fan" => fan(args.n),
-        "state" => state(args.n.max(1)),
+        "state" => state(args.n.max(1), args.bytes),
         _ => usage(),
     };
     let wf: Arc<Workflow> = Arc::new(load_str(&src, "shapes.yaml").unwrap_or_else(|e| {
         eprintln!("{e}");
         std::process::exit(1)
     }));
+    // What the process holds before any run: the loaded workflow (and the runtime's libraries).
+    let rss_loaded = rss_bytes();
     let input = if args.shape == "state" {
-        json!({"blob": "a".repeat(args.bytes)})
+        json!({"chunk": "a".repeat(chunks(args.bytes).0)})
     } else {
         json!({})
     };
@@ -201,6 +225,7 @@ fn main() {
                 "min_s": min,
                 "per_unit_us": median / units * 1e6,
                 "store_bytes": args.durable.then_some(store_bytes),
+                "rss_loaded_bytes": rss_loaded,
             })
         );
     } else {

@@ -470,6 +470,9 @@ impl RunStore {
         let conn = Connection::open(&path).map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(open_err)?;
+        // Every statement on a run's path is prepared once per connection: parsing and planning
+        // SQL cost more than running it (rusqlite keeps 16 by default; the store has more).
+        conn.set_prepared_statement_cache_capacity(64);
         // Another process may be creating the same store right now: switching to WAL and
         // creating the schema take locks the busy handler does not always wait for, so retry.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -578,9 +581,11 @@ impl RunStore {
         let meta = meta.map(|m| json("run meta", m)).transpose()?;
         self.write("create run", |tx| {
             let now = now_ms() as i64;
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO runs (id, parent_id, parent_task, workflow, origin, source, input, status, step, created_ms, updated_ms, owner_pid, meta)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', 0, ?8, ?8, ?9, ?10)",
+            )
+            .and_then(|mut stmt| stmt.execute(
                 params![
                     id,
                     parent.map(|p| p.0),
@@ -593,7 +598,7 @@ impl RunStore {
                     std::process::id(),
                     meta
                 ],
-            )
+            ))
             .map_err(sql("create run"))?;
             Self::insert_checkpoint(tx, id, first)?;
             Self::insert_events(tx, events)?;
@@ -876,14 +881,13 @@ impl RunStore {
 
     pub fn cancel_requested(&self, run_id: &str) -> Result<Option<String>, StoreError> {
         self.with(|conn| {
-            conn.query_row(
-                "SELECT cancel_requested FROM runs WHERE id = ?1",
-                params![run_id],
-                |r| r.get::<_, Option<String>>(0),
-            )
-            .optional()
-            .map(Option::flatten)
-            .map_err(sql("read cancel request"))
+            conn.prepare_cached("SELECT cancel_requested FROM runs WHERE id = ?1")
+                .and_then(|mut stmt| {
+                    stmt.query_row(params![run_id], |r| r.get::<_, Option<String>>(0))
+                })
+                .optional()
+                .map(Option::flatten)
+                .map_err(sql("read cancel request"))
         })
     }
 
@@ -919,11 +923,11 @@ impl RunStore {
 
     pub fn run(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
         let raw = self.with(|conn| {
-            conn.query_row(
-                &format!("SELECT {} FROM runs WHERE id = ?1", Self::RUN_COLUMNS),
-                params![id],
-                Self::row_to_run,
-            )
+            conn.prepare_cached(&format!(
+                "SELECT {} FROM runs WHERE id = ?1",
+                Self::RUN_COLUMNS
+            ))
+            .and_then(|mut stmt| stmt.query_row(params![id], Self::row_to_run))
             .optional()
             .map_err(sql("read run"))
         })?;
@@ -1167,13 +1171,12 @@ impl RunStore {
     /// The highest event sequence number of a run (to continue numbering on resume).
     pub fn last_event_seq(&self, run_id: &str) -> Result<Option<u64>, StoreError> {
         self.with(|conn| {
-            conn.query_row(
-                "SELECT MAX(seq) FROM events WHERE run_id = ?1",
-                params![run_id],
-                |r| r.get::<_, Option<i64>>(0),
-            )
-            .map(|v| v.map(|s| s as u64))
-            .map_err(sql("read events"))
+            conn.prepare_cached("SELECT MAX(seq) FROM events WHERE run_id = ?1")
+                .and_then(|mut stmt| {
+                    stmt.query_row(params![run_id], |r| r.get::<_, Option<i64>>(0))
+                })
+                .map(|v| v.map(|s| s as u64))
+                .map_err(sql("read events"))
         })
     }
 
@@ -1266,14 +1269,11 @@ impl RunStore {
         for _ in 0..64 {
             let current = out.last().cloned().unwrap_or_default();
             let parent: Option<String> = self.with(|conn| {
-                conn.query_row(
-                    "SELECT parent_id FROM runs WHERE id = ?1",
-                    params![current],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map(Option::flatten)
-                .map_err(sql("read run"))
+                conn.prepare_cached("SELECT parent_id FROM runs WHERE id = ?1")
+                    .and_then(|mut stmt| stmt.query_row(params![current], |r| r.get(0)))
+                    .optional()
+                    .map(Option::flatten)
+                    .map_err(sql("read run"))
             })?;
             match parent {
                 Some(p) => out.push(p),
@@ -1395,11 +1395,10 @@ impl Records<'_> {
     ) -> Result<Option<Value>, StoreError> {
         let (run, step, node, idx) = scope.key();
         let data: Option<String> = conn
-            .query_row(
+            .prepare_cached(
                 "SELECT data FROM records WHERE run_id = ?1 AND kind = ?2 AND step = ?3 AND node = ?4 AND idx = ?5 AND seq = ?6",
-                params![run, kind, step, node, idx, seq],
-                |r| r.get(0),
             )
+            .and_then(|mut stmt| stmt.query_row(params![run, kind, step, node, idx, seq], |r| r.get(0)))
             .optional()
             .map_err(sql("read record"))?;
         data.map(|d| serde_json::from_str(&d).map_err(corrupt("record")))
@@ -1429,17 +1428,17 @@ impl Records<'_> {
         // An update keeps the row (and so its place in `records()` order).
         let updated = self
             .tx
-            .execute(
+            .prepare_cached(
                 "UPDATE records SET data = ?7 WHERE run_id = ?1 AND kind = ?2 AND step = ?3 AND node = ?4 AND idx = ?5 AND seq = ?6",
-                params![run, kind, step, node, idx, seq, data],
             )
+            .and_then(|mut stmt| stmt.execute(params![run, kind, step, node, idx, seq, data]))
             .map_err(sql("store record"))?;
         if updated == 0 {
             self.tx
-                .execute(
+                .prepare_cached(
                     "INSERT INTO records (run_id, kind, step, node, idx, seq, data, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    params![run, kind, step, node, idx, seq, data, now_ms() as i64],
                 )
+                .and_then(|mut stmt| stmt.execute(params![run, kind, step, node, idx, seq, data, now_ms() as i64]))
                 .map_err(sql("store record"))?;
         }
         Ok(())
@@ -1455,11 +1454,10 @@ impl Records<'_> {
         let (run, step, node, idx) = scope.key();
         let next: i64 = self
             .tx
-            .query_row(
+            .prepare_cached(
                 "SELECT COALESCE(MAX(seq) + 1, 0) FROM records WHERE run_id = ?1 AND kind = ?2 AND step = ?3 AND node = ?4 AND idx = ?5",
-                params![run, kind, step, node, idx],
-                |r| r.get(0),
             )
+            .and_then(|mut stmt| stmt.query_row(params![run, kind, step, node, idx], |r| r.get(0)))
             .map_err(sql("store record"))?;
         let seq = u32::try_from(next).map_err(|_| StoreError::Unserializable {
             context: "record",
