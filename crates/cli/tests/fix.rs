@@ -18,7 +18,12 @@ fn fixer(fixed: &'static str) -> StubModel {
         let system = req["messages"][0]["content"].as_str().unwrap_or_default();
         let prompt = req["messages"][1]["content"].as_str().unwrap_or_default();
         let reply = if system.contains("root cause") {
-            json!({"root_cause": "a typo: `answr` for `answer`", "evidence": [{"file": "src/lib.rs", "line": 2, "detail": "answr"}], "fix_plan": ["rename answr to answer"]})
+            if fixed.contains("still_wrong") {
+                // An analysis without its optional `evidence`: the workflow must not need it.
+                json!({"root_cause": "a typo: `answr` for `answer`", "fix_plan": ["rename answr to answer"]})
+            } else {
+                json!({"root_cause": "a typo: `answr` for `answer`", "evidence": [{"file": "src/lib.rs", "line": 2, "detail": "answr"}], "fix_plan": ["rename answr to answer"]})
+            }
         } else if system.contains("You fix code") {
             let told = req["messages"]
                 .as_array()

@@ -92,7 +92,12 @@ fn team(steps: Vec<Value>, delay_ms: u64, review: Arc<Review>) -> StubModel {
         let system = req["messages"][0]["content"].as_str().unwrap_or_default();
         let prompt = req["messages"][1]["content"].as_str().unwrap_or_default();
         let reply = if system.contains("break a goal into small steps") {
-            json!({"summary": "PLAN_SUMMARY two files then a third", "steps": steps, "risks": ["none"], "validation": ["test -f s1.txt"]})
+            // A one-step plan leaves out its optional lists (a model need not send them).
+            if steps.len() == 1 {
+                json!({"summary": "PLAN_SUMMARY one step", "steps": steps})
+            } else {
+                json!({"summary": "PLAN_SUMMARY two files then a third", "steps": steps, "risks": ["none"], "validation": ["test -f s1.txt"]})
+            }
         } else if system.contains("doing one step of a larger change") {
             let id = prompt
                 .split("Your step (")

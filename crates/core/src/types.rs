@@ -509,6 +509,33 @@ pub const WORKFLOW_OUTPUT_TYPES: &[(&str, &str)] = &[
 
 /// The JSON Schema of a built-in type, by type name (`Plan`) or by the name of the workflow
 /// that outputs it (`plan`). See the module documentation for the shape it takes.
+/// A value of a built-in type with every optional field filled in with its default (an empty
+/// list, `null`), as the Rust type reads it: a model may leave out what the schema does not
+/// require, and a workflow's expressions then find every field there. `None` for a name that is
+/// not a built-in type; `Err` when the value is not of the type.
+pub fn normalize(name: &str, value: &Value) -> Option<Result<Value, String>> {
+    fn via<T: serde::de::DeserializeOwned + Serialize>(v: &Value) -> Result<Value, String> {
+        let typed: T = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
+        serde_json::to_value(typed).map_err(|e| e.to_string())
+    }
+    let name = WORKFLOW_OUTPUT_TYPES
+        .iter()
+        .find(|(workflow, _)| *workflow == name)
+        .map_or(name, |(_, ty)| ty);
+    Some(match name {
+        "FixAnalysis" => via::<FixAnalysis>(value),
+        "FixReport" => via::<FixReport>(value),
+        "LeaderDecision" => via::<LeaderDecision>(value),
+        "LeaderWorkerReport" => via::<LeaderWorkerReport>(value),
+        "Plan" => via::<Plan>(value),
+        "ReviewSummary" => via::<ReviewSummary>(value),
+        "ValidationResult" => via::<ValidationResult>(value),
+        "WorkerStepReply" => via::<WorkerStepReply>(value),
+        "WorkerCapabilityProfile" => via::<crate::profile::WorkerCapabilityProfile>(value),
+        _ => return None,
+    })
+}
+
 /// Checks a value of a built-in type against the rules its schema cannot say.
 pub type TypeCheck = fn(&Value) -> Result<(), String>;
 

@@ -181,6 +181,21 @@ impl ModelRunner {
     }
 }
 
+/// A structured answer of a built-in type (`output: {type: NAME}`) with its optional fields
+/// filled in (`ao_core::types::normalize`), so expressions over it never meet a missing field.
+fn normalized(output: &Value, answer: Value) -> Result<Value, NodeFailure> {
+    let Some(name) = output.get("type").and_then(Value::as_str) else {
+        return Ok(answer);
+    };
+    match ao_core::types::normalize(name, &answer) {
+        None => Ok(answer),
+        Some(Ok(v)) => Ok(v),
+        Some(Err(why)) => Err(NodeFailure::permanent(format!(
+            "the answer is not a `{name}`: {why}"
+        ))),
+    }
+}
+
 /// The schema an `llm` node's `output` asks for: `None` for text.
 pub fn output_schema(output: &Value) -> Result<Option<OutputSchema>, String> {
     match output {
@@ -959,7 +974,8 @@ impl LlmRunner for ModelRunner {
                     .round(&call, &request, round, completion_request)
                     .await?;
                 let Some(calls) = done.result.get("tool_calls") else {
-                    return Ok(done.result.get("answer").cloned().unwrap_or(Value::Null));
+                    let answer = done.result.get("answer").cloned().unwrap_or(Value::Null);
+                    return normalized(&request.output, answer);
                 };
                 let calls: Vec<ToolCall> = serde_json::from_value(calls.clone()).map_err(|e| {
                     NodeFailure::permanent(format!("stored tool calls are unreadable: {e}"))
