@@ -443,3 +443,28 @@ fn the_builtin_workflow_tools_do_the_real_work() {
         "broken\n"
     );
 }
+
+/// A caller can cap what a run started over MCP may spend, like `--max-llm-calls` does.
+#[test]
+fn a_run_started_over_mcp_stops_at_the_budget_the_call_gave() {
+    use serde_json::json;
+    let stub = StubModel::replying("hello");
+    let p = Project::new().with_leader(&stub, "sk-mcp-test-key-0003");
+    p.write(
+        "workflows/twice.yaml",
+        "name: twice\nchannels:\n  a: {}\n  b: {}\nnodes:\n  one: {kind: llm, prompt: \"first\", writes: a}\n  two: {kind: llm, prompt: \"second\", writes: b}\nedges:\n  - {from: START, to: one}\n  - {from: one, to: two}\n",
+    );
+    let mut wire = Wire::start(&p);
+    let r = wire.call(
+        1,
+        "ao_run_workflow",
+        json!({"workflow": "twice", "max_llm_calls": 1, "wait_seconds": 60}),
+    );
+    let run = &r["result"]["structuredContent"]["run"];
+    assert_eq!(run["status"], "failed", "{r}");
+    assert_eq!(run["error"]["kind"], "budget_exceeded", "{r}");
+    assert_eq!(stub.count(), 1, "the second call was never sent");
+    let r = wire.call(2, "ao_plan", json!({"goal": "g", "max_cost_usd": 0}));
+    assert_eq!(r["result"]["isError"], true, "{r}");
+    assert!(r.to_string().contains("max_cost_usd"), "{r}");
+}

@@ -35,6 +35,16 @@ pub struct PlanArgs {
     #[serde(default)]
     #[schemars(range(max = 3600))]
     pub wait_seconds: u64,
+    /// The most model tokens (prompt + completion) the run may spend, sub-runs included; the
+    /// run stops resumably when it would go beyond (error kind `budget_exceeded`).
+    #[schemars(range(min = 1))]
+    pub max_tokens: Option<u64>,
+    /// The most US dollars the run may spend on models (needs a price for every model in use).
+    #[schemars(range(min = 0.000001))]
+    pub max_cost_usd: Option<f64>,
+    /// The most model requests the run may send.
+    #[schemars(range(min = 1))]
+    pub max_llm_calls: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -58,6 +68,16 @@ pub struct RunWorkflowArgs {
     #[serde(default)]
     #[schemars(range(max = 3600))]
     pub wait_seconds: u64,
+    /// The most model tokens (prompt + completion) the run may spend, sub-runs included; the
+    /// run stops resumably when it would go beyond (error kind `budget_exceeded`).
+    #[schemars(range(min = 1))]
+    pub max_tokens: Option<u64>,
+    /// The most US dollars the run may spend on models (needs a price for every model in use).
+    #[schemars(range(min = 0.000001))]
+    pub max_cost_usd: Option<f64>,
+    /// The most model requests the run may send.
+    #[schemars(range(min = 1))]
+    pub max_llm_calls: Option<u64>,
 }
 
 /// How much of a run to return.
@@ -155,6 +175,16 @@ pub struct ReviewDiffArgs {
     #[serde(default)]
     #[schemars(range(max = 3600))]
     pub wait_seconds: u64,
+    /// The most model tokens (prompt + completion) the run may spend, sub-runs included; the
+    /// run stops resumably when it would go beyond (error kind `budget_exceeded`).
+    #[schemars(range(min = 1))]
+    pub max_tokens: Option<u64>,
+    /// The most US dollars the run may spend on models (needs a price for every model in use).
+    #[schemars(range(min = 0.000001))]
+    pub max_cost_usd: Option<f64>,
+    /// The most model requests the run may send.
+    #[schemars(range(min = 1))]
+    pub max_llm_calls: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -175,6 +205,16 @@ pub struct FixErrorArgs {
     #[serde(default)]
     #[schemars(range(max = 3600))]
     pub wait_seconds: u64,
+    /// The most model tokens (prompt + completion) the run may spend, sub-runs included; the
+    /// run stops resumably when it would go beyond (error kind `budget_exceeded`).
+    #[schemars(range(min = 1))]
+    pub max_tokens: Option<u64>,
+    /// The most US dollars the run may spend on models (needs a price for every model in use).
+    #[schemars(range(min = 0.000001))]
+    pub max_cost_usd: Option<f64>,
+    /// The most model requests the run may send.
+    #[schemars(range(min = 1))]
+    pub max_llm_calls: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -246,4 +286,43 @@ pub struct WorkerProfileArgs {
     /// The worker's id, as `ao_list_workers` shows it (e.g. `litellm:qwen3-coder`).
     #[schemars(length(min = 1))]
     pub worker_id: String,
+}
+
+/// The spending limits a run-starting tool takes (`max_tokens`, `max_cost_usd`,
+/// `max_llm_calls`); over the workflow's own `limits` and `ao.toml`'s `[budget]`.
+pub trait BudgetArgs {
+    fn limits(&self) -> (Option<u64>, Option<f64>, Option<u64>);
+
+    fn budget(&self) -> ao_orchestrator::engine::Budget {
+        let (max_tokens, max_cost_usd, max_llm_calls) = self.limits();
+        ao_orchestrator::engine::Budget {
+            max_tokens,
+            max_cost_usd,
+            max_llm_calls,
+        }
+    }
+}
+
+impl BudgetArgs for PlanArgs {
+    fn limits(&self) -> (Option<u64>, Option<f64>, Option<u64>) {
+        (self.max_tokens, self.max_cost_usd, self.max_llm_calls)
+    }
+}
+
+impl BudgetArgs for RunWorkflowArgs {
+    fn limits(&self) -> (Option<u64>, Option<f64>, Option<u64>) {
+        (self.max_tokens, self.max_cost_usd, self.max_llm_calls)
+    }
+}
+
+impl BudgetArgs for ReviewDiffArgs {
+    fn limits(&self) -> (Option<u64>, Option<f64>, Option<u64>) {
+        (self.max_tokens, self.max_cost_usd, self.max_llm_calls)
+    }
+}
+
+impl BudgetArgs for FixErrorArgs {
+    fn limits(&self) -> (Option<u64>, Option<f64>, Option<u64>) {
+        (self.max_tokens, self.max_cost_usd, self.max_llm_calls)
+    }
 }

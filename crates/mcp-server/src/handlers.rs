@@ -160,7 +160,22 @@ impl Backend {
         wf: Arc<Workflow>,
         input: Value,
         wait: Duration,
+        budget: ao_orchestrator::engine::Budget,
     ) -> Result<Waited, Failure> {
+        if let Some(c) = budget.max_cost_usd
+            && !(c.is_finite() && c > 0.0)
+        {
+            return Err(usage(format!(
+                "argument `max_cost_usd`: give a positive number of dollars, not {c}"
+            )));
+        }
+        let budgeted;
+        let service = if budget.is_empty() {
+            service
+        } else {
+            budgeted = service.clone().with_budget(budget);
+            &budgeted
+        };
         service.preflight(&wf)?;
         let run_id = service
             .start_detached(wf, input, RunOptions::default(), &self.jobs)
@@ -234,6 +249,7 @@ impl Backend {
         name: &str,
         input: Map<String, Value>,
         wait_seconds: u64,
+        budget: ao_orchestrator::engine::Budget,
     ) -> Result<Waited, Failure> {
         let service = self.modes.dry_run();
         let wf = service.resolve(name)?;
@@ -243,11 +259,13 @@ impl Backend {
             wf,
             Value::Object(input),
             seconds(wait_seconds),
+            budget,
         )
         .await
     }
 
     async fn plan(&self, a: PlanArgs, call: &Call) -> Result<Value, Failure> {
+        let budget = a.budget();
         let mut input = Map::new();
         input.insert("goal".into(), json!(a.goal));
         put(
@@ -257,7 +275,7 @@ impl Backend {
         );
         put(&mut input, "scope", a.scope);
         let waited = self
-            .start_builtin(call, "plan", input, a.wait_seconds)
+            .start_builtin(call, "plan", input, a.wait_seconds, budget)
             .await?;
         self.run_result(waited, WriteMode::DryRun)
     }
@@ -265,6 +283,7 @@ impl Backend {
     async fn run_workflow(&self, a: RunWorkflowArgs, call: &Call) -> Result<Value, Failure> {
         let service = self.service_for(a.apply)?;
         let wf = service.resolve(&a.workflow)?;
+        let budget = a.budget();
         let waited = self
             .start(
                 call,
@@ -272,6 +291,7 @@ impl Backend {
                 wf,
                 Value::Object(a.input),
                 seconds(a.wait_seconds),
+                budget,
             )
             .await?;
         let mode = if a.apply {
@@ -393,6 +413,7 @@ impl Backend {
     }
 
     async fn review_diff(&self, a: ReviewDiffArgs, call: &Call) -> Result<Value, Failure> {
+        let budget = a.budget();
         let given = [a.range.is_some(), a.diff.is_some(), a.files.is_some()];
         if given.iter().filter(|g| **g).count() != 1 {
             return Err(usage(
@@ -408,7 +429,7 @@ impl Backend {
         put(&mut input, "files", a.files);
         put(&mut input, "fail_on", a.fail_on);
         let waited = self
-            .start_builtin(call, "review", input, a.wait_seconds)
+            .start_builtin(call, "review", input, a.wait_seconds, budget)
             .await?;
         let verdict = match (a.fail_on, &waited.run.run.output) {
             (Some(threshold), Some(output)) if waited.run.run.status == RunStatus::Completed => {
@@ -437,13 +458,14 @@ impl Backend {
     }
 
     async fn fix_error(&self, a: FixErrorArgs, call: &Call) -> Result<Value, Failure> {
+        let budget = a.budget();
         let mut input = Map::new();
         input.insert("log".into(), json!(a.log));
         put(&mut input, "scope", a.scope);
         put(&mut input, "validate", a.validate);
         put(&mut input, "max_attempts", a.max_attempts);
         let waited = self
-            .start_builtin(call, "fix-error", input, a.wait_seconds)
+            .start_builtin(call, "fix-error", input, a.wait_seconds, budget)
             .await?;
         self.run_result(waited, WriteMode::DryRun)
     }
@@ -545,7 +567,13 @@ impl Backend {
         input.insert("save".into(), json!(a.save));
         put(&mut input, "trials", a.trials);
         let waited = self
-            .start_builtin(call, "worker-interview", input, a.wait_seconds)
+            .start_builtin(
+                call,
+                "worker-interview",
+                input,
+                a.wait_seconds,
+                ao_orchestrator::engine::Budget::default(),
+            )
             .await?;
         self.run_result(waited, WriteMode::DryRun)
     }
