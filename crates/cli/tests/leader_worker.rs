@@ -343,6 +343,26 @@ fn revise_sends_the_flagged_step_back_with_the_notes_until_the_bound() {
     assert_eq!(out["review_rounds"], 2, "{out}");
     assert_eq!(out["decision"]["decision"], "revise");
     assert_eq!(out["steps"][0]["attempts"], 2);
+    assert!(
+        out["warnings"]
+            .to_string()
+            .contains("still asked to revise s1 after 2 review round(s) (max_rounds 1)"),
+        "{out}"
+    );
+
+    // Revisions of steps the plan does not have spend no round: the loop ends there.
+    let stub = team(
+        vec![step("s1", "codegen", &[])],
+        0,
+        Arc::new(
+            |_: &str| json!({"decision": "revise", "reason": "?", "revisions": [{"step_id": "nope", "notes": "x"}], "question": null}),
+        ),
+    );
+    let p = project(&stub);
+    let (code, v) = p.json(&["run", "leader-worker", "--goal", "one file", "--json"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["output"]["review_rounds"], 1, "{v}");
+    assert_eq!(v["output"]["steps"][0]["attempts"], 1);
 }
 
 #[test]
@@ -370,6 +390,7 @@ fn human_review_interrupts_and_resume_with_an_answer_finishes() {
     let (code, v) = p.json(&["runs", "resume", id, "--answer", "true", "--json"]);
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["output"]["decision"]["decision"], "approve", "{v}");
+    assert_eq!(v["output"]["human_answer"], true, "{v}");
     assert_eq!(stub.count(), calls, "nothing was asked again");
 }
 

@@ -464,7 +464,51 @@ fn a_run_started_over_mcp_stops_at_the_budget_the_call_gave() {
     assert_eq!(run["status"], "failed", "{r}");
     assert_eq!(run["error"]["kind"], "budget_exceeded", "{r}");
     assert_eq!(stub.count(), 1, "the second call was never sent");
-    let r = wire.call(2, "ao_plan", json!({"goal": "g", "max_cost_usd": 0}));
-    assert_eq!(r["result"]["isError"], true, "{r}");
-    assert!(r.to_string().contains("max_cost_usd"), "{r}");
+    // The caller raises its own cap on resume: the run finishes.
+    let id = run["run_id"].as_str().unwrap().to_string();
+    let r = wire.call(
+        2,
+        "ao_resume_run",
+        json!({"run_id": id, "max_llm_calls": 5, "wait_seconds": 60}),
+    );
+    assert_eq!(
+        r["result"]["structuredContent"]["run"]["status"], "completed",
+        "{r}"
+    );
+    assert_eq!(stub.count(), 2);
+
+    // The project's own limit is a ceiling a caller cannot raise, at start or on resume.
+    p.write(
+        "workflows/capped.yaml",
+        "name: capped\nchannels:\n  a: {}\n  b: {}\nnodes:\n  one: {kind: llm, prompt: \"first\", writes: a}\n  two: {kind: llm, prompt: \"second\", writes: b}\nedges:\n  - {from: START, to: one}\n  - {from: one, to: two}\nlimits: {max_llm_calls: 1}\n",
+    );
+    let r = wire.call(
+        3,
+        "ao_run_workflow",
+        json!({"workflow": "capped", "max_llm_calls": 100, "wait_seconds": 60}),
+    );
+    let run = &r["result"]["structuredContent"]["run"];
+    assert_eq!(run["error"]["kind"], "budget_exceeded", "{r}");
+    let id = run["run_id"].as_str().unwrap().to_string();
+    let r = wire.call(
+        4,
+        "ao_resume_run",
+        json!({"run_id": id, "max_llm_calls": 100, "wait_seconds": 60}),
+    );
+    let run = &r["result"]["structuredContent"]["run"];
+    assert_eq!(run["error"]["kind"], "budget_exceeded", "{r}");
+    assert_eq!(
+        stub.count(),
+        3,
+        "one call for the capped run, never a second"
+    );
+
+    for (id, args) in [
+        (5, json!({"goal": "g", "max_cost_usd": 0})),
+        (6, json!({"goal": "g", "max_tokens": 0})),
+    ] {
+        let r = wire.call(id, "ao_plan", args);
+        assert_eq!(r["result"]["isError"], true, "{r}");
+        assert!(r.to_string().contains("argument `max_"), "{r}");
+    }
 }

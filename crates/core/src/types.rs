@@ -59,7 +59,7 @@ pub struct PlanStep {
     pub acceptance_checks: Vec<String>,
     /// How hard the step is (`low`, `medium`, `high`); routing gives harder steps only to
     /// workers measured fit for them. Unset counts as `medium`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub complexity: Option<crate::profile::TaskComplexity>,
 }
 
@@ -408,6 +408,11 @@ pub struct LeaderWorkerReport {
     /// How many times the leader reviewed the workers' output.
     #[serde(default)]
     pub review_rounds: u32,
+    /// A person's answer to the leader's `human-review` question, when one was asked: true
+    /// accepted the change (`decision` is then `approve`), false did not (`decision` stays
+    /// `human-review`).
+    #[serde(default)]
+    pub human_answer: Option<bool>,
     /// The proposed change as a unified diff (empty when no step changed a file).
     #[serde(default)]
     pub changeset: String,
@@ -515,7 +520,7 @@ pub const WORKFLOW_OUTPUT_TYPES: &[(&str, &str)] = &[
 /// not a built-in type; `Err` when the value is not of the type.
 pub fn normalize(name: &str, value: &Value) -> Option<Result<Value, String>> {
     fn via<T: serde::de::DeserializeOwned + Serialize>(v: &Value) -> Result<Value, String> {
-        let typed: T = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
+        let typed: T = read(v)?;
         serde_json::to_value(typed).map_err(|e| e.to_string())
     }
     let name = WORKFLOW_OUTPUT_TYPES
@@ -539,25 +544,56 @@ pub fn normalize(name: &str, value: &Value) -> Option<Result<Value, String>> {
 /// Checks a value of a built-in type against the rules its schema cannot say.
 pub type TypeCheck = fn(&Value) -> Result<(), String>;
 
-/// The rules of a built-in type that its schema cannot say, as a check of a value that already
-/// matches the schema (`Err` names the broken rule). `None` when the type has none.
+/// Reads a value as a built-in type. A number the schema calls an integer may come as `12.0`
+/// (JSON Schema counts it as one); it is read as the integer it is.
+fn read<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, String> {
+    fn integral(v: &mut Value) {
+        match v {
+            Value::Number(n) => {
+                if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                    && n.as_i64().is_none()
+                    && n.as_u64().is_none()
+                {
+                    *v = Value::from(f as i64);
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(integral),
+            Value::Object(fields) => fields.values_mut().for_each(integral),
+            _ => {}
+        }
+    }
+    let mut v = v.clone();
+    integral(&mut v);
+    serde_json::from_value(v).map_err(|e| e.to_string())
+}
+
+/// The check of a built-in type's value that already matches its schema: that the type reads
+/// it (so a reply the schema lets through but the type cannot hold is repaired, not a failed
+/// run), and the rules the schema cannot say (`Err` names the broken one). `None` for a name
+/// that is not a built-in type.
 pub fn type_check(name: &str) -> Option<TypeCheck> {
     let name = WORKFLOW_OUTPUT_TYPES
         .iter()
         .find(|(workflow, _)| *workflow == name)
         .map_or(name, |(_, ty)| ty);
     match name {
-        "LeaderDecision" => Some(|v| {
-            let d: LeaderDecision = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
-            d.check(&[])
-        }),
-        "Plan" => Some(|v| {
-            let p: Plan = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
-            p.check()
-        }),
+        "LeaderDecision" => Some(|v| read::<LeaderDecision>(v)?.check(&[])),
+        "Plan" => Some(|v| read::<Plan>(v)?.check()),
+        "FixAnalysis" => Some(|v| read::<FixAnalysis>(v).map(drop)),
+        "FixReport" => Some(|v| read::<FixReport>(v).map(drop)),
+        "LeaderWorkerReport" => Some(|v| read::<LeaderWorkerReport>(v).map(drop)),
+        "ReviewSummary" => Some(|v| read::<ReviewSummary>(v).map(drop)),
+        "ValidationResult" => Some(|v| read::<ValidationResult>(v).map(drop)),
+        "WorkerStepReply" => Some(|v| read::<WorkerStepReply>(v).map(drop)),
+        "WorkerCapabilityProfile" => {
+            Some(|v| read::<crate::profile::WorkerCapabilityProfile>(v).map(drop))
+        }
         _ => None,
     }
 }
+
+/// The most steps a plan may have: a plan longer than this is not a plan a reviewer can check.
+pub const MAX_PLAN_STEPS: usize = 30;
 
 impl Plan {
     /// Checks what the schema cannot: at least one step, step ids unique and not blank, and
@@ -565,6 +601,12 @@ impl Plan {
     pub fn check(&self) -> Result<(), String> {
         if self.steps.is_empty() {
             return Err("the plan has no `steps`".into());
+        }
+        if self.steps.len() > MAX_PLAN_STEPS {
+            return Err(format!(
+                "the plan has {} steps; give at most {MAX_PLAN_STEPS} (merge small steps)",
+                self.steps.len()
+            ));
         }
         let mut seen = std::collections::BTreeSet::new();
         for s in &self.steps {
@@ -1022,5 +1064,22 @@ mod tests {
                 .is_err()
         );
         assert!(decision(&serde_json::json!({"decision": "approve", "reason": "r"})).is_ok());
+        // Every built-in type is checked by reading it; an integral float is an integer.
+        let review = serde_json::json!({"summary": "s", "architecture_impact": "none",
+            "must_fix": [{"file": "a.rs", "line": 12.0, "issue": "i", "why": "w", "severity": "high"}],
+            "should_fix": [], "missing_tests": [], "risk_level": "high"});
+        assert_eq!(type_check("review").unwrap()(&review), Ok(()));
+        let normal = normalize("ReviewSummary", &review).unwrap().unwrap();
+        assert_eq!(normal["must_fix"][0]["line"], serde_json::json!(12));
+        let broken = serde_json::json!({"summary": "s", "architecture_impact": "none",
+            "must_fix": [{"file": "a.rs", "line": 12.5, "issue": "i", "why": "w", "severity": "high"}],
+            "should_fix": [], "missing_tests": [], "risk_level": "high"});
+        assert!(type_check("review").unwrap()(&broken).is_err());
+        let long = plan(
+            (0..=MAX_PLAN_STEPS)
+                .map(|i| step(&format!("s{i}"), &[]))
+                .collect(),
+        );
+        assert!(err(long).contains("at most"));
     }
 }

@@ -144,6 +144,16 @@ pub struct ResumeRunArgs {
     #[serde(default)]
     #[schemars(range(max = 3600))]
     pub wait_seconds: u64,
+    /// A new token limit for the run (e.g. after it stopped at its budget): replaces the run's
+    /// own, but never above the project's (the workflow's `limits`, ao.toml's `[budget]`).
+    #[schemars(range(min = 1))]
+    pub max_tokens: Option<u64>,
+    /// A new cost limit in US dollars, under the same rule.
+    #[schemars(range(min = 0.000001))]
+    pub max_cost_usd: Option<f64>,
+    /// A new limit on model requests, under the same rule.
+    #[schemars(range(min = 1))]
+    pub max_llm_calls: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -322,6 +332,12 @@ impl BudgetArgs for ReviewDiffArgs {
 }
 
 impl BudgetArgs for FixErrorArgs {
+    fn limits(&self) -> (Option<u64>, Option<f64>, Option<u64>) {
+        (self.max_tokens, self.max_cost_usd, self.max_llm_calls)
+    }
+}
+
+impl BudgetArgs for ResumeRunArgs {
     fn limits(&self) -> (Option<u64>, Option<f64>, Option<u64>) {
         (self.max_tokens, self.max_cost_usd, self.max_llm_calls)
     }

@@ -64,6 +64,29 @@ fn object<T: Serialize>(v: &T) -> Result<Value, Failure> {
     serde_json::to_value(v).map_err(|e| Failure(format!("cannot render the result: {e}")))
 }
 
+/// A budget argument that cannot be a limit (zero, negative, not a number) is the caller's
+/// mistake, named.
+fn check_budget(budget: &ao_orchestrator::engine::Budget) -> Result<(), Failure> {
+    if let Some(c) = budget.max_cost_usd
+        && !(c.is_finite() && c > 0.0)
+    {
+        return Err(usage(format!(
+            "argument `max_cost_usd`: give a positive number of dollars, not {c}"
+        )));
+    }
+    for (name, value) in [
+        ("max_tokens", budget.max_tokens),
+        ("max_llm_calls", budget.max_llm_calls),
+    ] {
+        if value == Some(0) {
+            return Err(usage(format!(
+                "argument `{name}`: give a whole number of at least 1, not 0"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn usage(message: impl Into<String>) -> Failure {
     Failure(format!("usage: {}", message.into()))
 }
@@ -162,18 +185,12 @@ impl Backend {
         wait: Duration,
         budget: ao_orchestrator::engine::Budget,
     ) -> Result<Waited, Failure> {
-        if let Some(c) = budget.max_cost_usd
-            && !(c.is_finite() && c > 0.0)
-        {
-            return Err(usage(format!(
-                "argument `max_cost_usd`: give a positive number of dollars, not {c}"
-            )));
-        }
+        check_budget(&budget)?;
         let budgeted;
         let service = if budget.is_empty() {
             service
         } else {
-            budgeted = service.clone().with_budget(budget);
+            budgeted = service.clone().with_budget_cap(budget);
             &budgeted
         };
         service.preflight(&wf)?;
@@ -353,6 +370,15 @@ impl Backend {
     async fn resume_run(&self, a: ResumeRunArgs, call: &Call) -> Result<Value, Failure> {
         // A run continues in the mode it started in (apply only while the server allows it).
         let service = self.modes.for_run(&a.run_id)?;
+        let budget = a.budget();
+        check_budget(&budget)?;
+        let budgeted;
+        let service = if budget.is_empty() {
+            service
+        } else {
+            budgeted = service.clone().with_budget_cap(budget);
+            &budgeted
+        };
         let after = service
             .store()
             .last_event_seq(&a.run_id)

@@ -79,6 +79,8 @@ pub struct Service {
     llm: Option<Arc<ModelRunner>>,
     /// Budget limits the caller sets for the runs it starts or resumes, over the workflow's.
     budget: ao_graph::Budget,
+    /// The caller may only lower the project's limits (an MCP client), not raise them.
+    budget_lowers_only: bool,
     /// The project's default budget limits (ao.toml `[budget]`), under the workflow's.
     default_budget: ao_graph::Budget,
     /// The configured roles' prices (for checking a cost budget can be kept).
@@ -105,6 +107,7 @@ impl Service {
             tools: None,
             llm: None,
             budget: ao_graph::Budget::default(),
+            budget_lowers_only: false,
             default_budget: ao_graph::Budget::default(),
             unpriced_roles: Vec::new(),
             replay: None,
@@ -248,6 +251,17 @@ impl Service {
     /// service starts or resumes; they override the workflow's `limits`.
     pub fn with_budget(mut self, budget: ao_graph::Budget) -> Self {
         self.budget = budget;
+        self.budget_lowers_only = false;
+        self
+    }
+
+    /// Like [`Service::with_budget`] for a caller the project does not trust with its money (an
+    /// MCP client): each limit can only lower what the workflow's `limits` and ao.toml's
+    /// `[budget]` allow, or set one they leave open; on resume it replaces the run's stored limit
+    /// but never goes above the project's.
+    pub fn with_budget_cap(mut self, budget: ao_graph::Budget) -> Self {
+        self.budget = budget;
+        self.budget_lowers_only = true;
         self
     }
 
@@ -306,10 +320,12 @@ impl Service {
             "root": self.root.display().to_string(),
             "mode": self.tools.as_ref().map(|t| t.policy().mode()),
         });
-        let budget = self
-            .default_budget
-            .overridden_by(wf.budget())
-            .overridden_by(self.budget);
+        let project = self.default_budget.overridden_by(wf.budget());
+        let budget = if self.budget_lowers_only {
+            project.tightened_by(self.budget)
+        } else {
+            project.overridden_by(self.budget)
+        };
         if !budget.is_empty() {
             meta[crate::budget::META_KEY] = json!(budget);
         }
@@ -658,7 +674,13 @@ impl Service {
             .get(crate::budget::META_KEY)
             .and_then(|b| serde_json::from_value(b.clone()).ok())
             .unwrap_or_default();
-        let budget = stored.overridden_by(self.budget);
+        let mut budget = stored.overridden_by(self.budget);
+        if self.budget_lowers_only {
+            let ceiling = self
+                .default_budget
+                .overridden_by(self.current_workflow_of(&top)?.budget());
+            budget = budget.tightened_by(ceiling);
+        }
         self.check_cost_budget(&budget)?;
         meta[crate::budget::META_KEY] = json!(budget);
         self.store.set_meta(&top, &meta)?;

@@ -107,6 +107,22 @@ impl Budget {
         }
     }
 
+    /// Each limit the lower of the two where both set one, else whichever is set: `over` can
+    /// only lower `self`'s limits or add missing ones, never raise one.
+    pub fn tightened_by(self, over: Budget) -> Budget {
+        fn lower<T: PartialOrd + Copy>(a: Option<T>, b: Option<T>) -> Option<T> {
+            match (a, b) {
+                (Some(x), Some(y)) => Some(if y < x { y } else { x }),
+                (x, y) => x.or(y),
+            }
+        }
+        Budget {
+            max_tokens: lower(self.max_tokens, over.max_tokens),
+            max_cost_usd: lower(self.max_cost_usd, over.max_cost_usd),
+            max_llm_calls: lower(self.max_llm_calls, over.max_llm_calls),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         *self == Budget::default()
     }

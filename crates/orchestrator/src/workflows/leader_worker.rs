@@ -60,8 +60,14 @@ pub fn assign_steps_node(call: &NodeCall<'_>, with: &Value) -> Result<Value, Nod
     let mut seen = BTreeSet::new();
     let mut steps: Vec<(PlanStep, Option<&Value>)> = Vec::with_capacity(plan.steps.len());
     for step in plan.steps {
-        let routing = by_id.get(step.id.as_str()).copied();
         let mut step = step;
+        // A renamed duplicate has no routing decision of its own: it is skipped rather than
+        // given its namesake's worker (which was judged fit for the other step).
+        let routing = if seen.contains(&step.id) {
+            None
+        } else {
+            by_id.get(step.id.as_str()).copied()
+        };
         if !seen.insert(step.id.clone()) {
             let mut n = 2;
             while seen.contains(&format!("{}-{n}", step.id)) {
@@ -219,6 +225,9 @@ pub struct ReportWith {
     /// A person's answer to `human-review` (true accepts), if one was asked.
     #[serde(default)]
     answer: Option<Value>,
+    /// How many times the leader could send steps back.
+    #[serde(default)]
+    max_rounds: Option<u32>,
     /// `run_changeset`'s output.
     #[serde(default)]
     changes: Option<Value>,
@@ -356,22 +365,44 @@ pub fn leader_worker_report_node(_call: &NodeCall<'_>, with: &Value) -> Result<V
         .last()
         .cloned()
         .ok_or_else(|| bad(NODE, "`with.decisions` is empty: the leader never decided"))?;
+    let mut warnings = w.warnings.unwrap_or_default();
     // A person's answer to `human-review` is the last word.
-    if let Some(answer) = w.answer.as_ref().filter(|a| !a.is_null()) {
-        let accepted = answer.as_bool().unwrap_or(false);
-        decision = LeaderDecision {
-            decision: if accepted {
-                ao_core::types::DecisionKind::Approve
-            } else {
-                ao_core::types::DecisionKind::Revise
-            },
-            reason: format!(
-                "a person answered the leader's question ({}) with {answer}",
-                decision.question.as_deref().unwrap_or("no question")
-            ),
-            revisions: Vec::new(),
-            question: decision.question,
-        };
+    let human_answer = w
+        .answer
+        .as_ref()
+        .filter(|a| !a.is_null())
+        .map(|a| a.as_bool().unwrap_or(false));
+    match human_answer {
+        Some(true) => {
+            decision = LeaderDecision {
+                decision: ao_core::types::DecisionKind::Approve,
+                reason: format!(
+                    "a person accepted the change when the leader asked: {} (the leader: {})",
+                    decision.question.as_deref().unwrap_or("no question"),
+                    decision.reason
+                ),
+                revisions: Vec::new(),
+                question: None,
+            };
+        }
+        Some(false) => warnings.push(format!(
+            "a person did not accept the change when the leader asked: {}",
+            decision.question.as_deref().unwrap_or("no question")
+        )),
+        None => {}
+    }
+    if decision.decision == ao_core::types::DecisionKind::Revise {
+        let named: Vec<&str> = decision
+            .revisions
+            .iter()
+            .map(|r| r.step_id.as_str())
+            .collect();
+        warnings.push(format!(
+            "the leader still asked to revise {} after {} review round(s) (max_rounds {}); the changeset holds the last attempt",
+            if named.is_empty() { "the change".to_string() } else { named.join(", ") },
+            w.decisions.len(),
+            w.max_rounds.map_or("?".to_string(), |m| m.to_string())
+        ));
     }
     let changes = w.changes.unwrap_or(Value::Null);
     let report = LeaderWorkerReport {
@@ -380,6 +411,7 @@ pub fn leader_worker_report_node(_call: &NodeCall<'_>, with: &Value) -> Result<V
         steps,
         decision,
         review_rounds: w.decisions.len() as u32,
+        human_answer,
         changeset: changes
             .get("patch")
             .and_then(Value::as_str)
@@ -390,7 +422,7 @@ pub fn leader_worker_report_node(_call: &NodeCall<'_>, with: &Value) -> Result<V
             .and_then(Value::as_bool)
             .unwrap_or(false),
         validation: w.validation.unwrap_or_default(),
-        warnings: w.warnings.unwrap_or_default(),
+        warnings,
         usage: w.usage,
     };
     serde_json::to_value(report).map_err(|e| bad(NODE, e))
