@@ -894,6 +894,7 @@ mod tests {
                         question: None,
                     },
                     review_rounds: 2,
+                    human_answer: None,
                     changeset: String::new(),
                     applied: false,
                     validation: vec![sample_validation()],
