@@ -465,13 +465,26 @@ impl Confine {
     fn rules(&self, tmp: Option<&Path>) -> (Vec<Rule>, Vec<String>) {
         let mut rules = Vec::new();
         let mut dropped = Vec::new();
+        let mut skipped: Vec<String> = Vec::new();
         let home = self.settings.home.as_deref().map(canonical);
         let mut add = |path: &Path, write: bool, rules: &mut Vec<Rule>| {
             let Ok(real) = path.canonicalize() else {
                 return;
             };
-            // A rule on `/` or on the home directory (or above it) would open the home.
-            if real == Path::new("/") || home.as_deref().is_some_and(|h| covers(&real, h)) {
+            // A rule on `/` or on the home directory (or above it) would open the home; one on
+            // (or above) a place in the home that holds secrets or runs at login would open
+            // those, whatever path (a symlink, a toolchain home, a configured directory) led
+            // there.
+            let opens_secrets = home.as_deref().is_some_and(|h| {
+                covers(&real, h)
+                    || (real.starts_with(h)
+                        && HOME_SECRETS.iter().any(|s| {
+                            let secret = h.join(s);
+                            covers(&real, &secret) || real.starts_with(&secret)
+                        })
+                        && !HOME_READABLE.iter().any(|ok| !write && real == h.join(ok)))
+            });
+            if real == Path::new("/") || opens_secrets {
                 dropped.push(path.display().to_string());
                 return;
             }
@@ -491,8 +504,18 @@ impl Confine {
         if let Some(tmp) = tmp {
             add(tmp, true, &mut rules);
         }
-        for d in self.settings.cache_dirs.iter().chain(&self.extra_write) {
+        for d in &self.settings.cache_dirs {
             add(d, true, &mut rules);
+        }
+        // Directories `ao` derives (a sandbox's build cache under the state dir) are taken only
+        // where they lexically are: one that is a symlink (a repository can ship
+        // `.ao/cache/cargo-target -> ~/somewhere`) is not followed.
+        for d in &self.extra_write {
+            if through_symlink(d) {
+                skipped.push(d.display().to_string());
+            } else {
+                add(d, true, &mut rules);
+            }
         }
         for d in SYSTEM_READ {
             add(Path::new(d), false, &mut rules);
@@ -516,6 +539,15 @@ impl Confine {
             add(&e, false, &mut rules);
         }
         for h in &self.settings.toolchain_homes {
+            // A toolchain home that is the home directory (`GOPATH=$HOME`) lists nothing: its
+            // entries would be the home's own.
+            if home
+                .as_deref()
+                .is_some_and(|home| covers(&canonical(h), home))
+            {
+                skipped.push(h.display().to_string());
+                continue;
+            }
             for e in children_except(h, &TOOLCHAIN_SECRETS) {
                 add(&e, false, &mut rules);
             }
@@ -523,6 +555,7 @@ impl Confine {
         for d in self.settings.read_dirs.iter().chain(&self.extra_read_files) {
             add(d, false, &mut rules);
         }
+        dropped.extend(skipped);
         (rules, dropped)
     }
 
@@ -707,8 +740,53 @@ fn children_except(dir: &Path, except: &[&str]) -> Vec<PathBuf> {
         .collect()
 }
 
-/// The git directories outside the root a worktree's `.git` file points at (`gitdir:` and the
-/// `commondir` it names), so git works in a linked worktree.
+/// Places in the home directory that hold secrets or run code at login: no rule may open them
+/// (or a directory above them), whatever path leads there.
+const HOME_SECRETS: [&str; 22] = [
+    ".ssh",
+    ".aws",
+    ".azure",
+    ".gnupg",
+    ".config",
+    ".docker",
+    ".kube",
+    ".password-store",
+    ".netrc",
+    ".git-credentials",
+    ".npmrc",
+    ".pypirc",
+    ".bashrc",
+    ".bash_profile",
+    ".bash_login",
+    ".profile",
+    ".zshrc",
+    ".zprofile",
+    ".zshenv",
+    ".local/share/keyrings",
+    ".cargo/credentials",
+    ".cargo/credentials.toml",
+];
+
+/// Files under [`HOME_SECRETS`] that may still be read (git's own identity configuration).
+const HOME_READABLE: [&str; 1] = [".config/git/config"];
+
+/// True when a component of `p` (as written, made absolute) is a symlink.
+fn through_symlink(p: &Path) -> bool {
+    let mut at = PathBuf::new();
+    for c in p.components() {
+        at.push(c);
+        if std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+            return true;
+        }
+    }
+    false
+}
+
+/// The git directories outside the root a linked worktree's `.git` file points at (`gitdir:`
+/// and the `commondir` it names), so git works in a linked worktree. Only a real linked
+/// worktree counts: the `gitdir` must be `<common>/worktrees/<name>` and its own `gitdir` file
+/// must point back at this root's `.git` — a `.git` file that a command (or a repository)
+/// wrote to point at another directory grants nothing.
 fn git_dirs(root: &Path) -> Vec<PathBuf> {
     let dot_git = root.join(".git");
     let Ok(meta) = std::fs::symlink_metadata(&dot_git) else {
@@ -723,10 +801,27 @@ fn git_dirs(root: &Path) -> Vec<PathBuf> {
     let Some(dir) = text.lines().find_map(|l| l.strip_prefix("gitdir:")) else {
         return Vec::new();
     };
-    let dir = root.join(dir.trim());
-    let mut out = vec![dir.clone()];
-    if let Ok(common) = std::fs::read_to_string(dir.join("commondir")) {
-        out.push(dir.join(common.trim()));
+    let Ok(dir) = root.join(dir.trim()).canonicalize() else {
+        return Vec::new();
+    };
+    let back = std::fs::read_to_string(dir.join("gitdir"))
+        .ok()
+        .and_then(|t| Path::new(t.trim()).canonicalize().ok());
+    let in_worktrees = dir
+        .parent()
+        .and_then(|p| p.file_name())
+        .is_some_and(|n| n == "worktrees");
+    if !in_worktrees || back != Some(dot_git.canonicalize().unwrap_or(dot_git)) {
+        return Vec::new();
+    }
+    let common = dir.parent().and_then(Path::parent).map(Path::to_path_buf);
+    let named = std::fs::read_to_string(dir.join("commondir"))
+        .ok()
+        .and_then(|c| dir.join(c.trim()).canonicalize().ok());
+    let mut out = vec![dir];
+    // The common dir is the one the worktree lives in, whatever `commondir` claims.
+    if let Some(common) = common.filter(|c| named.as_ref().is_none_or(|n| n == c)) {
+        out.push(common);
     }
     out
 }
@@ -996,6 +1091,13 @@ mod tests {
         std::fs::create_dir_all(&root).expect("mkdir");
         std::fs::write(root.join(".git"), format!("gitdir: {}\n", wt_git.display()))
             .expect("write");
+        // Without git's back-pointer it is not a worktree of this root: nothing is granted.
+        assert!(git_dirs(&root).is_empty());
+        std::fs::write(
+            wt_git.join("gitdir"),
+            format!("{}\n", root.join(".git").display()),
+        )
+        .expect("write");
         let dirs = git_dirs(&root);
         assert_eq!(dirs.len(), 2);
         assert_eq!(
@@ -1003,6 +1105,81 @@ mod tests {
             main_git.canonicalize().expect("canonical")
         );
         assert!(git_dirs(base.path()).is_empty());
+
+        // A `.git` file that a command or a repository wrote to point anywhere else (the home's
+        // `.ssh`, with a forged back-pointer and a `commondir` elsewhere) grants nothing.
+        let ssh = base.path().join("home/.ssh");
+        std::fs::create_dir_all(&ssh).expect("mkdir");
+        std::fs::write(
+            ssh.join("gitdir"),
+            format!("{}\n", root.join(".git").display()),
+        )
+        .expect("write");
+        std::fs::write(root.join(".git"), format!("gitdir: {}\n", ssh.display())).expect("write");
+        assert!(git_dirs(&root).is_empty());
+        std::fs::write(wt_git.join("commondir"), "../../../../home\n").expect("write");
+        std::fs::write(root.join(".git"), format!("gitdir: {}\n", wt_git.display()))
+            .expect("write");
+        assert_eq!(
+            git_dirs(&root).len(),
+            1,
+            "the forged commondir is not followed"
+        );
+    }
+
+    #[test]
+    fn no_path_opens_the_homes_secrets_whatever_leads_there() {
+        let base = tempfile::tempdir().expect("tmp");
+        let home = base.path().join("home");
+        let root = base.path().join("project");
+        for d in [
+            &home.join(".ssh"),
+            &home.join(".config/git"),
+            &home.join("go/bin"),
+            &root,
+        ] {
+            std::fs::create_dir_all(d).expect("mkdir");
+        }
+        std::fs::write(home.join(".bashrc"), "").expect("write");
+        std::fs::write(home.join(".config/git/config"), "").expect("write");
+        // A repository ships its state dir with the build cache linked to the home's keys.
+        std::fs::create_dir_all(root.join(".ao/cache")).expect("mkdir");
+        std::os::unix::fs::symlink(home.join(".ssh"), root.join(".ao/cache/cargo-target"))
+            .expect("symlink");
+        let home_s = home.display().to_string();
+        let s = settings(
+            serde_json::json!({"cache_dirs": ["~/.ssh", "~/.bashrc", "~/.config"], "read_dirs": ["~/.ssh/id_rsa"]}),
+            &[("HOME", &home_s), ("GOPATH", &home_s), ("PATH", "/usr/bin")],
+            &root,
+            7,
+        );
+        let c = Confine::new(&s, &root, true)
+            .with_write_dirs(&[root.join(".ao/cache/cargo-target")])
+            .with_read_files(vec![home.join(".config/git/config")]);
+        let (rules, dropped) = c.rules(None);
+        let home_real = home.canonicalize().expect("canonical");
+        for secret in [".ssh", ".bashrc", ".config"] {
+            let secret = home_real.join(secret);
+            assert!(
+                !rules.iter().any(|r| r.path.starts_with(&secret)
+                    && !r.path.ends_with(".config/git/config")
+                    || secret.starts_with(&r.path)),
+                "{secret:?} is reachable: {rules:?}"
+            );
+        }
+        assert!(
+            rules
+                .iter()
+                .any(|r| r.path == home_real.join(".config/git/config") && !r.write),
+            "git's identity stays readable"
+        );
+        assert!(
+            !rules
+                .iter()
+                .any(|r| r.path.starts_with(home_real.join("go"))),
+            "GOPATH=$HOME lists nothing: {rules:?}"
+        );
+        assert_eq!(dropped.len(), 5, "{dropped:?}");
     }
 
     #[test]
