@@ -926,6 +926,50 @@ mod tests {
     }
 
     #[test]
+    fn a_sandbox_allows_the_users_own_command_once_and_keeps_the_settings() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let sandbox = tempfile::tempdir().expect("tmp");
+        let base = policy(
+            dir.path(),
+            Some(serde_json::json!({"allowed_commands": ["cargo test"], "require_confinement": true})),
+            &[],
+            false,
+        )
+        .expect("policy");
+        assert!(base.require_confinement());
+        let argv = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        let grep = argv("grep -q x f");
+        let p = base
+            .sandboxed(sandbox.path(), Some(&grep), &[])
+            .expect("sandbox");
+        assert_eq!(p.allowed_commands(), &[argv("cargo test"), grep.clone()]);
+        assert_eq!(p.mode(), Mode::Apply);
+        assert!(p.require_confinement(), "the sandbox keeps [policy]");
+        // An empty command adds nothing; an allowed one is not added twice.
+        let p = base
+            .sandboxed(sandbox.path(), Some(&[]), &[])
+            .expect("sandbox");
+        assert_eq!(p.allowed_commands(), &[argv("cargo test")]);
+        let p = base
+            .sandboxed(sandbox.path(), Some(&argv("cargo test")), &[])
+            .expect("sandbox");
+        assert_eq!(p.allowed_commands(), &[argv("cargo test")]);
+        let off = policy(dir.path(), None, &[], false).expect("policy");
+        assert!(!off.require_confinement());
+    }
+
+    #[test]
+    fn dot_components_resolve_to_the_same_file() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir_all(dir.path().join("src")).expect("mkdir");
+        std::fs::write(dir.path().join("src/lib.rs"), "").expect("write");
+        let p = policy(dir.path(), None, &[], false).expect("policy");
+        for path in ["src/./lib.rs", "./src//lib.rs", "src/lib.rs"] {
+            assert_eq!(p.check_read(path).expect(path).rel, "src/lib.rs", "{path}");
+        }
+    }
+
+    #[test]
     fn mode_needs_both_env_vars_or_the_flag() -> Result<(), PolicyError> {
         let dir = tempfile::tempdir().map_err(|e| PolicyError::InvalidConfig {
             key: "t".into(),
