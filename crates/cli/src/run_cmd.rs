@@ -229,18 +229,17 @@ where
     // `ao runs cancel` makes a run final.
     let signalled = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0));
     let seen = signalled.clone();
-    let signals = tokio::spawn(async move {
-        let Some(code) = next_signal().await else {
-            return;
-        };
+    // On its own thread (with its own small runtime), so a second signal exits at once even
+    // while the run's thread is busy in a blocking call (a store waiting for a lock, say).
+    let signals = SignalWatcher::start(move |code, again| {
+        if again {
+            std::process::exit(i32::from(code));
+        }
         seen.store(code, std::sync::atomic::Ordering::SeqCst);
         eprintln!(
             "\nstopping at the next safe point; the run stays resumable (press Ctrl-C again to exit at once)"
         );
         on_signal.stop(if code == 130 { "ctrl-c" } else { "SIGTERM" });
-        if next_signal().await.is_some() {
-            std::process::exit(i32::from(code));
-        }
     });
     let progress = Progress::for_ui(ui);
     if let Some(p) = progress.as_ref().filter(|p| p.is_live()) {
@@ -251,7 +250,7 @@ where
         ..Default::default()
     };
     let result = start(opts, progress.as_ref().map(|p| p.sink())).await;
-    signals.abort();
+    drop(signals);
     if let Some(p) = &progress {
         p.finish();
     }
@@ -270,6 +269,56 @@ where
         0 => Ok(exit_code(outcome.status)),
         code if outcome.status == ao_core::run::RunStatus::Failed => Ok(code),
         _ => Ok(exit_code(outcome.status)),
+    }
+}
+
+/// Watches Ctrl-C and SIGTERM on a thread of its own until dropped; calls `on_signal(code,
+/// again)` for each, `again` from the second on.
+struct SignalWatcher {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl SignalWatcher {
+    fn start(on_signal: impl Fn(u8, bool) + Send + 'static) -> Self {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let watcher = std::thread::Builder::new()
+            .name("ao-signals".into())
+            .spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                rt.block_on(async move {
+                    let mut again = false;
+                    loop {
+                        tokio::select! {
+                            _ = &mut stopped => return,
+                            code = next_signal() => match code {
+                                Some(code) => {
+                                    on_signal(code, again);
+                                    again = true;
+                                }
+                                None => return,
+                            },
+                        }
+                    }
+                });
+            });
+        // Without the thread signals keep their default effect (the process ends, resumable
+        // like after a crash).
+        Self {
+            stop: watcher.is_ok().then_some(stop),
+        }
+    }
+}
+
+impl Drop for SignalWatcher {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
     }
 }
 

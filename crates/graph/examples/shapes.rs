@@ -3,7 +3,7 @@
 //! `docs/benchmarks.md` (run it under `/usr/bin/time -v` for peak memory).
 //!
 //! ```text
-//! cargo run --release -p ao-graph --example shapes -- SHAPE N [--durable] [--reps R] [--bytes B] [--json]
+//! cargo run --release -p ao-graph --example shapes -- SHAPE N [--durable] [--reps R] [--bytes B] [--store DIR] [--json]
 //!   chain N   N transform nodes in a line, each doing x = x + 1 (N supersteps)
 //!   fan N     one node over `for_each: range(N)`, appending item * 2 and summing item
 //!   state N   N supersteps over a state holding B bytes (default 1 MiB): the first step
@@ -13,7 +13,8 @@
 //! ```
 //!
 //! `--durable` runs with the SQLite run store in a temporary directory (one store for all
-//! repetitions, as a long-lived process would); otherwise in memory. The workflow is compiled
+//! repetitions, as a long-lived process would; `--store DIR` keeps it in DIR for inspection);
+//! otherwise in memory. The workflow is compiled
 //! once, outside the timing.
 
 use ao_graph::{Engine, Host, RunOptions, RunStore, Workflow, load_str};
@@ -29,11 +30,12 @@ struct Args {
     reps: usize,
     bytes: usize,
     json: bool,
+    store: Option<std::path::PathBuf>,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: shapes (chain|fan|state) N [--durable] [--reps R] [--bytes B] [--json]\n\
+        "usage: shapes (chain|fan|state) N [--durable] [--reps R] [--bytes B] [--store DIR] [--json]\n\
          see the comment at the top of crates/graph/examples/shapes.rs"
     );
     std::process::exit(2)
@@ -47,6 +49,7 @@ fn parse() -> Args {
         reps: 5,
         bytes: 1 << 20,
         json: false,
+        store: None,
     };
     let mut it = std::env::args().skip(1);
     let mut positional = Vec::new();
@@ -62,6 +65,13 @@ fn parse() -> Args {
             "--json" => args.json = true,
             "--reps" => args.reps = number("--reps").max(1),
             "--bytes" => args.bytes = number("--bytes"),
+            "--store" => match it.next() {
+                Some(dir) => args.store = Some(dir.into()),
+                None => {
+                    eprintln!("--store needs a directory");
+                    usage()
+                }
+            },
             "--help" | "-h" => usage(),
             _ if a.starts_with("--") => {
                 eprintln!("unknown option {a}");
@@ -170,8 +180,9 @@ fn main() {
         eprintln!("cannot create a temporary directory: {e}");
         std::process::exit(1)
     });
+    let store_dir = args.store.as_deref().unwrap_or(dir.path());
     let engine = if args.durable {
-        let store = RunStore::open(dir.path()).unwrap_or_else(|e| {
+        let store = RunStore::open(store_dir).unwrap_or_else(|e| {
             eprintln!("{e}");
             std::process::exit(1)
         });
@@ -209,7 +220,7 @@ fn main() {
     let units = args.n.max(1) as f64;
     let store_bytes: u64 = ["runs.db", "runs.db-wal"]
         .iter()
-        .filter_map(|f| std::fs::metadata(dir.path().join(f)).ok())
+        .filter_map(|f| std::fs::metadata(store_dir.join(f)).ok())
         .map(|m| m.len())
         .sum();
     if args.json {

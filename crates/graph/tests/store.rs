@@ -164,3 +164,91 @@ fn a_store_of_the_first_layout_is_migrated_without_losing_a_record() {
     drop(store);
     RunStore::open(dir.path()).unwrap();
 }
+
+/// The second store layout (events and checkpoints keyed by run id and number, tasks with a
+/// separate key index): a chain `a → b → c` that failed at `c` after `a` and `b` completed, with
+/// a snapshot at step 0 only, so resuming must replay the stored task writes.
+const V2: &str = r#"
+CREATE TABLE runs (id TEXT PRIMARY KEY, parent_id TEXT, parent_task TEXT, workflow TEXT NOT NULL, origin TEXT NOT NULL, source TEXT NOT NULL, input TEXT NOT NULL, status TEXT NOT NULL, step INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, error TEXT, interrupt TEXT, output TEXT, owner_pid INTEGER, cancel_requested TEXT, meta TEXT);
+CREATE INDEX runs_parent ON runs(parent_id, parent_task);
+CREATE TABLE tasks (run_id TEXT NOT NULL, step INTEGER NOT NULL, node TEXT NOT NULL, idx INTEGER NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL, writes TEXT, error TEXT, finished_ms INTEGER NOT NULL, PRIMARY KEY (run_id, step, node, idx));
+CREATE TABLE checkpoints (run_id TEXT NOT NULL, step INTEGER NOT NULL, next TEXT NOT NULL, joins TEXT NOT NULL, snapshot TEXT, created_ms INTEGER NOT NULL, PRIMARY KEY (run_id, step)) WITHOUT ROWID;
+CREATE TABLE records (run_id TEXT NOT NULL, kind TEXT NOT NULL, step INTEGER NOT NULL, node TEXT NOT NULL, idx INTEGER NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL, created_ms INTEGER NOT NULL, PRIMARY KEY (run_id, kind, step, node, idx, seq));
+CREATE TABLE events (run_id TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (run_id, seq)) WITHOUT ROWID;
+INSERT INTO runs VALUES ('other', NULL, NULL, 'w', 'w.yaml', 'name: w', '{}', 'completed', 7, 1, 2, NULL, NULL, NULL, NULL, NULL, NULL);
+INSERT INTO runs VALUES ('r2', NULL, NULL, 'chain', 'chain.yaml', 'SOURCE', '{}', 'failed', 0, 1, 5, '{"node":"c","kind":"node","message":"c failed"}', NULL, NULL, 4242, NULL, '{"project":"p"}');
+INSERT INTO checkpoints VALUES ('other', 7, '[]', '{}', NULL, 2);
+INSERT INTO checkpoints VALUES ('r2', 0, '["a"]', '{}', '{"x":0}', 1);
+INSERT INTO checkpoints VALUES ('r2', 1, '["b"]', '{}', NULL, 2);
+INSERT INTO checkpoints VALUES ('r2', 2, '["c"]', '{}', NULL, 3);
+INSERT INTO tasks VALUES ('r2', 1, 'a', -1, 'completed', 1, '[["x",1]]', NULL, 2);
+INSERT INTO tasks VALUES ('r2', 2, 'b', -1, 'completed', 1, '[["x",2]]', NULL, 3);
+INSERT INTO records VALUES ('r2', 'usage', 0, '', -1, 0, '{"calls":0}', 1);
+INSERT INTO events VALUES ('other', 0, '{"seq":0,"ts_ms":1,"step":0,"type":"run_started","workflow":"w","input":{}}');
+INSERT INTO events VALUES ('r2', 0, '{"seq":0,"ts_ms":1,"step":0,"type":"run_started","workflow":"chain","input":{}}');
+INSERT INTO events VALUES ('r2', 1, '{"seq":1,"ts_ms":2,"step":1,"type":"checkpoint_saved","next":["b"]}');
+INSERT INTO events VALUES ('r2', 2, '{"seq":2,"ts_ms":3,"step":2,"type":"checkpoint_saved","next":["c"]}');
+PRAGMA user_version = 2;
+"#;
+
+const CHAIN: &str = "name: chain\nchannels:\n  x: {default: 0}\nnodes:\n  a: {kind: transform, set: {x: \"state.x + 1\"}}\n  b: {kind: transform, set: {x: \"state.x + 1\"}}\n  c: {kind: transform, set: {x: \"state.x + 1\"}}\nedges:\n  - {from: START, to: a}\n  - {from: a, to: b}\n  - {from: b, to: c}\n";
+
+#[tokio::test]
+async fn a_store_of_the_second_layout_is_migrated_and_its_runs_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("runs.db")).unwrap();
+        conn.execute_batch(&V2.replace("SOURCE", CHAIN)).unwrap();
+    }
+    let store = Arc::new(RunStore::open(dir.path()).unwrap());
+    let run = store.run("r2").unwrap().unwrap();
+    assert_eq!(
+        (run.step, run.meta.clone()),
+        (2, Some(json!({"project": "p"}))),
+        "the step comes from the migrated checkpoints"
+    );
+    assert_eq!(store.run("other").unwrap().unwrap().step, 7);
+    let seqs: Vec<u64> = store
+        .events("r2", None)
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(seqs, vec![0, 1, 2], "a run's own events, in order");
+    assert_eq!(store.events("r2", Some(1)).unwrap().len(), 1);
+    assert_eq!(store.last_event_seq("r2").unwrap(), Some(2));
+    assert_eq!(store.last_event_seq("other").unwrap(), Some(0));
+    assert_eq!(
+        store.record(RecordScope::Run("r2"), "usage", 0).unwrap(),
+        Some(json!({"calls": 0}))
+    );
+    // The failed run resumes from its migrated checkpoint: `a` and `b` are not run again (their
+    // stored writes are replayed), `c` runs once.
+    let out = Engine::durable(Host::default(), store.clone())
+        .resume("r2", None, RunOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(out.status, ao_core::run::RunStatus::Completed);
+    assert_eq!(out.state["x"], json!(3));
+    let events = store.events("r2", Some(2)).unwrap();
+    assert!(
+        events.first().is_some_and(|e| e.seq == 3),
+        "numbering goes on"
+    );
+    // Deleting a run removes its events and checkpoints, not its neighbour's.
+    assert_eq!(store.delete_runs(&["r2".to_string()]).unwrap(), 1);
+    assert!(store.events("r2", None).unwrap().is_empty());
+    assert_eq!(store.events("other", None).unwrap().len(), 1);
+    assert_eq!(store.run("other").unwrap().unwrap().step, 7);
+    // A new run after the migration gets a number of its own.
+    let new = Engine::durable(Host::default(), store.clone())
+        .start(
+            Arc::new(load_str(CHAIN, "chain.yaml").unwrap()),
+            json!({}),
+            RunOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.run(&new.run_id).unwrap().unwrap().step, 3);
+    assert_eq!(store.events("other", None).unwrap().len(), 1);
+}

@@ -38,9 +38,9 @@ fn env() -> BTreeMap<String, String> {
     .collect()
 }
 
+/// The runtime `ao run` drives a run on (`crates/cli/src/main.rs`): one thread.
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime")

@@ -202,8 +202,7 @@ pub fn stored_budget(
     top_run: &str,
 ) -> Result<Budget, ao_graph::StoreError> {
     Ok(store
-        .run(top_run)?
-        .and_then(|r| r.meta)
+        .meta(top_run)?
         .and_then(|m| m.get(META_KEY).cloned())
         .and_then(|b| serde_json::from_value(b).ok())
         .unwrap_or_default())

@@ -333,17 +333,14 @@ pub(crate) fn lineage_with_nodes(
     store: &RunStore,
     run_id: &str,
 ) -> Result<Vec<(String, Option<String>)>, StoreError> {
-    store
-        .lineage(run_id)?
+    Ok(store
+        .lineage_links(run_id)?
         .into_iter()
-        .map(|id| {
-            let started_by = store
-                .run(&id)?
-                .and_then(|r| r.parent_task)
-                .and_then(|t| t.split('/').nth(1).map(str::to_string));
-            Ok((id, started_by))
+        .map(|(id, task)| {
+            let started_by = task.and_then(|t| t.split('/').nth(1).map(str::to_string));
+            (id, started_by)
         })
-        .collect()
+        .collect())
 }
 
 /// The model usage of a run (its sub-runs included), if it made model calls.

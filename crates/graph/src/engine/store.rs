@@ -18,7 +18,7 @@ use ao_core::run::RunStatus;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -53,7 +53,7 @@ pub enum StoreError {
 
 /// Version 2 moved the application's records (model calls, exchanges, tool calls, changesets,
 /// usage) out of tables of their own into the generic `records` table.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// Puts a new database in WAL mode and creates the tables, once; migrates an older store; a
 /// no-op on a current one.
@@ -76,6 +76,10 @@ fn init_schema(conn: &Connection) -> rusqlite::Result<()> {
         Ok(())
     } else if version == 1 {
         conn.execute_batch(MIGRATE_1_TO_2)
+            .and_then(|()| conn.execute_batch(MIGRATE_2_TO_3))
+            .and_then(|()| conn.pragma_update(None, "user_version", SCHEMA_VERSION))
+    } else if version == 2 {
+        conn.execute_batch(MIGRATE_2_TO_3)
             .and_then(|()| conn.pragma_update(None, "user_version", SCHEMA_VERSION))
     } else {
         conn.execute_batch(SCHEMA)
@@ -123,6 +127,61 @@ DROP TABLE tool_calls;
 DROP TABLE changesets;
 DROP TABLE kv;
 ";
+
+/// Events and checkpoints become keyed by one integer, the run's number in the high 32 bits and
+/// the event's sequence number (the checkpoint's step) in the low ones: SQLite appends to such a
+/// table by adding a page when the last one is full, where a composite key made it rebalance
+/// three pages every few steps (about 2 more pages written per step of a chain). (Tasks keep
+/// their table and key index: as a `WITHOUT ROWID` table a task's writes above about 1 KB would
+/// spill into an overflow page of their own, several times the data on disk.)
+const MIGRATE_2_TO_3: &str = "
+ALTER TABLE runs ADD COLUMN num INTEGER;
+UPDATE runs SET num = rowid;
+CREATE UNIQUE INDEX runs_num ON runs(num);
+CREATE TABLE events3 (key INTEGER PRIMARY KEY, data TEXT NOT NULL);
+INSERT INTO events3 (key, data)
+  SELECT r.num * 4294967296 + e.seq, e.data FROM events e JOIN runs r ON r.id = e.run_id;
+DROP TABLE events;
+ALTER TABLE events3 RENAME TO events;
+CREATE TABLE checkpoints3 (
+  key INTEGER PRIMARY KEY,
+  next TEXT NOT NULL,
+  joins TEXT NOT NULL,
+  snapshot TEXT,
+  created_ms INTEGER NOT NULL
+);
+INSERT INTO checkpoints3 (key, next, joins, snapshot, created_ms)
+  SELECT r.num * 4294967296 + c.step, c.next, c.joins, c.snapshot, c.created_ms
+  FROM checkpoints c JOIN runs r ON r.id = c.run_id;
+DROP TABLE checkpoints;
+ALTER TABLE checkpoints3 RENAME TO checkpoints;
+";
+
+/// The low part of an event's or a checkpoint's key (see [`MIGRATE_2_TO_3`]).
+const KEY_SPAN: i64 = 1 << 32;
+
+/// `n` (an event's sequence number, a step) as the low part of a key, if it fits.
+fn key_part(n: u64, what: &'static str) -> Result<i64, StoreError> {
+    i64::try_from(n)
+        .ok()
+        .filter(|n| *n < KEY_SPAN)
+        .ok_or_else(|| StoreError::Corrupt {
+            context: what,
+            detail: format!("{n} is beyond what the store numbers ({})", KEY_SPAN - 1),
+        })
+}
+
+/// Fails a write that stored nothing because the run it names does not exist.
+fn one_row(context: &'static str, run_id: &str, changed: usize) -> Result<(), StoreError> {
+    if changed == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Corrupt {
+            context,
+            detail: format!("run {run_id} is not in the store"),
+        })
+    }
+}
 
 fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(
@@ -319,8 +378,20 @@ pub(crate) struct Commit<'a> {
     pub events: &'a [Event],
 }
 
+/// How many runs' links [`RunStore`] keeps in memory (a long-lived MCP server starts many).
+const LINK_CACHE: usize = 4096;
+
+#[derive(Clone)]
+struct RunLink {
+    parent_id: Option<String>,
+    parent_task: Option<String>,
+}
+
 pub struct RunStore {
     conn: Mutex<Connection>,
+    /// Each run's parent and the task that started it, as read from the store: they never
+    /// change once a run exists, and every model call asks for its run's lineage.
+    links: Mutex<HashMap<String, RunLink>>,
     path: PathBuf,
 }
 
@@ -348,9 +419,11 @@ CREATE TABLE IF NOT EXISTS runs (
   output TEXT,
   owner_pid INTEGER,
   cancel_requested TEXT,
-  meta TEXT
+  meta TEXT,
+  num INTEGER
 );
 CREATE INDEX IF NOT EXISTS runs_parent ON runs(parent_id, parent_task);
+CREATE UNIQUE INDEX IF NOT EXISTS runs_num ON runs(num);
 CREATE TABLE IF NOT EXISTS tasks (
   run_id TEXT NOT NULL,
   step INTEGER NOT NULL,
@@ -364,14 +437,12 @@ CREATE TABLE IF NOT EXISTS tasks (
   PRIMARY KEY (run_id, step, node, idx)
 );
 CREATE TABLE IF NOT EXISTS checkpoints (
-  run_id TEXT NOT NULL,
-  step INTEGER NOT NULL,
+  key INTEGER PRIMARY KEY,
   next TEXT NOT NULL,
   joins TEXT NOT NULL,
   snapshot TEXT,
-  created_ms INTEGER NOT NULL,
-  PRIMARY KEY (run_id, step)
-) WITHOUT ROWID;
+  created_ms INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS records (
   run_id TEXT NOT NULL,
   kind TEXT NOT NULL,
@@ -384,11 +455,9 @@ CREATE TABLE IF NOT EXISTS records (
   PRIMARY KEY (run_id, kind, step, node, idx, seq)
 );
 CREATE TABLE IF NOT EXISTS events (
-  run_id TEXT NOT NULL,
-  seq INTEGER NOT NULL,
-  data TEXT NOT NULL,
-  PRIMARY KEY (run_id, seq)
-) WITHOUT ROWID;
+  key INTEGER PRIMARY KEY,
+  data TEXT NOT NULL
+);
 ";
 
 /// Creates `dir` (and its parents) if needed and makes it `0700`.
@@ -487,6 +556,7 @@ impl RunStore {
         }
         Ok(RunStore {
             conn: Mutex::new(conn),
+            links: Mutex::default(),
             path,
         })
     }
@@ -536,7 +606,9 @@ impl RunStore {
             kind: &'a super::events::EventKind,
         }
         let mut stmt = tx
-            .prepare_cached("INSERT INTO events (run_id, seq, data) VALUES (?1, ?2, ?3)")
+            .prepare_cached(
+                "INSERT INTO events (key, data) SELECT num * 4294967296 + ?2, ?3 FROM runs WHERE id = ?1",
+            )
             .map_err(sql("store events"))?;
         for e in events {
             let data = json(
@@ -548,8 +620,11 @@ impl RunStore {
                     kind: &e.kind,
                 },
             )?;
-            stmt.execute(params![e.run_id, e.seq as i64, data])
+            let seq = key_part(e.seq, "event number")?;
+            let changed = stmt
+                .execute(params![e.run_id, seq, data])
                 .map_err(sql("store events"))?;
+            one_row("store events", &e.run_id, changed)?;
         }
         Ok(())
     }
@@ -582,8 +657,9 @@ impl RunStore {
         self.write("create run", |tx| {
             let now = now_ms() as i64;
             tx.prepare_cached(
-                "INSERT INTO runs (id, parent_id, parent_task, workflow, origin, source, input, status, step, created_ms, updated_ms, owner_pid, meta)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', 0, ?8, ?8, ?9, ?10)",
+                "INSERT INTO runs (id, parent_id, parent_task, workflow, origin, source, input, status, step, created_ms, updated_ms, owner_pid, meta, num)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', 0, ?8, ?8, ?9, ?10,
+                   (SELECT COALESCE(MAX(num), 0) + 1 FROM runs))",
             )
             .and_then(|mut stmt| stmt.execute(
                 params![
@@ -618,21 +694,24 @@ impl RunStore {
             .transpose()?;
         let next = json("checkpoint", &cp.next)?;
         let joins = json("checkpoint", &cp.joins)?;
-        tx.prepare_cached(
-            "INSERT OR REPLACE INTO checkpoints (run_id, step, next, joins, snapshot, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )
-        .and_then(|mut stmt| {
-            stmt.execute(params![
-                run_id,
-                cp.step as i64,
-                next,
-                joins,
-                snapshot,
-                now_ms() as i64
-            ])
-        })
-        .map_err(sql("store checkpoint"))?;
-        Ok(())
+        let step = key_part(cp.step, "step")?;
+        let changed = tx
+            .prepare_cached(
+                "INSERT OR REPLACE INTO checkpoints (key, next, joins, snapshot, created_ms)
+                 SELECT num * 4294967296 + ?2, ?3, ?4, ?5, ?6 FROM runs WHERE id = ?1",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    run_id,
+                    step,
+                    next,
+                    joins,
+                    snapshot,
+                    now_ms() as i64
+                ])
+            })
+            .map_err(sql("store checkpoint"))?;
+        one_row("store checkpoint", run_id, changed)
     }
 
     fn insert_tasks(
@@ -916,9 +995,9 @@ impl RunStore {
     /// A run's columns; its step and update time are the latest of its row's and its last
     /// checkpoint's (a step's commit does not touch the run's row).
     const RUN_COLUMNS: &'static str = "id, parent_id, parent_task, workflow, origin, source, input, status,
-        MAX(step, COALESCE((SELECT MAX(c.step) FROM checkpoints c WHERE c.run_id = runs.id), 0)),
+        MAX(step, COALESCE((SELECT c.key - runs.num * 4294967296 FROM checkpoints c WHERE c.key >= runs.num * 4294967296 AND c.key < (runs.num + 1) * 4294967296 ORDER BY c.key DESC LIMIT 1), 0)),
         created_ms,
-        MAX(updated_ms, COALESCE((SELECT c.created_ms FROM checkpoints c WHERE c.run_id = runs.id ORDER BY c.step DESC LIMIT 1), 0)),
+        MAX(updated_ms, COALESCE((SELECT c.created_ms FROM checkpoints c WHERE c.key >= runs.num * 4294967296 AND c.key < (runs.num + 1) * 4294967296 ORDER BY c.key DESC LIMIT 1), 0)),
         error, interrupt, output, owner_pid, cancel_requested, meta";
 
     pub fn run(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
@@ -1067,6 +1146,20 @@ impl RunStore {
         })
     }
 
+    /// What the host keeps with a run ([`RunRecord::meta`]) alone; `None` when the run has
+    /// none or does not exist.
+    pub fn meta(&self, run_id: &str) -> Result<Option<Value>, StoreError> {
+        let raw: Option<String> = self.with(|conn| {
+            conn.prepare_cached("SELECT meta FROM runs WHERE id = ?1")
+                .and_then(|mut stmt| stmt.query_row(params![run_id], |r| r.get(0)))
+                .optional()
+                .map(Option::flatten)
+                .map_err(sql("read run"))
+        })?;
+        raw.map(|m| serde_json::from_str(&m).map_err(corrupt("run meta")))
+            .transpose()
+    }
+
     /// Replaces what the host keeps with a run ([`RunRecord::meta`]), e.g. a budget raised on
     /// resume.
     pub fn set_meta(&self, run_id: &str, meta: &Value) -> Result<(), StoreError> {
@@ -1099,7 +1192,9 @@ impl RunStore {
         self.with(|conn| {
             let last = conn
                 .query_row(
-                    "SELECT step, next, joins FROM checkpoints WHERE run_id = ?1 ORDER BY step DESC LIMIT 1",
+                    "SELECT c.key - r.num * 4294967296, c.next, c.joins FROM runs r, checkpoints c
+                     WHERE r.id = ?1 AND c.key >= r.num * 4294967296 AND c.key < (r.num + 1) * 4294967296
+                     ORDER BY c.key DESC LIMIT 1",
                     params![run_id],
                     |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)),
                 )
@@ -1109,7 +1204,10 @@ impl RunStore {
             let step = step as u64;
             let (snap_step, snapshot) = conn
                 .query_row(
-                    "SELECT step, snapshot FROM checkpoints WHERE run_id = ?1 AND step <= ?2 AND snapshot IS NOT NULL ORDER BY step DESC LIMIT 1",
+                    "SELECT c.key - r.num * 4294967296, c.snapshot FROM runs r, checkpoints c
+                     WHERE r.id = ?1 AND c.key >= r.num * 4294967296 AND c.key <= r.num * 4294967296 + ?2
+                       AND c.snapshot IS NOT NULL
+                     ORDER BY c.key DESC LIMIT 1",
                     params![run_id, step as i64],
                     |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
                 )
@@ -1147,7 +1245,9 @@ impl RunStore {
         self.with(|conn| {
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT data FROM events WHERE run_id = ?1 AND seq > ?2 ORDER BY seq",
+                    "SELECT e.data FROM runs r, events e
+                     WHERE r.id = ?1 AND e.key > r.num * 4294967296 + ?2 AND e.key < (r.num + 1) * 4294967296
+                     ORDER BY e.key",
                 )
                 .map_err(sql("read events"))?;
             let after = after_seq.map(|s| s as i64).unwrap_or(-1);
@@ -1171,7 +1271,10 @@ impl RunStore {
     /// The highest event sequence number of a run (to continue numbering on resume).
     pub fn last_event_seq(&self, run_id: &str) -> Result<Option<u64>, StoreError> {
         self.with(|conn| {
-            conn.prepare_cached("SELECT MAX(seq) FROM events WHERE run_id = ?1")
+            conn.prepare_cached(
+                "SELECT MAX(e.key) - r.num * 4294967296 FROM runs r, events e
+                 WHERE r.id = ?1 AND e.key >= r.num * 4294967296 AND e.key < (r.num + 1) * 4294967296",
+            )
                 .and_then(|mut stmt| {
                     stmt.query_row(params![run_id], |r| r.get::<_, Option<i64>>(0))
                 })
@@ -1264,23 +1367,58 @@ impl RunStore {
 
     /// The run and the runs above it: `run_id` first, its top-level run last.
     pub fn lineage(&self, run_id: &str) -> Result<Vec<String>, StoreError> {
-        let mut out = vec![run_id.to_string()];
+        Ok(self
+            .lineage_links(run_id)?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    /// [`Self::lineage`] with the task (`parent/node[/index]`) that started each run (`None`
+    /// for the top-level run, or a run the store does not hold).
+    pub fn lineage_links(&self, run_id: &str) -> Result<Vec<(String, Option<String>)>, StoreError> {
+        let mut out = Vec::new();
+        let mut current = run_id.to_string();
         // Bounded: sub-run chains are as deep as workflow nesting, never cyclic.
         for _ in 0..64 {
-            let current = out.last().cloned().unwrap_or_default();
-            let parent: Option<String> = self.with(|conn| {
-                conn.prepare_cached("SELECT parent_id FROM runs WHERE id = ?1")
-                    .and_then(|mut stmt| stmt.query_row(params![current], |r| r.get(0)))
-                    .optional()
-                    .map(Option::flatten)
-                    .map_err(sql("read run"))
-            })?;
+            let link = self.link(&current)?;
+            let parent = link.as_ref().and_then(|l| l.parent_id.clone());
+            out.push((current, link.and_then(|l| l.parent_task)));
             match parent {
-                Some(p) => out.push(p),
+                Some(p) => current = p,
                 None => break,
             }
         }
         Ok(out)
+    }
+
+    /// A run's parent and starting task, from the cache or the store (`None`: no such run).
+    fn link(&self, run_id: &str) -> Result<Option<RunLink>, StoreError> {
+        let links = || self.links.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(link) = links().get(run_id) {
+            return Ok(Some(link.clone()));
+        }
+        let link = self.with(|conn| {
+            conn.prepare_cached("SELECT parent_id, parent_task FROM runs WHERE id = ?1")
+                .and_then(|mut stmt| {
+                    stmt.query_row(params![run_id], |r| {
+                        Ok(RunLink {
+                            parent_id: r.get(0)?,
+                            parent_task: r.get(1)?,
+                        })
+                    })
+                })
+                .optional()
+                .map_err(sql("read run"))
+        })?;
+        if let Some(link) = &link {
+            let mut links = links();
+            if links.len() >= LINK_CACHE {
+                links.clear();
+            }
+            links.insert(run_id.to_string(), link.clone());
+        }
+        Ok(link)
     }
 
     /// The top-level run a (sub-)run belongs to.
@@ -1294,6 +1432,7 @@ impl RunStore {
     /// Deletes runs and everything kept with them (tasks, checkpoints, events, records), and
     /// their sub-runs, in one transaction. Returns how many runs were deleted.
     pub fn delete_runs(&self, ids: &[String]) -> Result<usize, StoreError> {
+        self.links.lock().unwrap_or_else(|p| p.into_inner()).clear();
         self.write("delete runs", |tx| {
             let mut queue: Vec<String> = ids.to_vec();
             let mut deleted = 0;
@@ -1307,9 +1446,19 @@ impl RunStore {
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(sql("delete runs"))?;
                 queue.extend(found);
-                for table in ["tasks", "checkpoints", "events", "records"] {
+                for table in ["tasks", "records"] {
                     tx.execute(
                         &format!("DELETE FROM {table} WHERE run_id = ?1"),
+                        params![id],
+                    )
+                    .map_err(sql("delete runs"))?;
+                }
+                for table in ["checkpoints", "events"] {
+                    tx.execute(
+                        &format!(
+                            "DELETE FROM {table} WHERE key >= (SELECT num FROM runs WHERE id = ?1) * 4294967296
+                               AND key < (SELECT num FROM runs WHERE id = ?1) * 4294967296 + 4294967296"
+                        ),
                         params![id],
                     )
                     .map_err(sql("delete runs"))?;
