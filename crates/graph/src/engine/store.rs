@@ -131,13 +131,41 @@ DROP TABLE kv;
 /// Events and checkpoints become keyed by one integer, the run's number in the high 32 bits and
 /// the event's sequence number (the checkpoint's step) in the low ones: SQLite appends to such a
 /// table by adding a page when the last one is full, where a composite key made it rebalance
-/// three pages every few steps (about 2 more pages written per step of a chain). (Tasks keep
-/// their table and key index: as a `WITHOUT ROWID` table a task's writes above about 1 KB would
-/// spill into an overflow page of their own, several times the data on disk.)
+/// three pages every few steps (about 2 more pages written per step of a chain). The run's number
+/// is the runs table's integer key (kept by `VACUUM`, unlike a plain rowid), and only sub-runs
+/// are indexed by parent. (Tasks keep their table and key index: as a `WITHOUT ROWID` table a
+/// task's writes above about 1 KB would spill into an overflow page of their own, several times
+/// the data on disk.)
 const MIGRATE_2_TO_3: &str = "
-ALTER TABLE runs ADD COLUMN num INTEGER;
-UPDATE runs SET num = rowid;
-CREATE UNIQUE INDEX runs_num ON runs(num);
+CREATE TABLE runs3 (
+  num INTEGER PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  parent_id TEXT,
+  parent_task TEXT,
+  workflow TEXT NOT NULL,
+  origin TEXT NOT NULL,
+  source TEXT NOT NULL,
+  input TEXT NOT NULL,
+  status TEXT NOT NULL,
+  step INTEGER NOT NULL DEFAULT 0,
+  created_ms INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL,
+  error TEXT,
+  interrupt TEXT,
+  output TEXT,
+  owner_pid INTEGER,
+  cancel_requested TEXT,
+  meta TEXT
+);
+INSERT INTO runs3 (num, id, parent_id, parent_task, workflow, origin, source, input, status, step,
+    created_ms, updated_ms, error, interrupt, output, owner_pid, cancel_requested, meta)
+  SELECT rowid, id, parent_id, parent_task, workflow, origin, source, input, status, step,
+    created_ms, updated_ms, error, interrupt, output, owner_pid, cancel_requested, meta
+  FROM runs;
+DROP INDEX IF EXISTS runs_parent;
+DROP TABLE runs;
+ALTER TABLE runs3 RENAME TO runs;
+CREATE INDEX runs_parent ON runs(parent_id, parent_task) WHERE parent_id IS NOT NULL;
 CREATE TABLE events3 (key INTEGER PRIMARY KEY, data TEXT NOT NULL);
 INSERT INTO events3 (key, data)
   SELECT r.num * 4294967296 + e.seq, e.data FROM events e JOIN runs r ON r.id = e.run_id;
@@ -403,7 +431,8 @@ impl std::fmt::Debug for RunStore {
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS runs (
-  id TEXT PRIMARY KEY,
+  num INTEGER PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
   parent_id TEXT,
   parent_task TEXT,
   workflow TEXT NOT NULL,
@@ -419,11 +448,9 @@ CREATE TABLE IF NOT EXISTS runs (
   output TEXT,
   owner_pid INTEGER,
   cancel_requested TEXT,
-  meta TEXT,
-  num INTEGER
+  meta TEXT
 );
-CREATE INDEX IF NOT EXISTS runs_parent ON runs(parent_id, parent_task);
-CREATE UNIQUE INDEX IF NOT EXISTS runs_num ON runs(num);
+CREATE INDEX IF NOT EXISTS runs_parent ON runs(parent_id, parent_task) WHERE parent_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS tasks (
   run_id TEXT NOT NULL,
   step INTEGER NOT NULL,
@@ -657,9 +684,8 @@ impl RunStore {
         self.write("create run", |tx| {
             let now = now_ms() as i64;
             tx.prepare_cached(
-                "INSERT INTO runs (id, parent_id, parent_task, workflow, origin, source, input, status, step, created_ms, updated_ms, owner_pid, meta, num)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', 0, ?8, ?8, ?9, ?10,
-                   (SELECT COALESCE(MAX(num), 0) + 1 FROM runs))",
+                "INSERT INTO runs (id, parent_id, parent_task, workflow, origin, source, input, status, step, created_ms, updated_ms, owner_pid, meta)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', 0, ?8, ?8, ?9, ?10)",
             )
             .and_then(|mut stmt| stmt.execute(
                 params![
@@ -676,6 +702,13 @@ impl RunStore {
                 ],
             ))
             .map_err(sql("create run"))?;
+            // The run's number is the high half of its events' and checkpoints' keys.
+            if tx.last_insert_rowid() >= 1 << 31 {
+                return Err(StoreError::Corrupt {
+                    context: "create run",
+                    detail: "the store has numbered 2^31 runs; start a new state dir".into(),
+                });
+            }
             Self::insert_checkpoint(tx, id, first)?;
             Self::insert_events(tx, events)?;
             Ok(())
