@@ -252,3 +252,59 @@ async fn a_store_of_the_second_layout_is_migrated_and_its_runs_resume() {
     assert_eq!(store.run(&new.run_id).unwrap().unwrap().step, 3);
     assert_eq!(store.events("other", None).unwrap().len(), 1);
 }
+
+/// The names of this process's threads.
+#[cfg(target_os = "linux")]
+fn thread_names() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim().to_string())
+        .collect()
+}
+
+/// The log is checkpointed by a thread of the store's own, started by the first run that commits
+/// enough, and stopped before the store's connection closes: closing last, that connection folds
+/// the log into the database and removes it.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_log_is_checkpointed_in_the_background_and_removed_on_close() {
+    const NAME: &str = "ao-store-checkp"; // as the kernel keeps it (15 bytes)
+    let before = thread_names().iter().filter(|n| *n == NAME).count();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(RunStore::open(dir.path()).unwrap());
+    let nodes: String = (0..80)
+        .map(|i| format!("  n{i}: {{kind: transform, set: {{x: \"state.x + 1\"}}}}\n"))
+        .collect();
+    let edges: String = (0..79)
+        .map(|i| format!("  - {{from: n{i}, to: n{}}}\n", i + 1))
+        .collect();
+    let source = format!(
+        "name: long\nchannels:\n  x: {{default: 0}}\nnodes:\n{nodes}edges:\n  - {{from: START, to: n0}}\n{edges}"
+    );
+    let wf = Arc::new(load_str(&source, "long.yaml").unwrap());
+    let out = Engine::durable(Host::default(), store.clone())
+        .start(wf, json!({}), RunOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(out.state["x"], json!(80));
+    assert_eq!(
+        thread_names().iter().filter(|n| *n == NAME).count(),
+        before + 1,
+        "80 commits start the checkpointing thread"
+    );
+    assert!(dir.path().join("runs.db-wal").exists());
+    drop(store);
+    assert_eq!(
+        thread_names().iter().filter(|n| *n == NAME).count(),
+        before,
+        "the thread stops with the store"
+    );
+    assert!(
+        !dir.path().join("runs.db-wal").exists(),
+        "the last connection closed folded the log in"
+    );
+    // Everything committed is in the database.
+    let store = RunStore::open(dir.path()).unwrap();
+    assert_eq!(store.run(&out.run_id).unwrap().unwrap().step, 80);
+}

@@ -17,3 +17,4 @@ pub(crate) mod render;
 pub(crate) mod scheduler;
 pub(crate) mod spec;
 pub(crate) mod store;
+pub(crate) mod wal;

@@ -416,6 +416,8 @@ struct RunLink {
 }
 
 pub struct RunStore {
+    /// Declared (so dropped) before the connection: see [`super::wal`].
+    checkpointer: super::wal::Checkpointer,
     conn: Mutex<Connection>,
     /// Each run's parent and the task that started it, as read from the store: they never
     /// change once a run exists, and every model call asks for its run's lineage.
@@ -581,7 +583,12 @@ impl RunStore {
                 Err(e) => return Err(open_err(e)),
             }
         }
+        // The log is checkpointed in the background (see [`super::wal`]); this connection still
+        // does it at SQLite's usual threshold, finding most of it done.
+        conn.pragma_update(None, "wal_autocheckpoint", super::wal::FALLBACK_PAGES)
+            .map_err(open_err)?;
         Ok(RunStore {
+            checkpointer: super::wal::Checkpointer::new(path.clone()),
             conn: Mutex::new(conn),
             links: Mutex::default(),
             path,
@@ -615,6 +622,7 @@ impl RunStore {
                 .map_err(sql(context))?;
             let out = f(&tx)?;
             tx.commit().map_err(sql(context))?;
+            self.checkpointer.committed();
             Ok(out)
         })
     }
