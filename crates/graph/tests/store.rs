@@ -308,3 +308,108 @@ async fn the_log_is_checkpointed_in_the_background_and_removed_on_close() {
     let store = RunStore::open(dir.path()).unwrap();
     assert_eq!(store.run(&out.run_id).unwrap().unwrap().step, 80);
 }
+
+/// Writes too long to keep in a task's row are kept apart, once, and read back whole — when a
+/// run resumes after an interrupt (the stored writes are replayed) — and deleting the run removes
+/// them all.
+#[tokio::test]
+async fn long_task_writes_are_kept_apart_read_back_and_removed_with_their_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(RunStore::open(dir.path()).unwrap());
+    let wf = Arc::new(
+        load_str(
+            "name: big\nchannels:\n  blob: {}\n  small: {}\n  answer: {}\n  n: {}\nnodes:\n  a: {kind: transform, set: {blob: \"'é' * 2000\", small: \"'s'\"}}\n  ask: {kind: interrupt, prompt: \"ok?\", schema: {type: string}, writes: answer}\n  b: {kind: transform, set: {n: \"state.blob | length\"}}\nedges:\n  - {from: START, to: a}\n  - {from: a, to: ask}\n  - {from: ask, to: b}\n",
+            "big.yaml",
+        )
+        .unwrap(),
+    );
+    let engine = Engine::durable(Host::default(), store.clone());
+    let out = engine
+        .start(wf.clone(), json!({}), RunOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(out.status, ao_core::run::RunStatus::Interrupted);
+    let answer = "y".repeat(3000);
+    let out = engine
+        .resume(&out.run_id, Some(json!(answer)), RunOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status,
+        ao_core::run::RunStatus::Completed,
+        "{:?}",
+        out.error
+    );
+    assert_eq!(
+        out.state["n"],
+        json!(2000),
+        "the long writes were replayed whole"
+    );
+    assert_eq!(out.state["answer"], json!(answer));
+    assert_eq!(out.state["small"], json!("s"));
+    let kept = |store: &RunStore| -> i64 {
+        let conn = rusqlite::Connection::open(store.path()).unwrap();
+        conn.query_row("SELECT COUNT(*) FROM task_writes", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(kept(&store), 2, "a's writes and the answer, once each");
+    // A store opened afresh rebuilds the same state from what it kept.
+    let again = RunStore::open(dir.path()).unwrap();
+    let tasks = again.completed_tasks(&out.run_id, 1).unwrap();
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(
+        tasks[0]
+            .writes
+            .iter()
+            .find(|(c, _)| c == "blob")
+            .map(|(_, v)| v.as_str().map(str::len)),
+        Some(Some(4000)),
+        "2 000 two-byte characters"
+    );
+    assert_eq!(store.delete_runs(&[out.run_id.clone()]).unwrap(), 1);
+    assert_eq!(kept(&store), 0);
+}
+
+/// A task that failed and then completed on resume (the workflow fixed in between) is stored
+/// again: its long writes replace the failure and are read back whole.
+#[tokio::test]
+async fn a_failed_task_completed_on_resume_keeps_its_long_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(RunStore::open(dir.path()).unwrap());
+    let source = |expr: &str| {
+        format!(
+            "name: fix\nchannels:\n  blob: {{}}\n  n: {{}}\nnodes:\n  a: {{kind: transform, set: {{blob: \"{expr}\"}}}}\n  b: {{kind: transform, set: {{n: \"state.blob | length\"}}}}\nedges:\n  - {{from: START, to: a}}\n  - {{from: a, to: b}}\n"
+        )
+    };
+    let broken = source("1 // 0");
+    let engine = Engine::durable(Host::default(), store.clone());
+    let out = engine
+        .start(
+            Arc::new(load_str(&broken, "fix.yaml").unwrap()),
+            json!({}),
+            RunOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.status, ao_core::run::RunStatus::Failed);
+    store
+        .set_workflow(&out.run_id, &source("'z' * 5000"), "fix.yaml")
+        .unwrap();
+    let out = engine
+        .resume(&out.run_id, None, RunOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status,
+        ao_core::run::RunStatus::Completed,
+        "{:?}",
+        out.error
+    );
+    assert_eq!(out.state["n"], json!(5000));
+    let tasks = RunStore::open(dir.path())
+        .unwrap()
+        .completed_tasks(&out.run_id, 1)
+        .unwrap();
+    assert_eq!(tasks.len(), 1, "one row for `a`, completed");
+    assert_eq!(tasks[0].writes[0].1, json!("z".repeat(5000)));
+}

@@ -133,10 +133,37 @@ DROP TABLE kv;
 /// table by adding a page when the last one is full, where a composite key made it rebalance
 /// three pages every few steps (about 2 more pages written per step of a chain). The run's number
 /// is the runs table's integer key (kept by `VACUUM`, unlike a plain rowid), and only sub-runs
-/// are indexed by parent. (Tasks keep their table and key index: as a `WITHOUT ROWID` table a
-/// task's writes above about 1 KB would spill into an overflow page of their own, several times
-/// the data on disk.)
+/// are indexed by parent. Tasks are kept by their key alone (no second index beside the table,
+/// one page less per step); writes longer than [`TASK_WRITES_INLINE`] bytes go to `task_writes`,
+/// since in such a table a row past about 1 KB would spill into an overflow page of its own.
 const MIGRATE_2_TO_3: &str = "
+CREATE TABLE task_writes (
+  id INTEGER PRIMARY KEY,
+  data TEXT NOT NULL
+);
+INSERT INTO task_writes (id, data)
+  SELECT rowid, writes FROM tasks WHERE length(CAST(writes AS BLOB)) > 512;
+CREATE TABLE tasks3 (
+  run_id TEXT NOT NULL,
+  step INTEGER NOT NULL,
+  node TEXT NOT NULL,
+  idx INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  attempts INTEGER NOT NULL,
+  writes TEXT,
+  spill INTEGER,
+  error TEXT,
+  finished_ms INTEGER NOT NULL,
+  PRIMARY KEY (run_id, step, node, idx)
+) WITHOUT ROWID;
+INSERT INTO tasks3 (run_id, step, node, idx, status, attempts, writes, spill, error, finished_ms)
+  SELECT run_id, step, node, idx, status, attempts,
+    CASE WHEN length(CAST(writes AS BLOB)) > 512 THEN NULL ELSE writes END,
+    CASE WHEN length(CAST(writes AS BLOB)) > 512 THEN rowid END,
+    error, finished_ms
+  FROM tasks;
+DROP TABLE tasks;
+ALTER TABLE tasks3 RENAME TO tasks;
 CREATE TABLE runs3 (
   num INTEGER PRIMARY KEY,
   id TEXT NOT NULL UNIQUE,
@@ -184,6 +211,10 @@ INSERT INTO checkpoints3 (key, next, joins, snapshot, created_ms)
 DROP TABLE checkpoints;
 ALTER TABLE checkpoints3 RENAME TO checkpoints;
 ";
+
+/// A task's writes up to this many bytes are kept in its row, longer ones in `task_writes`
+/// (see [`MIGRATE_2_TO_3`], which has the same number).
+const TASK_WRITES_INLINE: usize = 512;
 
 /// The low part of an event's or a checkpoint's key (see [`MIGRATE_2_TO_3`]).
 const KEY_SPAN: i64 = 1 << 32;
@@ -461,9 +492,14 @@ CREATE TABLE IF NOT EXISTS tasks (
   status TEXT NOT NULL,
   attempts INTEGER NOT NULL,
   writes TEXT,
+  spill INTEGER,
   error TEXT,
   finished_ms INTEGER NOT NULL,
   PRIMARY KEY (run_id, step, node, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS task_writes (
+  id INTEGER PRIMARY KEY,
+  data TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS checkpoints (
   key INTEGER PRIMARY KEY,
@@ -763,28 +799,78 @@ impl RunStore {
         if tasks.is_empty() {
             return Ok(());
         }
-        let mut stmt = tx
-            .prepare_cached(
-                "INSERT OR REPLACE INTO tasks (run_id, step, node, idx, status, attempts, writes, error, finished_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )
-            .map_err(sql("store task"))?;
         for t in tasks {
             let (status, writes, error) = match &t.outcome {
                 Ok(writes) => ("completed", Some(writes.as_str()), None),
                 Err(error) => ("failed", None, Some(error.as_str())),
             };
-            stmt.execute(params![
-                run_id,
-                t.step as i64,
-                t.node,
-                idx_to_sql(t.index),
-                status,
-                t.attempts,
-                writes,
-                error,
-                t.finished_ms as i64
-            ])
+            let (writes, spill) = match writes {
+                Some(w) if w.len() > TASK_WRITES_INLINE => {
+                    tx.prepare_cached("INSERT INTO task_writes (data) VALUES (?1)")
+                        .and_then(|mut stmt| stmt.execute(params![w]))
+                        .map_err(sql("store task"))?;
+                    (None, Some(tx.last_insert_rowid()))
+                }
+                other => (other, None),
+            };
+            let (step, idx) = (t.step as i64, idx_to_sql(t.index));
+            let inserted = tx
+                .prepare_cached(
+                    "INSERT INTO tasks (run_id, step, node, idx, status, attempts, writes, spill, error, finished_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                     ON CONFLICT (run_id, step, node, idx) DO NOTHING",
+                )
+                .and_then(|mut stmt| {
+                    stmt.execute(params![
+                        run_id,
+                        step,
+                        t.node,
+                        idx,
+                        status,
+                        t.attempts,
+                        writes,
+                        spill,
+                        error,
+                        t.finished_ms as i64
+                    ])
+                })
+                .map_err(sql("store task"))?;
+            if inserted == 1 {
+                continue;
+            }
+            // A task stored again (its interrupt answered, a failure retried on resume): its row
+            // is replaced, and the writes it kept apart go with it.
+            let old: Option<i64> = tx
+                .prepare_cached(
+                    "SELECT spill FROM tasks WHERE run_id = ?1 AND step = ?2 AND node = ?3 AND idx = ?4",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_row(params![run_id, step, t.node, idx], |r| r.get(0))
+                })
+                .map_err(sql("store task"))?;
+            if let Some(id) = old {
+                tx.prepare_cached("DELETE FROM task_writes WHERE id = ?1")
+                    .and_then(|mut stmt| stmt.execute(params![id]))
+                    .map_err(sql("store task"))?;
+            }
+            tx.prepare_cached(
+                "UPDATE tasks SET status = ?5, attempts = ?6, writes = ?7, spill = ?8, error = ?9, finished_ms = ?10
+                 WHERE run_id = ?1 AND step = ?2 AND node = ?3 AND idx = ?4",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    run_id,
+                    step,
+                    t.node,
+                    idx,
+                    status,
+                    t.attempts,
+                    writes,
+                    spill,
+                    error,
+                    t.finished_ms as i64
+                ])
+            })
             .map_err(sql("store task"))?;
         }
         Ok(())
@@ -1139,7 +1225,10 @@ impl RunStore {
     ) -> Result<Vec<(u64, TaskWrites)>, StoreError> {
         let mut stmt = conn
             .prepare_cached(
-                "SELECT step, node, idx, writes FROM tasks WHERE run_id = ?1 AND step BETWEEN ?2 AND ?3 AND status = 'completed' ORDER BY step, node, idx",
+                "SELECT t.step, t.node, t.idx, COALESCE(t.writes, w.data)
+                 FROM tasks t LEFT JOIN task_writes w ON w.id = t.spill
+                 WHERE t.run_id = ?1 AND t.step BETWEEN ?2 AND ?3 AND t.status = 'completed'
+                 ORDER BY t.step, t.node, t.idx",
             )
             .map_err(sql("read tasks"))?;
         let rows = stmt
@@ -1487,6 +1576,11 @@ impl RunStore {
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(sql("delete runs"))?;
                 queue.extend(found);
+                tx.execute(
+                    "DELETE FROM task_writes WHERE id IN (SELECT spill FROM tasks WHERE run_id = ?1 AND spill IS NOT NULL)",
+                    params![id],
+                )
+                .map_err(sql("delete runs"))?;
                 for table in ["tasks", "records"] {
                     tx.execute(
                         &format!("DELETE FROM {table} WHERE run_id = ?1"),

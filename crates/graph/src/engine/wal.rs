@@ -14,8 +14,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
-/// Commits between two background checkpoints (a chain step writes about 4.6 WAL pages, so
-/// about 300 pages a checkpoint; SQLite's default threshold is 1 000).
+/// Commits between two background checkpoints (a chain step writes about 3.7 WAL pages, so
+/// about 240 pages a checkpoint; SQLite's default threshold is 1 000).
 const COMMITS_PER_CHECKPOINT: u32 = 64;
 
 /// The WAL size (pages) at which the committing connection checkpoints by itself. (4 000 was
