@@ -366,7 +366,12 @@ async fn long_task_writes_are_kept_apart_read_back_and_removed_with_their_run() 
         Some(Some(4000)),
         "2 000 two-byte characters"
     );
-    assert_eq!(store.delete_runs(&[out.run_id.clone()]).unwrap(), 1);
+    assert_eq!(
+        store
+            .delete_runs(std::slice::from_ref(&out.run_id))
+            .unwrap(),
+        1
+    );
     assert_eq!(kept(&store), 0);
 }
 
