@@ -288,15 +288,26 @@ async fn the_log_is_checkpointed_in_the_background_and_removed_on_close() {
         .await
         .unwrap();
     assert_eq!(out.state["x"], json!(80));
+    // A new thread takes its name once it runs: wait for it (bounded).
+    let count_becomes = |n: usize| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let count = thread_names().iter().filter(|t| *t == NAME).count();
+            if count == n || std::time::Instant::now() > deadline {
+                return count;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    };
     assert_eq!(
-        thread_names().iter().filter(|n| *n == NAME).count(),
+        count_becomes(before + 1),
         before + 1,
         "80 commits start the checkpointing thread"
     );
     assert!(dir.path().join("runs.db-wal").exists());
     drop(store);
     assert_eq!(
-        thread_names().iter().filter(|n| *n == NAME).count(),
+        count_becomes(before),
         before,
         "the thread stops with the store"
     );
