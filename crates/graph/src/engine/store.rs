@@ -230,18 +230,6 @@ fn key_part(n: u64, what: &'static str) -> Result<i64, StoreError> {
         })
 }
 
-/// Fails a write that stored nothing because the run it names does not exist.
-fn one_row(context: &'static str, run_id: &str, changed: usize) -> Result<(), StoreError> {
-    if changed == 1 {
-        Ok(())
-    } else {
-        Err(StoreError::Corrupt {
-            context,
-            detail: format!("run {run_id} is not in the store"),
-        })
-    }
-}
-
 fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(
         e.sqlite_error_code(),
@@ -676,12 +664,21 @@ impl RunStore {
             #[serde(flatten)]
             kind: &'a super::events::EventKind,
         }
+        // One row per statement, its key computed here: an `INSERT … SELECT` may write several
+        // rows, so SQLite copied every page it touched to a statement journal first.
         let mut stmt = tx
-            .prepare_cached(
-                "INSERT INTO events (key, data) SELECT num * 4294967296 + ?2, ?3 FROM runs WHERE id = ?1",
-            )
+            .prepare_cached("INSERT INTO events (key, data) VALUES (?1, ?2)")
             .map_err(sql("store events"))?;
+        let mut run: Option<(&str, i64)> = None;
         for e in events {
+            let base = match run {
+                Some((id, base)) if id == e.run_id => base,
+                _ => {
+                    let base = Self::key_base(tx, &e.run_id, "store events")?;
+                    run = Some((&e.run_id, base));
+                    base
+                }
+            };
             let data = json(
                 "event",
                 &Stored {
@@ -692,12 +689,34 @@ impl RunStore {
                 },
             )?;
             let seq = key_part(e.seq, "event number")?;
-            let changed = stmt
-                .execute(params![e.run_id, seq, data])
+            stmt.execute(params![base + seq, data])
                 .map_err(sql("store events"))?;
-            one_row("store events", &e.run_id, changed)?;
         }
         Ok(())
+    }
+
+    /// The high half of the keys of `run_id`'s events and checkpoints (see [`MIGRATE_2_TO_3`]).
+    fn key_base(
+        tx: &rusqlite::Transaction<'_>,
+        run_id: &str,
+        context: &'static str,
+    ) -> Result<i64, StoreError> {
+        let num: Option<i64> = tx
+            .prepare_cached("SELECT num FROM runs WHERE id = ?1")
+            .and_then(|mut stmt| stmt.query_row(params![run_id], |r| r.get(0)))
+            .optional()
+            .map_err(sql(context))?;
+        match num {
+            Some(num) if (0..1 << 31).contains(&num) => Ok(num * KEY_SPAN),
+            Some(num) => Err(StoreError::Corrupt {
+                context,
+                detail: format!("run {run_id} has the number {num}, beyond what keys hold"),
+            }),
+            None => Err(StoreError::Corrupt {
+                context,
+                detail: format!("run {run_id} is not in the store"),
+            }),
+        }
     }
 
     fn touch(tx: &rusqlite::Transaction<'_>, run_id: &str) -> Result<(), StoreError> {
@@ -771,24 +790,14 @@ impl RunStore {
             .transpose()?;
         let next = json("checkpoint", &cp.next)?;
         let joins = json("checkpoint", &cp.joins)?;
-        let step = key_part(cp.step, "step")?;
-        let changed = tx
-            .prepare_cached(
-                "INSERT OR REPLACE INTO checkpoints (key, next, joins, snapshot, created_ms)
-                 SELECT num * 4294967296 + ?2, ?3, ?4, ?5, ?6 FROM runs WHERE id = ?1",
-            )
-            .and_then(|mut stmt| {
-                stmt.execute(params![
-                    run_id,
-                    step,
-                    next,
-                    joins,
-                    snapshot,
-                    now_ms() as i64
-                ])
-            })
-            .map_err(sql("store checkpoint"))?;
-        one_row("store checkpoint", run_id, changed)
+        let key = Self::key_base(tx, run_id, "store checkpoint")? + key_part(cp.step, "step")?;
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO checkpoints (key, next, joins, snapshot, created_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .and_then(|mut stmt| stmt.execute(params![key, next, joins, snapshot, now_ms() as i64]))
+        .map_err(sql("store checkpoint"))?;
+        Ok(())
     }
 
     fn insert_tasks(
