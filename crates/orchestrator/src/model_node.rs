@@ -49,6 +49,25 @@ pub struct ModelRunner {
     budgets: Arc<crate::budget::BudgetGuard>,
     /// The cassettes that answer the calls of top-level runs being replayed, by run id.
     replays: Arc<Mutex<HashMap<String, Arc<Replay>>>>,
+    /// Top-level runs this process is starting (not resuming), with the budget they were
+    /// created with ([`ModelRunner::fresh_run`]).
+    fresh: Arc<Mutex<HashMap<String, ao_graph::Budget>>>,
+}
+
+/// Marks a run as being started in this process until it is dropped
+/// ([`ModelRunner::fresh_run`]).
+pub struct FreshGuard {
+    fresh: Arc<Mutex<HashMap<String, ao_graph::Budget>>>,
+    run_id: String,
+}
+
+impl Drop for FreshGuard {
+    fn drop(&mut self) {
+        self.fresh
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.run_id);
+    }
 }
 
 /// Keeps a run's cassette in use until it is dropped ([`ModelRunner::replay_run`]).
@@ -101,6 +120,7 @@ impl ModelRunner {
             tokens: Mutex::new(None),
             budgets: Arc::default(),
             replays: Arc::default(),
+            fresh: Arc::default(),
         }
     }
 
@@ -115,6 +135,31 @@ impl ModelRunner {
             replays: self.replays.clone(),
             run_id: run_id.to_string(),
         }
+    }
+
+    /// Tells the runner that the top-level run `run_id` is being created by this process, with
+    /// `budget` in its record, until the guard is dropped (when the call that started it
+    /// returns). Such a run has no stored model call a first attempt could reuse, and its
+    /// budget cannot change meanwhile (only a resume raises it), so neither is read back from
+    /// the store on every call.
+    pub fn fresh_run(&self, run_id: &str, budget: ao_graph::Budget) -> FreshGuard {
+        self.fresh
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(run_id.to_string(), budget);
+        FreshGuard {
+            fresh: self.fresh.clone(),
+            run_id: run_id.to_string(),
+        }
+    }
+
+    /// The budget of `run_id` if it is being started by this process ([`Self::fresh_run`]).
+    fn fresh_budget(&self, run_id: &str) -> Option<ao_graph::Budget> {
+        self.fresh
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(run_id)
+            .copied()
     }
 
     /// The cassette answering `call`'s run, with the top-level run's id, if it is replayed.
@@ -411,7 +456,8 @@ impl ModelRunner {
         // answer only on a first attempt in this process (a retry asks again, since the stored
         // answer may be what failed). Stored calls that cannot be read stop the task: asking
         // again would pay twice.
-        if let Some(store) = &self.store {
+        let nothing_stored = call.attempt == 1 && self.fresh_budget(call.run_id).is_some();
+        if let Some(store) = self.store.as_ref().filter(|_| !nothing_stored) {
             let stored = records::stored_round(store, &key, round)
                 .map_err(|e| record_failure("(reading) the stored model calls", e))?;
             if let Some((stored, result)) = stored
@@ -785,7 +831,10 @@ impl ModelRunner {
         let top = store
             .root_run_id(call.run_id)
             .map_err(|e| read("lineage", &e))?;
-        let budget = crate::budget::stored_budget(store, &top).map_err(|e| read("budget", &e))?;
+        let budget = match self.fresh_budget(&top) {
+            Some(budget) => budget,
+            None => crate::budget::stored_budget(store, &top).map_err(|e| read("budget", &e))?,
+        };
         if budget.is_empty() {
             return Ok((request, None));
         }

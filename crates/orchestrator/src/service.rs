@@ -627,9 +627,12 @@ impl Service {
             }
         }
         let meta = self.run_meta(&wf);
-        if let Some(b) = meta.get(crate::budget::META_KEY) {
-            self.check_cost_budget(&serde_json::from_value(b.clone()).unwrap_or_default())?;
-        }
+        // Read as the model runner reads a stored run's budget (`budget::stored_budget`).
+        let budget: ao_graph::Budget = meta
+            .get(crate::budget::META_KEY)
+            .and_then(|b| serde_json::from_value(b.clone()).ok())
+            .unwrap_or_default();
+        self.check_cost_budget(&budget)?;
         opts.meta = Some(meta);
         // The run's id is known before it starts, so its calls can be replayed.
         let run_id = opts
@@ -637,7 +640,9 @@ impl Service {
             .get_or_insert_with(|| ao_core::ids::RunId::new().to_string())
             .clone();
         let replaying = self.replaying(&run_id);
+        let fresh = self.llm.as_ref().map(|llm| llm.fresh_run(&run_id, budget));
         let outcome = self.engine(sink).start(wf, input, opts).await;
+        drop(fresh);
         drop(replaying);
         self.recorded(self.finish(outcome)?)
     }
