@@ -1619,16 +1619,32 @@ impl RunStore {
     /// write-ahead log in.
     pub fn reclaim_space(&self) -> Result<(), StoreError> {
         self.with(|conn| {
-            conn.execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);")
-                .map_err(sql("reclaim space"))
+            conn.execute_batch("VACUUM;")
+                .map_err(sql("reclaim space"))?;
+            Self::truncate_log(conn, "reclaim space")
         })
+    }
+
+    /// Folds the write-ahead log into the database and empties it. A checkpoint running in
+    /// another connection (this store's background one, another process's) makes SQLite report
+    /// "busy" in the result instead of waiting, so it is tried again for a while.
+    fn truncate_log(conn: &Connection, context: &'static str) -> Result<(), StoreError> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let busy: i64 = conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+                .map_err(sql(context))?;
+            if busy == 0 || std::time::Instant::now() > deadline {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 
     /// Bytes the database occupies once its write-ahead log is folded in (for size checks).
     pub fn compacted_size(&self) -> Result<u64, StoreError> {
         self.with(|conn| {
-            conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
-                .map_err(sql("checkpoint WAL"))?;
+            Self::truncate_log(conn, "checkpoint WAL")?;
             let pages: i64 = conn
                 .query_row("PRAGMA page_count", [], |r| r.get(0))
                 .map_err(sql("page count"))?;

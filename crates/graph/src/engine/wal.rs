@@ -78,7 +78,12 @@ impl Checkpointer {
 }
 
 fn run(db: &std::path::Path, shared: &Shared) {
-    let Ok(conn) = Connection::open(db) else {
+    // Never creates the database: if it was removed meanwhile, there is nothing to checkpoint
+    // (and a file made here would skip the store's private permissions).
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+        | rusqlite::OpenFlags::SQLITE_OPEN_URI
+        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let Ok(conn) = Connection::open_with_flags(db, flags) else {
         return;
     };
     loop {
