@@ -429,3 +429,28 @@ async fn a_failed_task_completed_on_resume_keeps_its_long_writes() {
     assert_eq!(tasks.len(), 1, "one row for `a`, completed");
     assert_eq!(tasks[0].writes[0].1, json!("z".repeat(5000)));
 }
+
+/// A store of a layout newer than this version knows is refused with an error that says so,
+/// and is left as it was.
+#[test]
+fn a_store_of_a_newer_layout_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("runs.db")).unwrap();
+        conn.execute_batch("CREATE TABLE future (x); PRAGMA user_version = 99;")
+            .unwrap();
+    }
+    let err = RunStore::open(dir.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("layout 99") && err.contains("newer version of ao"),
+        "{err}"
+    );
+    let conn = rusqlite::Connection::open(dir.path().join("runs.db")).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!((version, mode.as_str()), (99, "delete"), "nothing changed");
+}

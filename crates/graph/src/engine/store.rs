@@ -29,6 +29,14 @@ pub enum StoreError {
         path: PathBuf,
         source: rusqlite::Error,
     },
+    #[error(
+        "the run store at {path} has layout {found}, written by a newer version of ao; this one reads layout {supported} and older: upgrade ao, or point AO_STATE_DIR at another directory"
+    )]
+    NewerLayout {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
     #[error("cannot create the state dir {path}: {source}")]
     CreateDir {
         path: PathBuf,
@@ -595,6 +603,18 @@ impl RunStore {
         // Every statement on a run's path is prepared once per connection: parsing and planning
         // SQL cost more than running it (rusqlite keeps 16 by default; the store has more).
         conn.set_prepared_statement_cache_capacity(64);
+        // A layout this version does not know is refused before anything is read or written
+        // (older versions accepted it and then failed on every query).
+        let found: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(open_err)?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::NewerLayout {
+                path,
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
         // Another process may be creating the same store right now: switching to WAL and
         // creating the schema take locks the busy handler does not always wait for, so retry.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
