@@ -136,43 +136,11 @@ DROP TABLE changesets;
 DROP TABLE kv;
 ";
 
-/// Events and checkpoints become keyed by one integer, the run's number in the high 32 bits and
-/// the event's sequence number (the checkpoint's step) in the low ones: SQLite appends to such a
-/// table by adding a page when the last one is full, where a composite key made it rebalance
-/// three pages every few steps (about 2 more pages written per step of a chain). The run's number
-/// is the runs table's integer key (kept by `VACUUM`, unlike a plain rowid), and only sub-runs
-/// are indexed by parent. Tasks are kept by their key alone (no second index beside the table,
-/// one page less per step); writes longer than [`TASK_WRITES_INLINE`] bytes go to `task_writes`,
-/// since in such a table a row past about 1 KB would spill into an overflow page of its own.
-const MIGRATE_2_TO_3: &str = "
-CREATE TABLE task_writes (
-  id INTEGER PRIMARY KEY,
-  data TEXT NOT NULL
-);
-INSERT INTO task_writes (id, data)
-  SELECT rowid, writes FROM tasks WHERE length(CAST(writes AS BLOB)) > 512;
-CREATE TABLE tasks3 (
-  run_id TEXT NOT NULL,
-  step INTEGER NOT NULL,
-  node TEXT NOT NULL,
-  idx INTEGER NOT NULL,
-  status TEXT NOT NULL,
-  attempts INTEGER NOT NULL,
-  writes TEXT,
-  spill INTEGER,
-  error TEXT,
-  finished_ms INTEGER NOT NULL,
-  PRIMARY KEY (run_id, step, node, idx)
-) WITHOUT ROWID;
-INSERT INTO tasks3 (run_id, step, node, idx, status, attempts, writes, spill, error, finished_ms)
-  SELECT run_id, step, node, idx, status, attempts,
-    CASE WHEN length(CAST(writes AS BLOB)) > 512 THEN NULL ELSE writes END,
-    CASE WHEN length(CAST(writes AS BLOB)) > 512 THEN rowid END,
-    error, finished_ms
-  FROM tasks;
-DROP TABLE tasks;
-ALTER TABLE tasks3 RENAME TO tasks;
-CREATE TABLE runs3 (
+/// The columns of the layout-3 tables, shared by [`SCHEMA`] and [`MIGRATE_2_TO_3`] so the two
+/// cannot drift apart.
+macro_rules! runs_table {
+    () => {
+        "(
   num INTEGER PRIMARY KEY,
   id TEXT NOT NULL UNIQUE,
   parent_id TEXT,
@@ -191,7 +159,89 @@ CREATE TABLE runs3 (
   owner_pid INTEGER,
   cancel_requested TEXT,
   meta TEXT
-);
+)"
+    };
+}
+macro_rules! tasks_table {
+    () => {
+        "(
+  run_id TEXT NOT NULL,
+  step INTEGER NOT NULL,
+  node TEXT NOT NULL,
+  idx INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  attempts INTEGER NOT NULL,
+  writes TEXT,
+  spill INTEGER,
+  error TEXT,
+  finished_ms INTEGER NOT NULL,
+  PRIMARY KEY (run_id, step, node, idx)
+) WITHOUT ROWID"
+    };
+}
+macro_rules! task_writes_table {
+    () => {
+        "(
+  id INTEGER PRIMARY KEY,
+  data TEXT NOT NULL
+)"
+    };
+}
+macro_rules! checkpoints_table {
+    () => {
+        "(
+  key INTEGER PRIMARY KEY,
+  next TEXT NOT NULL,
+  joins TEXT NOT NULL,
+  snapshot TEXT,
+  created_ms INTEGER NOT NULL
+)"
+    };
+}
+macro_rules! events_table {
+    () => {
+        "(
+  key INTEGER PRIMARY KEY,
+  data TEXT NOT NULL
+)"
+    };
+}
+macro_rules! runs_parent_index {
+    () => {
+        "ON runs(parent_id, parent_task) WHERE parent_id IS NOT NULL"
+    };
+}
+
+/// Events and checkpoints become keyed by one integer, the run's number in the high 32 bits and
+/// the event's sequence number (the checkpoint's step) in the low ones: SQLite appends to such a
+/// table by adding a page when the last one is full, where a composite key made it rebalance
+/// three pages every few steps (about 2 more pages written per step of a chain). The run's number
+/// is the runs table's integer key (kept by `VACUUM`, unlike a plain rowid), and only sub-runs
+/// are indexed by parent. Tasks are kept by their key alone (no second index beside the table,
+/// one page less per step); writes longer than [`TASK_WRITES_INLINE`] bytes go to `task_writes`,
+/// since in such a table a row past about 1 KB would spill into an overflow page of its own.
+const MIGRATE_2_TO_3: &str = concat!(
+    "\nCREATE TABLE task_writes ",
+    task_writes_table!(),
+    ";
+INSERT INTO task_writes (id, data)
+  SELECT rowid, writes FROM tasks WHERE length(CAST(writes AS BLOB)) > 512;
+",
+    "CREATE TABLE tasks3 ",
+    tasks_table!(),
+    ";
+INSERT INTO tasks3 (run_id, step, node, idx, status, attempts, writes, spill, error, finished_ms)
+  SELECT run_id, step, node, idx, status, attempts,
+    CASE WHEN length(CAST(writes AS BLOB)) > 512 THEN NULL ELSE writes END,
+    CASE WHEN length(CAST(writes AS BLOB)) > 512 THEN rowid END,
+    error, finished_ms
+  FROM tasks;
+DROP TABLE tasks;
+ALTER TABLE tasks3 RENAME TO tasks;
+",
+    "CREATE TABLE runs3 ",
+    runs_table!(),
+    ";
 INSERT INTO runs3 (num, id, parent_id, parent_task, workflow, origin, source, input, status, step,
     created_ms, updated_ms, error, interrupt, output, owner_pid, cancel_requested, meta)
   SELECT rowid, id, parent_id, parent_task, workflow, origin, source, input, status, step,
@@ -200,25 +250,28 @@ INSERT INTO runs3 (num, id, parent_id, parent_task, workflow, origin, source, in
 DROP INDEX IF EXISTS runs_parent;
 DROP TABLE runs;
 ALTER TABLE runs3 RENAME TO runs;
-CREATE INDEX runs_parent ON runs(parent_id, parent_task) WHERE parent_id IS NOT NULL;
-CREATE TABLE events3 (key INTEGER PRIMARY KEY, data TEXT NOT NULL);
+",
+    "CREATE INDEX runs_parent ",
+    runs_parent_index!(),
+    ";
+CREATE TABLE events3 ",
+    events_table!(),
+    ";
 INSERT INTO events3 (key, data)
   SELECT r.num * 4294967296 + e.seq, e.data FROM events e JOIN runs r ON r.id = e.run_id;
 DROP TABLE events;
 ALTER TABLE events3 RENAME TO events;
-CREATE TABLE checkpoints3 (
-  key INTEGER PRIMARY KEY,
-  next TEXT NOT NULL,
-  joins TEXT NOT NULL,
-  snapshot TEXT,
-  created_ms INTEGER NOT NULL
-);
+",
+    "CREATE TABLE checkpoints3 ",
+    checkpoints_table!(),
+    ";
 INSERT INTO checkpoints3 (key, next, joins, snapshot, created_ms)
   SELECT r.num * 4294967296 + c.step, c.next, c.joins, c.snapshot, c.created_ms
   FROM checkpoints c JOIN runs r ON r.id = c.run_id;
 DROP TABLE checkpoints;
 ALTER TABLE checkpoints3 RENAME TO checkpoints;
-";
+"
+);
 
 /// A task's writes up to this many bytes are kept in its row, longer ones in `task_writes`
 /// (see [`MIGRATE_2_TO_3`], which has the same number).
@@ -458,52 +511,18 @@ impl std::fmt::Debug for RunStore {
     }
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS runs (
-  num INTEGER PRIMARY KEY,
-  id TEXT NOT NULL UNIQUE,
-  parent_id TEXT,
-  parent_task TEXT,
-  workflow TEXT NOT NULL,
-  origin TEXT NOT NULL,
-  source TEXT NOT NULL,
-  input TEXT NOT NULL,
-  status TEXT NOT NULL,
-  step INTEGER NOT NULL DEFAULT 0,
-  created_ms INTEGER NOT NULL,
-  updated_ms INTEGER NOT NULL,
-  error TEXT,
-  interrupt TEXT,
-  output TEXT,
-  owner_pid INTEGER,
-  cancel_requested TEXT,
-  meta TEXT
-);
-CREATE INDEX IF NOT EXISTS runs_parent ON runs(parent_id, parent_task) WHERE parent_id IS NOT NULL;
-CREATE TABLE IF NOT EXISTS tasks (
-  run_id TEXT NOT NULL,
-  step INTEGER NOT NULL,
-  node TEXT NOT NULL,
-  idx INTEGER NOT NULL,
-  status TEXT NOT NULL,
-  attempts INTEGER NOT NULL,
-  writes TEXT,
-  spill INTEGER,
-  error TEXT,
-  finished_ms INTEGER NOT NULL,
-  PRIMARY KEY (run_id, step, node, idx)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS task_writes (
-  id INTEGER PRIMARY KEY,
-  data TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS checkpoints (
-  key INTEGER PRIMARY KEY,
-  next TEXT NOT NULL,
-  joins TEXT NOT NULL,
-  snapshot TEXT,
-  created_ms INTEGER NOT NULL
-);
+const SCHEMA: &str = concat!(
+    "\nCREATE TABLE IF NOT EXISTS runs ",
+    runs_table!(),
+    ";\nCREATE INDEX IF NOT EXISTS runs_parent ",
+    runs_parent_index!(),
+    ";\nCREATE TABLE IF NOT EXISTS tasks ",
+    tasks_table!(),
+    ";\nCREATE TABLE IF NOT EXISTS task_writes ",
+    task_writes_table!(),
+    ";\nCREATE TABLE IF NOT EXISTS checkpoints ",
+    checkpoints_table!(),
+    ";
 CREATE TABLE IF NOT EXISTS records (
   run_id TEXT NOT NULL,
   kind TEXT NOT NULL,
@@ -515,11 +534,11 @@ CREATE TABLE IF NOT EXISTS records (
   created_ms INTEGER NOT NULL,
   PRIMARY KEY (run_id, kind, step, node, idx, seq)
 );
-CREATE TABLE IF NOT EXISTS events (
-  key INTEGER PRIMARY KEY,
-  data TEXT NOT NULL
+",
+    "CREATE TABLE IF NOT EXISTS events ",
+    events_table!(),
+    ";\n"
 );
-";
 
 /// Creates `dir` (and its parents) if needed and makes it `0700`.
 fn private_dir(dir: &Path) -> std::io::Result<()> {
