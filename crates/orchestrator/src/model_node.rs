@@ -54,16 +54,27 @@ pub struct ModelRunner {
     fresh: Arc<Mutex<HashMap<String, ao_graph::Budget>>>,
 }
 
-/// Marks a run as being started in this process until it is dropped
-/// ([`ModelRunner::fresh_run`]).
-pub struct FreshGuard {
-    fresh: Arc<Mutex<HashMap<String, ao_graph::Budget>>>,
+/// Keeps what a runner holds for one run (in one of its maps by run id) until it is dropped.
+pub struct RunEntry<V> {
+    map: Arc<Mutex<HashMap<String, V>>>,
     run_id: String,
 }
 
-impl Drop for FreshGuard {
+impl<V> RunEntry<V> {
+    fn insert(map: &Arc<Mutex<HashMap<String, V>>>, run_id: &str, value: V) -> Self {
+        map.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(run_id.to_string(), value);
+        RunEntry {
+            map: map.clone(),
+            run_id: run_id.to_string(),
+        }
+    }
+}
+
+impl<V> Drop for RunEntry<V> {
     fn drop(&mut self) {
-        self.fresh
+        self.map
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&self.run_id);
@@ -71,19 +82,11 @@ impl Drop for FreshGuard {
 }
 
 /// Keeps a run's cassette in use until it is dropped ([`ModelRunner::replay_run`]).
-pub struct ReplayGuard {
-    replays: Arc<Mutex<HashMap<String, Arc<Replay>>>>,
-    run_id: String,
-}
+pub type ReplayGuard = RunEntry<Arc<Replay>>;
 
-impl Drop for ReplayGuard {
-    fn drop(&mut self) {
-        self.replays
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.run_id);
-    }
-}
+/// Marks a run as being started in this process until it is dropped
+/// ([`ModelRunner::fresh_run`]).
+pub type FreshGuard = RunEntry<ao_graph::Budget>;
 
 /// Receives a running `llm` node's reply text as it streams in.
 pub trait TokenSink: Send + Sync {
@@ -127,14 +130,7 @@ impl ModelRunner {
     /// Answers the model calls of the top-level run `run_id` (its sub-runs included) from
     /// `replay` until the guard is dropped.
     pub fn replay_run(&self, run_id: &str, replay: Arc<Replay>) -> ReplayGuard {
-        self.replays
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(run_id.to_string(), replay);
-        ReplayGuard {
-            replays: self.replays.clone(),
-            run_id: run_id.to_string(),
-        }
+        RunEntry::insert(&self.replays, run_id, replay)
     }
 
     /// Tells the runner that the top-level run `run_id` is being created by this process, with
@@ -143,14 +139,7 @@ impl ModelRunner {
     /// budget cannot change meanwhile (only a resume raises it), so neither is read back from
     /// the store on every call.
     pub fn fresh_run(&self, run_id: &str, budget: ao_graph::Budget) -> FreshGuard {
-        self.fresh
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(run_id.to_string(), budget);
-        FreshGuard {
-            fresh: self.fresh.clone(),
-            run_id: run_id.to_string(),
-        }
+        RunEntry::insert(&self.fresh, run_id, budget)
     }
 
     /// The budget of `run_id` if it is being started by this process ([`Self::fresh_run`]).
