@@ -861,27 +861,27 @@ impl RunStore {
                 }
                 other => (other, None),
             };
-            let (step, idx) = (t.step as i64, idx_to_sql(t.index));
+            let (step, idx, finished) = (t.step as i64, idx_to_sql(t.index), t.finished_ms as i64);
+            // The key first (?1–?4), then the rest, for each statement below.
+            let row: [&dyn rusqlite::ToSql; 10] = [
+                &run_id,
+                &step,
+                &t.node,
+                &idx,
+                &status,
+                &t.attempts,
+                &writes,
+                &spill,
+                &error,
+                &finished,
+            ];
             let inserted = tx
                 .prepare_cached(
                     "INSERT INTO tasks (run_id, step, node, idx, status, attempts, writes, spill, error, finished_ms)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                      ON CONFLICT (run_id, step, node, idx) DO NOTHING",
                 )
-                .and_then(|mut stmt| {
-                    stmt.execute(params![
-                        run_id,
-                        step,
-                        t.node,
-                        idx,
-                        status,
-                        t.attempts,
-                        writes,
-                        spill,
-                        error,
-                        t.finished_ms as i64
-                    ])
-                })
+                .and_then(|mut stmt| stmt.execute(&row[..]))
                 .map_err(sql("store task"))?;
             if inserted == 1 {
                 continue;
@@ -892,9 +892,7 @@ impl RunStore {
                 .prepare_cached(
                     "SELECT spill FROM tasks WHERE run_id = ?1 AND step = ?2 AND node = ?3 AND idx = ?4",
                 )
-                .and_then(|mut stmt| {
-                    stmt.query_row(params![run_id, step, t.node, idx], |r| r.get(0))
-                })
+                .and_then(|mut stmt| stmt.query_row(&row[..4], |r| r.get(0)))
                 .map_err(sql("store task"))?;
             if let Some(id) = old {
                 tx.prepare_cached("DELETE FROM task_writes WHERE id = ?1")
@@ -905,20 +903,7 @@ impl RunStore {
                 "UPDATE tasks SET status = ?5, attempts = ?6, writes = ?7, spill = ?8, error = ?9, finished_ms = ?10
                  WHERE run_id = ?1 AND step = ?2 AND node = ?3 AND idx = ?4",
             )
-            .and_then(|mut stmt| {
-                stmt.execute(params![
-                    run_id,
-                    step,
-                    t.node,
-                    idx,
-                    status,
-                    t.attempts,
-                    writes,
-                    spill,
-                    error,
-                    t.finished_ms as i64
-                ])
-            })
+            .and_then(|mut stmt| stmt.execute(&row[..]))
             .map_err(sql("store task"))?;
         }
         Ok(())
